@@ -1,0 +1,1 @@
+"""The `monosemantic` command: one thin file per command group, over the library."""

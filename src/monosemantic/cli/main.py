@@ -1,0 +1,57 @@
+"""Entry point. Each module in COMMAND_MODULES has `register(subparsers)` that adds
+its subcommands with `set_defaults(func=handler)`; a handler takes the parsed
+arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import MonosemanticError
+
+COMMAND_MODULES = [
+    "monosemantic.cli.corpus",
+    "monosemantic.cli.harvest",
+    "monosemantic.cli.store",
+    "monosemantic.cli.train",
+    "monosemantic.cli.eval",
+    "monosemantic.cli.pipeline",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="monosemantic",
+        description="Dictionary learning on language models: corpus -> harvest -> train -> eval.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # command group not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MonosemanticError as e:
+        print(f"monosemantic: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("monosemantic: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
