@@ -1,0 +1,110 @@
+"""Resolve a model spec (the embedded default, a .gguf file, a local directory or a
+Hugging Face id) into a LanguageModel."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from .dtype import choose_dtype
+from .embedded import EMBEDDED_NAME, cache_root, embedded_cache_dir, embedded_gguf
+from .language_model import LanguageModel
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_ALIASES = {"embedded", "default", "smollm2-135m", EMBEDDED_NAME.lower()}
+_COMPLETE = ".complete"
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _dequantise_to_cache(gguf: Path, cache: Path) -> None:
+    """Load a GGUF (dequantised by transformers) and save a bf16 copy; the marker
+    file is written last so a killed conversion is redone, never half-read."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.warning("first use of %s: dequantising (about 20 s, once)", gguf.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # transformers raises many types for unsupported GGUFs
+        raise ModelError(f"cannot load GGUF {gguf}: {e}") from e
+    # The quantisation config makes save_pretrained refuse; the weights are plain now.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.to(torch.bfloat16)
+    tmp = cache.with_name(cache.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / _COMPLETE).write_text(str(gguf))
+    shutil.rmtree(cache, ignore_errors=True)
+    tmp.rename(cache)
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_root() / "models" / f"{gguf.stem}-{key}-bf16"
+
+
+def _resolve(spec: str) -> tuple[str, Path | str]:
+    """Return (display name, directory or hub id to load with from_pretrained)."""
+    if spec.lower() in EMBEDDED_ALIASES:
+        cache = embedded_cache_dir()
+        if not (cache / _COMPLETE).exists():
+            _dequantise_to_cache(embedded_gguf(), cache)
+        return EMBEDDED_NAME, cache
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelError(f"GGUF file {spec} does not exist")
+        cache = _gguf_cache_dir(path)
+        if not (cache / _COMPLETE).exists():
+            _dequantise_to_cache(path, cache)
+        return path.stem, cache
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{spec} is a directory without config.json: not a Hugging Face model directory")
+        return path.name, path
+    if path.exists():
+        raise ModelError(f"{spec} is a file but not a .gguf: give a model directory, a .gguf file or a Hugging Face id")
+    return spec, spec
+
+
+def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu") -> LanguageModel:
+    """Load a causal LM for harvesting and editing its residual stream.
+
+    spec: "embedded" (SmolLM2-135M-Instruct shipped with the package), a .gguf file,
+    a local Hugging Face directory, or a hub id (needs the network or a local HF cache).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    name, source = _resolve(spec)
+    choice = choose_dtype(dtype, device)
+    start = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=choice.dtype)
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"unknown model {spec!r}: not 'embedded', a .gguf file, a model directory, "
+            f"or a Hugging Face id that can be downloaded or is cached ({type(e).__name__})"
+        ) from e
+    model.to(device).eval()
+    model.requires_grad_(False)
+    log.info("loaded %s in %.1fs (%s: %s)", name, time.perf_counter() - start, choice.dtype, choice.reason)
+    return LanguageModel(model=model, tokenizer=tokenizer, name=name, dtype_reason=choice.reason)
