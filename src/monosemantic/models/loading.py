@@ -84,25 +84,57 @@ def _resolve(spec: str) -> tuple[str, Path | str]:
     return spec, spec
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """One quick TCP connect, so an offline machine fails in seconds rather than
+    after the hub client's minute of retries."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(source: Path | str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    def load(**kwargs):
+        return AutoTokenizer.from_pretrained(source, **kwargs), AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+
+    if isinstance(source, Path):
+        return load()
+    try:
+        return load(local_files_only=True)  # the Hugging Face cache, no network
+    except OSError:
+        if not _hub_reachable():
+            raise OSError("not in the local Hugging Face cache and the hub is unreachable") from None
+        return load()
+
+
 def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu") -> LanguageModel:
     """Load a causal LM for harvesting and editing its residual stream.
 
     spec: "embedded" (SmolLM2-135M-Instruct shipped with the package), a .gguf file,
     a local Hugging Face directory, or a hub id (needs the network or a local HF cache).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     _quiet_transformers()
     name, source = _resolve(spec)
     choice = choose_dtype(dtype, device)
     start = time.perf_counter()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=choice.dtype)
+        tokenizer, model = _from_pretrained(source, choice.dtype)
     except (OSError, ValueError) as e:
         raise ModelError(
             f"unknown model {spec!r}: not 'embedded', a .gguf file, a model directory, "
-            f"or a Hugging Face id that can be downloaded or is cached ({type(e).__name__})"
+            f"or a Hugging Face id that is cached or can be downloaded ({e})"
         ) from e
     model.to(device).eval()
     model.requires_grad_(False)
