@@ -1,0 +1,44 @@
+"""`monosemantic harvest RUN`: corpus -> tokens -> residual-stream activation store."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..activations.run import DEFAULT_CTX_LEN, DEFAULT_TOKENS
+
+
+def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="embedded",
+                        help="'embedded' (SmolLM2-135M, offline), 'gemma3-270m', a .gguf file, a model directory or a Hugging Face id")
+    parser.add_argument("--layer", type=int, default=None, help="residual stream after this block (default: the middle layer)")
+    parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help=f"tokens to harvest (default {DEFAULT_TOKENS:,})")
+    parser.add_argument("--ctx-len", type=int, default=DEFAULT_CTX_LEN, help=f"tokens per context incl. the BOS-like token (default {DEFAULT_CTX_LEN})")
+    parser.add_argument("--inputs", nargs="+", default=None, metavar="PATH",
+                        help="text/JSONL files or directories instead of the embedded corpus")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                        help="model dtype; auto picks the faster one on this CPU (default auto)")
+    parser.add_argument("--seed", type=int, default=0, help="corpus shuffling seed (default 0)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "harvest", help="build the corpus and harvest activations into RUN/activations",
+        description="Build the corpus, pack it into contexts and harvest residual-stream activations. "
+        "Killed at any moment, the same command resumes.",
+    )
+    parser.add_argument("run", help="run directory (created if missing)")
+    add_harvest_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="discard this run's tokens and activations and start again")
+    parser.set_defaults(func=_harvest)
+
+
+def _harvest(args: argparse.Namespace) -> int:
+    from ..activations.run import harvest_run
+
+    manifest = harvest_run(
+        args.run, model=args.model, layer=args.layer, n_tokens=args.tokens, ctx_len=args.ctx_len,
+        inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force,
+    )
+    print(f"harvested {manifest['count']:,} activations of {manifest['model']} layer {manifest['layer']} "
+          f"into {args.run}/activations (inspect: monosemantic store info {args.run})")
+    return 0

@@ -1,0 +1,105 @@
+"""Evaluate a run directory's SAE on held-out data and write RUN/eval.json."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import atomic
+from ..activations import open_store
+from ..activations.split import is_heldout
+from ..errors import StoreError
+from .density import density_stats, firing_counts
+from .reconstruction import reconstruction_stats
+from .spliced import spliced_stats
+
+EVAL_FORMAT = "monosemantic-eval/1"
+
+
+def _chunks(x: torch.Tensor, size: int = 4096):
+    return (x[i : i + size] for i in range(0, x.shape[0], size))
+
+
+def heldout_contexts(run_dir: Path, n: int) -> torch.Tensor:
+    """The first n held-out contexts of the run's packed tokens, [n, T]."""
+    from ..data import load_tokens
+
+    tokens = load_tokens(run_dir / "tokens")
+    ids = np.nonzero(is_heldout(np.arange(tokens.contexts.shape[0])))[0][:n]
+    if len(ids) == 0:
+        raise StoreError(f"{run_dir}/tokens has no held-out context to evaluate the spliced loss on")
+    return torch.from_numpy(tokens.contexts[ids].astype(np.int64))
+
+
+def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000, n_contexts: int = 48, progress: bool = True) -> dict:
+    """Reconstruction and density on up to `n_tokens` held-out activations; spliced
+    loss on `n_contexts` held-out contexts (needs the run's model and tokens)."""
+    from ..models import load_model
+    from ..sae import load_sae
+
+    run_dir = Path(run_dir)
+    store = open_store(run_dir)
+    sae = sae if sae is not None else load_sae(run_dir / "sae")  # raw units
+    sae.eval()
+    start = time.perf_counter()
+    x_raw = store.sample(n_tokens, split="heldout") / store.norm_scale  # [n, d]
+    if x_raw.shape[0] == 0:
+        raise StoreError(f"{run_dir} has no held-out activations")
+    with torch.no_grad():
+        recon = reconstruction_stats(sae, _chunks(x_raw))
+        counts, n = firing_counts(sae, _chunks(x_raw))
+    density = density_stats(counts, n)
+    # MSE in the normalised units (E‖x‖ = √d) so that runs on different models compare.
+    mse_normalised = recon.mse * store.norm_scale**2
+
+    result = {
+        "format": EVAL_FORMAT,
+        "fve": recon.fve,
+        "mse_normalised": mse_normalised,
+        "l0": recon.l0,
+        "dead_fraction": density.dead_fraction,
+        "dense_fraction": density.dense_fraction,
+        "dead_window_tokens": density.window_tokens,
+        "log10_density_hist": density.log10_density_hist,
+        "log10_density_edges": density.log10_density_edges,
+        "eval_tokens": recon.tokens,
+        "n_latents": int(counts.shape[0]),
+    }
+    if store.model is not None and (run_dir / "tokens").is_dir():
+        lm = lm if lm is not None else load_model(store.manifest.get("model_spec", store.model))
+        contexts = heldout_contexts(run_dir, n_contexts)
+        mean = torch.from_numpy(store.gather(store.split_indices("train")[:20_000]).mean(0))
+        with torch.no_grad():
+            spliced = spliced_stats(
+                lm, store.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
+                outlier_threshold=store.manifest.get("outlier_threshold"),
+            )
+        result.update({f"spliced_{k}": v for k, v in asdict(spliced).items()})
+        result["loss_recovered"] = spliced.loss_recovered
+    result["eval_seconds"] = time.perf_counter() - start
+    atomic.write_json(run_dir / "eval.json", result)
+    return result
+
+
+def format_table(result: dict) -> str:
+    rows = [
+        ("fraction of variance explained", f"{result['fve']:.4f}"),
+        ("MSE (normalised, E|x|=sqrt(d))", f"{result['mse_normalised']:.4f}"),
+        ("L0 (active features per token)", f"{result['l0']:.1f}"),
+        ("dead features", f"{result['dead_fraction']:.2%}  (never fired in {result['dead_window_tokens']:,} tokens)"),
+        ("dense features (>10% of tokens)", f"{result['dense_fraction']:.2%}"),
+    ]
+    if "loss_recovered" in result:
+        rows += [
+            ("CE clean / SAE / zero / mean", "{:.3f} / {:.3f} / {:.3f} / {:.3f}".format(
+                result["spliced_ce_clean"], result["spliced_ce_sae"], result["spliced_ce_zero"], result["spliced_ce_mean"])),
+            ("loss recovered (vs zero ablation)", f"{result['loss_recovered']:.2%}"),
+            ("loss recovered (vs mean ablation)", f"{result['spliced_loss_recovered_mean_ablation']:.2%}"),
+            ("KL(clean || SAE spliced), nats/token", f"{result['spliced_kl_sae']:.4f}"),
+        ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
