@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.store",
     "monosemantic.cli.train",
     "monosemantic.cli.eval",
+    "monosemantic.cli.features",
     "monosemantic.cli.pipeline",
 ]
 
