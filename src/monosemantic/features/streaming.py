@@ -167,7 +167,8 @@ class FeatureStream:
         key = torch.where((cmax > 0) | ~has_tokens[:, None], torch.full((), EMPTY), key).T  # [n, B]
         cand = ctx_ids[None, :].expand(self.n, B)
         self.neg_key, idx = torch.topk(torch.cat([self.neg_key, key], 1), self.cfg.n_negative, dim=1)
-        self.neg_ctx = torch.gather(torch.cat([self.neg_ctx, cand], 1), 1, idx)
+        ctx = torch.gather(torch.cat([self.neg_ctx, cand], 1), 1, idx)
+        self.neg_ctx = torch.where(self.neg_key >= 0, ctx, torch.full((), -1, dtype=torch.int64))
 
     def _update_hist(self, f, v) -> None:
         cfg = self.cfg
