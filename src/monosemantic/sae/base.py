@@ -1,0 +1,164 @@
+"""What every SAE shares: the config, the typed forward output, the four tensors
+(SAELens names and shapes) and the hooks the trainer calls.
+
+One file per architecture (relu.py, topk.py, batchtopk.py, jumprelu.py) holds its
+encoder, its loss and its initialisation; registry.py maps a name to a class."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ..errors import ConfigError
+
+
+@dataclass
+class SAEConfig:
+    architecture: str                # "relu" | "topk" | "batchtopk" | "jumprelu" (registry.ARCHITECTURES)
+    d_in: int                        # width of the activations (the model's d_model)
+    n_latents: int                   # dictionary size (SAELens: d_sae)
+    k: int = 32                      # topk: active latents per token; batchtopk: mean per token
+    l1_coefficient: float = 5.0      # relu: λ of the paper's loss (inputs scaled to E‖x‖=√d)
+    aux_k: int | None = None         # topk/batchtopk AuxK: latents modelling the residual (None -> d_in // 2)
+    aux_coefficient: float = 1 / 32  # Gao et al. 2024
+    l0_coefficient: float = 1.0      # jumprelu sparsity penalty
+    jumprelu_bandwidth: float = 0.001       # ε of the rectangle kernel (Rajamanoharan et al.)
+    jumprelu_init_threshold: float = 0.001  # θ at step 0 (Rajamanoharan et al.)
+    norm_scale: float = 1.0          # the store's scale s (training inputs are s·x); folded into the weights on save
+
+    @property
+    def effective_aux_k(self) -> int:
+        return min(self.aux_k if self.aux_k is not None else max(self.d_in // 2, 1), self.n_latents)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> None:
+        from .registry import ARCHITECTURES
+
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(f"SAE config: {msg}")
+
+        if self.architecture not in ARCHITECTURES:
+            raise bad(f"unknown architecture {self.architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+        for name in ("d_in", "n_latents", "k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise bad(f"{name} must be a positive integer, got {v!r}")
+        if self.architecture in ("topk", "batchtopk") and self.k > self.n_latents:
+            raise bad(f"k={self.k} is larger than n_latents={self.n_latents}; lower k or widen the SAE")
+        if self.aux_k is not None and (isinstance(self.aux_k, bool) or not isinstance(self.aux_k, int) or self.aux_k <= 0):
+            raise bad(f"aux_k must be a positive integer or None, got {self.aux_k!r}")
+        for name in ("l1_coefficient", "aux_coefficient", "l0_coefficient"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise bad(f"{name} must be a finite number >= 0, got {v!r}")
+        for name in ("jumprelu_bandwidth", "jumprelu_init_threshold", "norm_scale"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise bad(f"{name} must be a finite number > 0, got {v!r}")
+
+
+class ForwardOutput(NamedTuple):
+    x_hat: Tensor              # [B, d] reconstruction (in the units of the input)
+    acts: Tensor               # [B, n] dense activations ≥ 0 (topk family: detached, for metrics only)
+    loss: Tensor               # scalar: what the trainer back-propagates
+    terms: dict[str, Tensor]   # unweighted parts of the loss, e.g. {"mse", "l1"}; detached
+    n_active: Tensor | None    # [B] int64, nonzero latents per row (L0)
+    fired: Tensor              # [n] bool, latents that fired at least once in this batch
+
+
+def mse_term(x_hat: Tensor, x: Tensor) -> Tensor:
+    """‖x − x̂‖² summed over d, averaged over the batch: the paper's reconstruction
+    term, shared by every architecture so their losses compare."""
+    return (x_hat.float() - x.float()).pow(2).sum(-1).mean()
+
+
+class SAE(nn.Module):
+    """Base: x̂ = acts @ W_dec + b_dec. Subclasses define encode/forward."""
+
+    # How SAELens reads the saved weights (io.py writes these into cfg.json).
+    saelens_architecture: str = "standard"
+    apply_b_dec_to_input: bool = False   # does the encoder see x − b_dec?
+    unit_norm_decoder: bool = False      # rows of W_dec kept at norm 1 by the hooks
+    decoder_init_norm: float = 1.0       # norm of each W_dec row at init
+
+    def __init__(self, cfg: SAEConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        d, n = cfg.d_in, cfg.n_latents
+        # Random directions, W_enc = W_decᵀ (Anthropic April 2024; Gao et al. 2024), biases 0.
+        w = torch.randn(n, d)
+        w = w / w.norm(dim=1, keepdim=True) * self.decoder_init_norm
+        self.W_dec = nn.Parameter(w)                       # [n, d]
+        self.W_enc = nn.Parameter(w.t().clone())           # [d, n]
+        self.b_enc = nn.Parameter(torch.zeros(n))          # [n]
+        self.b_dec = nn.Parameter(torch.zeros(d))          # [d]
+
+    # --- inference -------------------------------------------------------------
+    def pre_acts(self, x: Tensor) -> Tensor:
+        """[..., d] -> [..., n] encoder pre-activations."""
+        if self.apply_b_dec_to_input:
+            x = x - self.b_dec
+        return x @ self.W_enc + self.b_enc
+
+    def encode(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def decode(self, acts: Tensor) -> Tensor:
+        return acts @ self.W_dec + self.b_dec             # [..., d]
+
+    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
+        raise NotImplementedError
+
+    # --- trainer hooks ---------------------------------------------------------
+    @torch.no_grad()
+    def init_from_data(self, sample: Tensor) -> None:
+        """Called once before step 0 with a sample of (scaled) training inputs.
+        Default: nothing (the paper's recipes keep b_dec at 0)."""
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        """After backward, before optimiser.step. Unit-norm architectures remove the
+        gradient component parallel to each decoder row (it would only change the
+        norm, which after_step undoes), so Adam's moments see the useful part only."""
+        if self.unit_norm_decoder and self.W_dec.grad is not None:
+            w, g = self.W_dec, self.W_dec.grad
+            w_unit = w / w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            g.sub_((g * w_unit).sum(1, keepdim=True) * w_unit)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """After optimiser.step: put decoder rows back on the unit sphere."""
+        if self.unit_norm_decoder:
+            self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+    # --- helpers ---------------------------------------------------------------
+    @staticmethod
+    def _stats(acts: Tensor) -> tuple[Tensor, Tensor]:
+        nz = acts.detach() > 0
+        return nz.sum(-1), nz.any(0)                        # n_active [B], fired [n]
+
+
+@torch.no_grad()
+def geometric_median(points: Tensor, n_iter: int = 100, eps: float = 1e-8) -> Tensor:
+    """Weiszfeld's algorithm from the mean, in float64: deterministic for a given
+    sample. Gao et al. 2024 initialise b_dec at the geometric median; unlike the mean
+    it is not pulled by the few huge-norm tokens (BOS, attention sinks) that residual
+    streams contain."""
+    p = points.detach().double().reshape(-1, points.shape[-1])
+    y = p.mean(0)
+    for _ in range(n_iter):
+        w = 1.0 / (p - y).norm(dim=1).clamp_min(eps)        # [N]
+        y_new = (w[:, None] * p).sum(0) / w.sum()
+        if (y_new - y).norm() <= 1e-10 * (1 + y.norm()):
+            y = y_new
+            break
+        y = y_new
+    return y.to(points.dtype)

@@ -1,0 +1,66 @@
+"""BatchTopK SAE (Bussmann et al. 2024): TopK, but the k·B largest ReLU
+pre-activations are kept across the whole batch, so the number of active latents
+varies per token and averages k.
+
+At inference there is no batch: `encode` uses a learnt threshold θ,
+f = ReLU(pre)·[pre > θ], θ being an exponential moving average (rate 0.01, as SAELens)
+of the smallest selected activation of each training batch (the first batch sets it).
+Everything else (AuxK, init, decoder norm) is TopK's. Saved for SAELens as
+"jumprelu" with threshold θ for every latent, which is how SAELens stores it too."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .sparse_topk import gather_encode
+from .topk import TopKSAE
+
+THRESHOLD_EMA = 0.01
+
+
+class BatchTopKSAE(TopKSAE):
+    saelens_architecture = "jumprelu"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.register_buffer("threshold", torch.zeros(()))                 # θ, scalar
+        self.register_buffer("threshold_updates", torch.zeros((), dtype=torch.long))
+
+    def encode(self, x: Tensor) -> Tensor:
+        pre = self.pre_acts(x)                                             # [..., n]
+        return pre.relu() * (pre > self.threshold)
+
+    def _select(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, n = x.shape[0], self.cfg.n_latents
+        with torch.no_grad():
+            pre = self.pre_acts(x)                                         # [B, n], no graph
+            flat = pre.relu().flatten().topk(min(self.cfg.k * B, B * n), sorted=False).indices  # [k*B]
+            rows, cols = flat // n, flat % n
+            # Pad to [B, m]: row b's selected latents first, then index 0 with mask 0.
+            counts = torch.bincount(rows, minlength=B)                     # [B]
+            m = max(int(counts.max()), 1)
+            order = torch.argsort(rows, stable=True)
+            rows, cols = rows[order], cols[order]
+            starts = torch.cumsum(counts, 0) - counts                       # [B]
+            slot = torch.arange(rows.numel(), device=x.device) - starts[rows]
+            idx = torch.zeros(B, m, dtype=torch.long, device=x.device)
+            valid = torch.zeros(B, m, dtype=torch.bool, device=x.device)
+            idx[rows, slot] = cols
+            valid[rows, slot] = True
+        vals = gather_encode(x, self.W_enc, self.b_enc, self.b_dec, idx, pre).relu() * valid  # [B, m]
+        if self.training:
+            self._update_threshold(vals.detach())
+        return vals, idx, pre
+
+    @torch.no_grad()
+    def _update_threshold(self, vals: Tensor) -> None:
+        pos = vals[vals > 0]
+        if pos.numel() == 0:
+            return
+        lo = pos.min().float()
+        if int(self.threshold_updates) == 0:
+            self.threshold.copy_(lo)
+        else:
+            self.threshold.mul_(1 - THRESHOLD_EMA).add_(THRESHOLD_EMA * lo)
+        self.threshold_updates += 1

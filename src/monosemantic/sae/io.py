@@ -1,0 +1,209 @@
+"""Save and load an SAE as a SAELens-readable directory (docs/sae_format.md):
+
+    <dir>/sae_weights.safetensors   W_enc [d, n], W_dec [n, d], b_enc [n], b_dec [d] (+ threshold [n])
+    <dir>/cfg.json                  SAELens's keys + our own under "monosemantic"
+
+Weights are saved in RAW activation units. The trainer feeds s·x (s = cfg.norm_scale);
+folding s in keeps every feature activation unchanged:
+    pre = (s·x − b_dec) @ W_enc + b_enc = (x − b_dec/s) @ (s·W_enc) + b_enc
+    x̂_raw = x̂/s = f @ (W_dec/s) + b_dec/s
+so W_enc' = s·W_enc, W_dec' = W_dec/s, b_dec' = b_dec/s, b_enc' = b_enc, thresholds
+unchanged (they compare pre-activations). Without the b_dec subtraction (relu,
+jumprelu) the same substitution holds."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..atomic import write_json, write_with
+from ..errors import CheckpointError, ConfigError
+from .base import SAE, SAEConfig
+from .registry import ARCHITECTURES, make_sae
+
+WEIGHTS = "sae_weights.safetensors"
+CFG = "cfg.json"
+FORMAT_VERSION = 1
+
+
+def _folded_tensors(sae: SAE) -> dict[str, torch.Tensor]:
+    s = float(sae.cfg.norm_scale)
+    with torch.no_grad():
+        t = {
+            "W_enc": sae.W_enc.float() * s,
+            "W_dec": sae.W_dec.float() / s,
+            "b_enc": sae.b_enc.float(),
+            "b_dec": sae.b_dec.float() / s,
+        }
+        threshold = getattr(sae, "threshold", None)
+        if threshold is not None:
+            t["threshold"] = (threshold.float() * torch.ones_like(t["b_enc"]))  # [n]; batchtopk: one θ for all
+    return {k: v.detach().cpu().contiguous() for k, v in t.items()}
+
+
+def _saelens_cfg(sae: SAE, metadata: dict[str, Any]) -> dict[str, Any]:
+    cfg = sae.cfg
+    out: dict[str, Any] = {
+        "architecture": sae.saelens_architecture,
+        "d_in": cfg.d_in,
+        "d_sae": cfg.n_latents,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": sae.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": dict(metadata),
+        # Older SAELens (< 6) reads these at the top level.
+        "activation_fn_str": "topk" if sae.saelens_architecture == "topk" else "relu",
+        "activation_fn_kwargs": {"k": cfg.k} if sae.saelens_architecture == "topk" else {},
+        "finetuning_scaling_factor": False,
+        "hook_head_index": None,
+    }
+    for key in ("model_name", "hook_name", "hook_layer", "context_size", "prepend_bos", "dataset_path"):
+        if key in metadata:
+            out[key] = metadata[key]
+    if sae.saelens_architecture == "topk":
+        out["k"] = cfg.k
+        out["rescale_acts_by_decoder_norm"] = False
+    return out
+
+
+def save_sae(sae: SAE, directory: str | os.PathLike, *, metadata: dict | None = None) -> Path:
+    """Write `directory` (replacing any previous one) in raw units. The files are
+    written into a hidden sibling directory that is renamed into place at the end,
+    so `directory` is either the old complete SAE, absent, or the new complete SAE."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        tensors = _folded_tensors(sae)
+        write_with(tmp / WEIGHTS, lambda p: save_file(tensors, str(p)))
+        cfg = _saelens_cfg(sae, metadata or {})
+        trained_scale = float(sae.cfg.norm_scale) * float(getattr(sae, "folded_norm_scale", 1.0))
+        cfg["monosemantic"] = {
+            "format_version": FORMAT_VERSION,
+            "architecture": sae.cfg.architecture,
+            "config": sae.cfg.to_dict() | {"norm_scale": 1.0},   # the weights here are in raw units
+            "folded_norm_scale": trained_scale,                 # the s the SAE was trained with
+        }
+        write_json(tmp / CFG, cfg)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _fail(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {what}; re-save the SAE or retrain it (`monosemantic train`)")
+
+
+def _read_cfg(directory: Path) -> dict:
+    path = directory / CFG
+    if not path.is_file():
+        raise _fail(path, "missing (not an SAE directory?)")
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _fail(path, f"not valid JSON ({e})") from e
+    if not isinstance(cfg, dict):
+        raise _fail(path, "not a JSON object")
+    return cfg
+
+
+def _config_from(cfg: dict, path: Path) -> tuple[SAEConfig, float, float]:
+    """-> (our config in raw units, trained norm scale, SAELens's apply_b_dec_to_input)."""
+    apply = bool(cfg.get("apply_b_dec_to_input", False))
+    ours = cfg.get("monosemantic")
+    if isinstance(ours, dict):
+        arch = ours.get("architecture")
+        if arch not in ARCHITECTURES:
+            raise _fail(path, f"unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
+        raw = ours.get("config", {})
+        known = {f.name for f in fields(SAEConfig)}
+        try:
+            config = SAEConfig(**{k: v for k, v in raw.items() if k in known})
+        except TypeError as e:
+            raise _fail(path, f"incomplete config ({e})") from e
+        return config, float(ours.get("folded_norm_scale", 1.0)), apply
+    # A plain SAELens directory: map its architecture onto ours.
+    arch = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}.get(cfg.get("architecture", "standard"))
+    if arch is None:
+        raise _fail(path, f"SAELens architecture {cfg.get('architecture')!r} is not supported (standard, topk, jumprelu)")
+    if cfg.get("normalize_activations", "none") not in ("none", None):
+        raise _fail(path, f"normalize_activations={cfg['normalize_activations']!r} is not supported (only 'none')")
+    if cfg.get("rescale_acts_by_decoder_norm"):
+        raise _fail(path, "rescale_acts_by_decoder_norm=true is not supported")
+    try:
+        k = int(cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 32)
+        config = SAEConfig(arch, int(cfg["d_in"]), int(cfg["d_sae"]), k=k)
+    except (KeyError, TypeError, ValueError) as e:
+        raise _fail(path, f"missing or bad d_in/d_sae/k ({e})") from e
+    return config, 1.0, apply
+
+
+def load_sae(directory: str | os.PathLike) -> SAE:
+    """The SAE in `directory`, in raw units (cfg.norm_scale = 1; the scale it was
+    trained with is `sae.folded_norm_scale`), on CPU, float32, in eval mode."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no SAE directory here; train one (`monosemantic train`) "
+                              f"or pass a run's sae/ folder")
+    raw_cfg = _read_cfg(directory)
+    config, trained_scale, saved_apply = _config_from(raw_cfg, directory / CFG)
+    try:
+        sae = make_sae(config)
+    except ConfigError as e:
+        raise _fail(directory / CFG, str(e)) from e
+
+    wpath = directory / WEIGHTS
+    if not wpath.is_file():
+        raise _fail(wpath, "missing")
+    try:
+        tensors = load_file(str(wpath), device="cpu")
+    except Exception as e:  # safetensors raises several types for a truncated/garbled file
+        raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
+
+    d, n = config.d_in, config.n_latents
+    needs_threshold = config.architecture in ("jumprelu", "batchtopk")
+    expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | ({"threshold": (n,)} if needs_threshold else {})
+    for name, shape in expected.items():
+        if name not in tensors:
+            raise _fail(wpath, f"has no tensor {name!r}")
+        if tuple(tensors[name].shape) != shape:
+            raise _fail(wpath, f"tensor {name!r} has shape {tuple(tensors[name].shape)}, cfg.json says {shape}")
+    t = {k: v.float() for k, v in tensors.items()}
+    # If SAELens's encoder and ours differ on subtracting b_dec, move it into b_enc:
+    # x@W + b_enc − a·b_dec@W  ==  x@W + b_enc' − a_ours·b_dec@W.
+    shift = int(sae.apply_b_dec_to_input) - int(saved_apply)
+    b_enc = t["b_enc"] + shift * (t["b_dec"] @ t["W_enc"]) if shift else t["b_enc"]
+    with torch.no_grad():
+        sae.W_enc.copy_(t["W_enc"])
+        sae.W_dec.copy_(t["W_dec"])
+        sae.b_enc.copy_(b_enc)
+        sae.b_dec.copy_(t["b_dec"])
+        if config.architecture == "jumprelu":
+            if not bool((t["threshold"] > 0).all()):
+                raise _fail(wpath, "jumprelu threshold has values <= 0")
+            sae.log_threshold.copy_(t["threshold"].log())
+        elif config.architecture == "batchtopk":
+            sae.threshold.copy_(t["threshold"].max())
+            sae.threshold_updates.fill_(1)
+    if not math.isfinite(trained_scale) or trained_scale <= 0:
+        raise _fail(directory / CFG, f"folded_norm_scale={trained_scale!r} is not a positive number")
+    sae.folded_norm_scale = trained_scale
+    return sae.eval()

@@ -1,0 +1,93 @@
+"""JumpReLU SAE (Rajamanoharan et al. 2024, "Jumping Ahead").
+
+    pre = x @ W_enc + b_enc                  # no b_dec subtracted, as in the paper
+    f   = pre · H(pre − θ),  θ = exp(log_threshold) > 0 per latent
+    x̂   = f @ W_dec + b_dec
+    L   = ‖x − x̂‖² + λ₀ · Σᵢ H(preᵢ − θᵢ)    # batch mean; λ₀ = l0_coefficient
+
+H has no useful gradient, so θ learns through straight-through pseudo-derivatives
+with a rectangle kernel K(u) = 1[|u| < ½] of width ε (jumprelu_bandwidth):
+    ∂f/∂θ  = −(θ/ε) K((pre − θ)/ε)           ∂H/∂θ = −(1/ε) K((pre − θ)/ε)
+and pre gets the ordinary gradient H(pre − θ) through f (none through the L0 term).
+
+Init as the paper: random unit decoder rows, W_enc = W_decᵀ, b_enc = b_dec = 0,
+θ = jumprelu_init_threshold (0.001), ε = 0.001; init_from_data leaves b_dec at 0.
+Decoder rows are kept at unit norm (parallel gradient removed, renormalised after the
+step): the L0 penalty does not see decoder norms, and a fixed norm keeps θ meaningful.
+Saved for SAELens as "jumprelu" (apply_b_dec_to_input = False, tensor `threshold` = θ)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .base import SAE, ForwardOutput, mse_term
+
+
+def _rectangle(u: Tensor) -> Tensor:
+    return (u.abs() < 0.5).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre: Tensor, theta: Tensor, bandwidth: float) -> Tensor:
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return pre * (pre > theta)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        pre, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_pre = grad * (pre > theta)
+        grad_theta = -(theta / eps) * _rectangle((pre - theta) / eps) * grad
+        return grad_pre, grad_theta.sum_to_size(theta.shape).to(theta.dtype), None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre: Tensor, theta: Tensor, bandwidth: float) -> Tensor:
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return (pre > theta).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        pre, theta = ctx.saved_tensors
+        eps = ctx.bandwidth
+        grad_theta = -(1.0 / eps) * _rectangle((pre - theta) / eps) * grad
+        return None, grad_theta.sum_to_size(theta.shape).to(theta.dtype), None
+
+
+class JumpReLUSAE(SAE):
+    saelens_architecture = "jumprelu"
+    apply_b_dec_to_input = False
+    unit_norm_decoder = True
+    decoder_init_norm = 1.0
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.log_threshold = nn.Parameter(torch.full((cfg.n_latents,), math.log(cfg.jumprelu_init_threshold)))  # [n]
+
+    @property
+    def threshold(self) -> Tensor:
+        return self.log_threshold.exp()                                    # [n], > 0
+
+    def encode(self, x: Tensor) -> Tensor:
+        pre = self.pre_acts(x)                                             # [..., n]
+        return pre * (pre > self.threshold)
+
+    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
+        pre = self.pre_acts(x)                                             # [B, n]
+        theta = self.threshold.to(pre.dtype)
+        eps = self.cfg.jumprelu_bandwidth
+        f = _JumpReLU.apply(pre, theta, eps)                               # [B, n], ≥ 0
+        x_hat = self.decode(f)                                             # [B, d]
+        mse = mse_term(x_hat, x)
+        l0 = _Step.apply(pre, theta, eps).float().sum(-1).mean()
+        loss = mse + self.cfg.l0_coefficient * sparsity_scale * l0
+        n_active, fired = self._stats(f)
+        return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l0": l0.detach()}, n_active, fired)

@@ -1,0 +1,36 @@
+"""ReLU SAE, Anthropic's April 2024 recipe (the project's default).
+
+    f  = ReLU(x @ W_enc + b_enc)            # no b_dec subtracted at the input
+    x̂  = f @ W_dec + b_dec
+    L  = ‖x − x̂‖² + λ Σᵢ fᵢ ‖W_dec,i‖       # decoder left unnormalised
+
+Saved for SAELens as "standard" with apply_b_dec_to_input = False, which is the same
+formula. Init: decoder rows random directions of norm 0.1 (Anthropic: 0.05–1),
+W_enc = W_decᵀ, biases 0; init_from_data keeps b_dec at 0 as the recipe does (the
+unsubtracted encoder makes b_dec a pure output offset, learnt in a few steps)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import SAE, ForwardOutput, mse_term
+
+
+class ReLUSAE(SAE):
+    saelens_architecture = "standard"
+    apply_b_dec_to_input = False
+    unit_norm_decoder = False
+    decoder_init_norm = 0.1
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.pre_acts(x).relu()                                     # [..., n], ≥ 0
+
+    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
+        f = self.encode(x)                                                 # [B, n]
+        x_hat = self.decode(f)                                             # [B, d]
+        mse = mse_term(x_hat, x)
+        l1 = (f.float() * self.W_dec.norm(dim=1)).sum(-1).mean()           # Σᵢ fᵢ‖W_dec,i‖, batch mean
+        loss = mse + self.cfg.l1_coefficient * sparsity_scale * l1
+        n_active, fired = self._stats(f)
+        return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l1": l1.detach()}, n_active, fired)

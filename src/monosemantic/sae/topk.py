@@ -1,0 +1,74 @@
+"""TopK SAE (Gao et al. 2024).
+
+    pre = (x − b_dec) @ W_enc + b_enc
+    f   = top-k of ReLU(pre) per token, the rest 0
+    x̂   = f @ W_dec + b_dec                      # decoder rows kept at unit norm
+    L   = ‖x − x̂‖² + aux_coefficient · AuxK
+
+AuxK: the residual e = x − x̂ (a constant target) is modelled by the top-aux_k
+pre-activations among latents dead so far (dead_mask from the trainer),
+ê = f_aux @ W_dec; AuxK = ‖e − ê‖² / ‖e − mean(e)‖² over the batch (Gao et al.'s
+normalised MSE), 0 when nothing is dead. It gives dead latents a gradient.
+
+Init (Gao et al.): random unit decoder rows, W_enc = W_decᵀ, b_enc = 0, b_dec = the
+geometric median of a data sample. Decoder norm: the gradient component parallel to
+each row is removed before the step and rows are renormalised after it.
+
+Training goes through sparse_topk.py (sparse backward); `encode` is plain and dense.
+Saved for SAELens as "topk" (apply_b_dec_to_input = True): the same formula."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import SAE, ForwardOutput, geometric_median, mse_term
+from .sparse_topk import densify, gather_encode, sparse_decode, topk_encode
+
+
+class TopKSAE(SAE):
+    saelens_architecture = "topk"
+    apply_b_dec_to_input = True
+    unit_norm_decoder = True
+    decoder_init_norm = 1.0
+
+    def encode(self, x: Tensor) -> Tensor:
+        pre = self.pre_acts(x).relu()                                      # [..., n]
+        top = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return torch.zeros_like(pre).scatter_(-1, top.indices, top.values)  # [..., n], k nonzero at most
+
+    @torch.no_grad()
+    def init_from_data(self, sample: Tensor) -> None:
+        self.b_dec.copy_(geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype))
+
+    def _select(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (top_acts [B, m], top_indices [B, m], pre_acts [B, n] detached)."""
+        enc = topk_encode(x, self.W_enc, self.b_enc, self.b_dec, self.cfg.k)
+        return enc.top_acts, enc.top_indices, enc.pre_acts
+
+    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
+        top_acts, top_idx, pre = self._select(x)                           # [B, m], [B, m], [B, n]
+        x_hat = sparse_decode(top_acts, top_idx, self.W_dec) + self.b_dec  # [B, d]
+        mse = mse_term(x_hat, x)
+        aux = self._auxk(x, x_hat, pre, dead_mask)
+        loss = mse + self.cfg.aux_coefficient * aux
+        active = top_acts.detach() > 0                                     # [B, m]
+        fired = torch.zeros(self.cfg.n_latents, dtype=torch.bool, device=x.device)
+        fired[top_idx[active]] = True
+        acts = densify(top_acts, top_idx, self.cfg.n_latents)              # [B, n], for metrics
+        return ForwardOutput(x_hat, acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, active.sum(-1), fired)
+
+    def _auxk(self, x: Tensor, x_hat: Tensor, pre: Tensor, dead_mask: Tensor | None) -> Tensor:
+        zero = x_hat.new_zeros((), dtype=torch.float32)
+        if dead_mask is None or self.cfg.aux_coefficient == 0:
+            return zero
+        n_dead = int(dead_mask.sum())
+        if n_dead == 0:
+            return zero
+        m = min(self.cfg.effective_aux_k, n_dead)
+        with torch.no_grad():
+            idx = pre.masked_fill(~dead_mask.to(pre.device), float("-inf")).topk(m, dim=-1, sorted=False).indices  # [B, m]
+        vals = gather_encode(x, self.W_enc, self.b_enc, self.b_dec, idx, pre).relu()  # [B, m]
+        e_hat = sparse_decode(vals, idx, self.W_dec).float()               # [B, d], no b_dec
+        e = (x.float() - x_hat.float()).detach()                           # [B, d] target
+        return (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum().clamp_min(1e-12)
