@@ -29,9 +29,9 @@ def embedded_sources() -> list[Source]:
     sources = [
         Source("python-stdlib", "python3", "PSF-2.0", "code", "python", 6 * MB, stdlib.read, stdlib.available),
         Source("python-docs", "python3.11-doc", "PSF-2.0", "prose", "en", 5 * MB, pythondoc.read, pythondoc.available),
-        Source("perl-doc", "perl-doc", "Artistic-1.0 or GPL-1+", "prose", "en", 3 * MB, perldoc.read, perldoc.available),
+        Source("perl-doc", "perl-doc", "GPL-1+ or Artistic", "prose", "en", 3 * MB, perldoc.read, perldoc.available),
         Source("wordnet", "wordnet-base", "WordNet-3.0", "prose", "en", 2 * MB, wordnet.read, wordnet.available),
-        Source("gcide", "dict-gcide", "GPL-3+", "prose", "en", 3 * MB, gcide.read, gcide.available),
+        Source("gcide", "dict-gcide", "GPL-2+", "prose", "en", 3 * MB, gcide.read, gcide.available),
     ]
     for lang, package, licence in fortunes.PACKAGES:
         sources.append(Source(

@@ -8,11 +8,11 @@ from typing import Iterator
 
 ROOT = Path("/usr/share/games/fortunes")
 PACKAGES = [  # (language, apt package, licence per /usr/share/doc/<package>/copyright)
-    ("en", "fortunes", "BSD-4-clause and public domain (various)"),
+    ("en", "fortunes", "BSD (fortune-mod); quotations of various origin"),
     ("de", "fortunes-de", "GPL-2+"),
     ("es", "fortunes-es", "GPL-2+"),
-    ("it", "fortunes-it", "GPL-2+"),
-    ("ru", "fortunes-ru", "public domain (various)"),
+    ("it", "fortunes-it", "public domain (freeware)"),
+    ("ru", "fortunes-ru", "GPL-2+"),
 ]
 _ART = ("art", "ascii-art", "asciiart", "banner")
 
