@@ -1,7 +1,6 @@
 """save_sae/load_sae: raw-unit folding, SAELens's formulas, atomic overwrite, errors."""
 
 import json
-import math
 
 import pytest
 import torch

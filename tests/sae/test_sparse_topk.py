@@ -1,5 +1,6 @@
 """The sparse TopK path equals the plain dense reference, values and gradients."""
 
+import pytest
 import torch
 
 from monosemantic.sae.sparse_topk import gather_encode, sparse_decode, topk_encode
@@ -67,3 +68,19 @@ def test_gather_encode_with_repeated_indices_matches_dense():
         grads.append([t.grad for t in leaves])
     for gf, gd in zip(*grads):
         torch.testing.assert_close(gf, gd)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_fast_equals_dense_on_gpu_float32():
+    torch.manual_seed(0)
+    B, d, n, k = 64, 32, 256, 8
+    base = [torch.randn(B, d), torch.randn(d, n), torch.randn(n) * 0.1, torch.randn(d) * 0.1, torch.randn(n, d)]
+    grads = []
+    for dense in (False, True):
+        leaves = [t.cuda().requires_grad_() for t in base]
+        x, W_enc, b_enc, b_dec, W_dec = leaves
+        enc = topk_encode(x, W_enc, b_enc, b_dec, k, dense=dense)
+        sparse_decode(enc.top_acts, enc.top_indices, W_dec, dense=dense).pow(2).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for gf, gd in zip(*grads):
+        torch.testing.assert_close(gf, gd, rtol=1e-4, atol=1e-4)

@@ -11,7 +11,6 @@ unsubtracted encoder makes b_dec a pure output offset, learnt in a few steps).""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .base import SAE, ForwardOutput, mse_term

@@ -61,7 +61,10 @@ def _rows_dot(indices: Tensor, rows: Tensor, table: Tensor) -> Tensor:
         warnings.simplefilter("ignore")
         pattern = torch.sparse_csr_tensor(crow, sorted_idx.reshape(-1), torch.zeros(B * k, dtype=rows.dtype, device=rows.device),
                                           (B, table.shape[0]), check_invariants=False)
-    vals = torch.sparse.sampled_addmm(pattern, rows, table.t(), beta=0.0).values().reshape(B, k)
+    try:
+        vals = torch.sparse.sampled_addmm(pattern, rows, table.t(), beta=0.0).values().reshape(B, k)
+    except (RuntimeError, NotImplementedError):  # a backend/dtype without SDDMM: the plain gather
+        return torch.bmm(table[indices], rows[:, :, None]).squeeze(-1)
     return torch.empty_like(vals).scatter_(1, perm, vals)                  # back to the caller's order
 
 
