@@ -1,0 +1,139 @@
+"""SAE training throughput against a straightforward dense PyTorch step, side by side.
+
+For `topk` and `relu` at d = 576, 16,384 latents, batch 4,096 (the issue's sizes):
+  ours   - `monosemantic.train.train_sae` on a stream of random batches (Adam, clipping,
+           schedules, dead tracking: the real loop);
+  plain  - the same architecture and step written here in a dozen lines of dense
+           PyTorch: encode, dense decode, loss, backward, clip, Adam.
+Rounds alternate A B A B so machine drift hits both; the median ratio is printed.
+Also measures this machine's dense matmul rate (an [B, d] x [d, n] product) in the
+same run and reports our achieved FLOP/s on the dense parts against it, and the final
+loss of ours in bfloat16 against float32 (the dtype choice must stay within 1 %).
+
+    python benchmarks/train_throughput.py [--latents 16384] [--batch 4096] [--steps 3] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from monosemantic.sae import SAEConfig
+from monosemantic.train import TrainConfig, train_sae
+
+D = 576
+
+
+def plain_step_fn(arch: str, n: int, k: int, l1: float):
+    """The straightforward version: every latent decoded densely, autograd everywhere."""
+    torch.manual_seed(0)
+    W_dec = torch.nn.Parameter(torch.randn(n, D) / D**0.5)
+    W_enc = torch.nn.Parameter(W_dec.detach().T.clone())
+    b_enc, b_dec = torch.nn.Parameter(torch.zeros(n)), torch.nn.Parameter(torch.zeros(D))
+    params = [W_enc, W_dec, b_enc, b_dec]
+    opt = torch.optim.Adam(params, lr=1e-4)
+
+    def step(x: torch.Tensor) -> float:
+        pre = (x - b_dec) @ W_enc + b_enc if arch == "topk" else x @ W_enc + b_enc
+        if arch == "topk":
+            vals, idx = pre.relu().topk(k, dim=1)
+            f = torch.zeros_like(pre).scatter(1, idx, vals)
+        else:
+            f = pre.relu()
+        x_hat = f @ W_dec + b_dec
+        loss = (x - x_hat).pow(2).sum(1).mean()
+        if arch == "relu":
+            loss = loss + l1 * (f * W_dec.norm(dim=1)).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return float(loss)
+
+    return step
+
+
+def time_plain(arch, n, k, batches) -> float:
+    step = plain_step_fn(arch, n, k, 5.0)
+    step(batches[0])  # warm-up
+    start = time.perf_counter()
+    for x in batches:
+        step(x)
+    return time.perf_counter() - start
+
+
+def time_ours(arch, n, k, batches, dtype="float32") -> tuple[float, float]:
+    B = batches[0].shape[0]
+    cfg = TrainConfig(n_tokens=B * (len(batches) + 1), batch_size=B, lr=1e-4, log_every=len(batches) + 1, checkpoint_every=0, dtype=dtype)
+    sae_cfg = SAEConfig(architecture=arch, d_in=D, n_latents=n, k=k)
+    stream = [batches[0]] + batches  # the first step (init from data) is the warm-up
+    start = [0.0]
+
+    def timed_stream():
+        for i, x in enumerate(stream):
+            if i == 1:
+                start[0] = time.perf_counter()
+            yield x
+
+    result = train_sae(timed_stream(), sae_cfg, cfg, progress=False)
+    return time.perf_counter() - start[0], result.last_metrics.get("loss", float("nan"))
+
+
+def matmul_rate(B: int, n: int) -> float:
+    a, b = torch.randn(B, D), torch.randn(D, n)
+    a @ b
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 2.0:
+        a @ b
+        reps += 1
+    return 2 * B * D * n * reps / (time.perf_counter() - start)
+
+
+def dense_flops(arch: str, B: int, n: int, k: int) -> float:
+    """FLOPs of the matrix products our step performs (Adam and elementwise excluded)."""
+    mm = 2 * B * D * n
+    if arch == "topk":  # dense encoder forward; decoder and both backward products touch k latents per row
+        return mm + 3 * 2 * B * k * D
+    return 5 * mm  # encoder fwd, decoder fwd, dW_dec, d(acts), dW_enc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--latents", type=int, default=16384)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    n, B, k = args.latents, args.batch, args.k
+    torch.manual_seed(0)
+    batches = [torch.randn(B, D) for _ in range(args.steps)]
+    print(f"d={D} latents={n} batch={B} k={k} threads={torch.get_num_threads()} steps={args.steps} rounds={args.rounds}")
+    rate = matmul_rate(B, n)
+    print(f"dense matmul rate ([B,d]x[d,n], float32): {rate / 1e9:.1f} GFLOP/s")
+    for arch in ("topk", "relu"):
+        ratios, ours_t, plain_t = [], [], []
+        for _ in range(args.rounds):
+            t_ours, _ = time_ours(arch, n, k, batches)
+            t_plain = time_plain(arch, n, k, batches)
+            ours_t.append(t_ours)
+            plain_t.append(t_plain)
+            ratios.append(t_plain / t_ours)
+        tok = B * args.steps
+        med = statistics.median(ours_t)
+        achieved = dense_flops(arch, B, n, k) * args.steps / med
+        print(f"{arch:5s} ours {tok / med:8.0f} tok/s  plain {tok / statistics.median(plain_t):8.0f} tok/s  "
+              f"speed-up x{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})  "
+              f"dense-part FLOP/s {achieved / 1e9:.1f} G = {achieved / rate:.0%} of the matmul rate")
+    for arch in ("topk", "relu"):
+        t32, l32 = time_ours(arch, n, k, batches, "float32")
+        t16, l16 = time_ours(arch, n, k, batches, "bfloat16")
+        print(f"{arch:5s} bfloat16 autocast: x{t32 / t16:.2f} the float32 speed, final loss {l16:.4g} vs {l32:.4g} "
+              f"({abs(l16 - l32) / abs(l32):.2%} apart)")
+
+
+if __name__ == "__main__":
+    main()
