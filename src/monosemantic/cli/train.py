@@ -16,7 +16,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--architecture", default="relu", choices=ARCHITECTURES, help="SAE architecture (default relu, the paper's recipe)")
     g.add_argument("--latents", type=int, default=DEFAULT_LATENTS, help=f"dictionary size (default {DEFAULT_LATENTS})")
     g.add_argument("--k", type=int, default=None, help="topk/batchtopk: active latents per token (default 32)")
-    g.add_argument("--l1", type=float, default=None, help="relu: sparsity coefficient λ (default 5)")
+    g.add_argument("--l1", type=float, default=None, help="relu: sparsity coefficient λ (default 3)")
     g.add_argument("--l0-coefficient", type=float, default=None, help="jumprelu: L0 penalty coefficient")
     g = parser.add_argument_group("training")
     g.add_argument("--train-tokens", type=int, default=d.n_tokens, help=f"training tokens; epochs over the store as needed (default {d.n_tokens:,})")

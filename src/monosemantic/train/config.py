@@ -10,7 +10,7 @@ from ..errors import ConfigError
 
 @dataclass
 class TrainConfig:
-    n_tokens: int = 1_500_000        # training tokens (steps = n_tokens // batch_size); several epochs of a small store
+    n_tokens: int = 1_200_000        # training tokens (steps = n_tokens // batch_size); several epochs of a small store
     batch_size: int = 1024           # rows per step; small batches make more, cheaper steps on 2 CPU cores
     lr: float = 1e-3                 # Adam peak learning rate
     lr_warmup_fraction: float = 0.01  # short linear warm-up: keeps the first Adam steps from killing latents
