@@ -13,6 +13,7 @@ from .. import atomic
 from ..activations import open_store
 from ..activations.split import is_heldout
 from ..errors import StoreError
+from ..run_config import data_root
 from .density import density_stats, firing_counts
 from .reconstruction import reconstruction_stats
 from .spliced import spliced_stats
@@ -42,7 +43,8 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
     from ..sae import load_sae
 
     run_dir = Path(run_dir)
-    store = open_store(run_dir)
+    root = data_root(run_dir)
+    store = open_store(root)
     sae = sae if sae is not None else load_sae(run_dir / "sae")  # raw units
     sae.eval()
     start = time.perf_counter()
@@ -69,9 +71,9 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
         "eval_tokens": recon.tokens,
         "n_latents": int(counts.shape[0]),
     }
-    if store.model is not None and (run_dir / "tokens").is_dir():
+    if store.model is not None and (root / "tokens").is_dir():
         lm = lm if lm is not None else load_model(store.manifest.get("model_spec", store.model))
-        contexts = heldout_contexts(run_dir, n_contexts)
+        contexts = heldout_contexts(root, n_contexts)
         mean = torch.from_numpy(store.gather(store.split_indices("train")[:20_000]).mean(0))
         with torch.no_grad():
             spliced = spliced_stats(

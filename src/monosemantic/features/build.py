@@ -30,7 +30,7 @@ from .. import atomic
 from ..activations.harvest import OUTLIER_FACTOR, Tokens
 from ..activations.split import is_heldout
 from ..errors import ConfigError, StoreError
-from ..run_config import record_stage
+from ..run_config import data_root, record_stage
 from .directions import decoder_neighbours, logit_effects
 from .schema import DB_NAME, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import EMPTY, FeatureStream, StreamConfig
@@ -316,7 +316,8 @@ def build_feature_db(
         cfg = FeatureDBConfig(n_tokens=n_tokens, neurons=neurons, stream=stream)
     if cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
         raise ConfigError("--tokens and --top-k must be positive")
-    manifest_path = run_dir / "activations" / "manifest.json"
+    root = data_root(run_dir)
+    manifest_path = root / "activations" / "manifest.json"
     manifest = atomic.read_json(manifest_path) if manifest_path.is_file() else {}
     if lm is None:
         if "model" not in manifest:
@@ -332,7 +333,7 @@ def build_feature_db(
     lm.check_layer(layer)
     if int(sae.W_dec.shape[1]) != lm.d_model:
         raise ConfigError(f"the SAE has width {sae.W_dec.shape[1]} but {lm.name} has d_model {lm.d_model}")
-    tokens = tokens if tokens is not None else load_run_tokens(run_dir)
+    tokens = tokens if tokens is not None else load_run_tokens(root)
     n_ctx, T = tokens.contexts.shape
     order, n_heldout = select_contexts(n_ctx, T, cfg.n_tokens)
 

@@ -39,7 +39,7 @@ def train_run(
     store = open_store(activations if activations is not None else run_dir)
     full_cfg = SAEConfig(**{"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
-    settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(activations) if activations else None}
+    settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
     run_dir.mkdir(parents=True, exist_ok=True)
     if force:
         for stale in ("sae", "checkpoints"):
