@@ -59,6 +59,9 @@ def train_run(
                 "hook_name": f"blocks.{store.layer}.hook_resid_post" if store.layer is not None else None,
                 "training_tokens": result.tokens}
     save_sae(result.sae, run_dir / "sae", metadata=metadata)
+    # latest.pt stays (training can be continued from it); its predecessor is only
+    # a safety net while training runs.
+    (run_dir / "checkpoints" / "previous.pt").unlink(missing_ok=True)
     return result
 
 
