@@ -51,7 +51,7 @@ def plain_step_fn(arch: str, n: int, k: int, l1: float):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
