@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..sae import SAE, SAEConfig, make_sae
+from ..scaling.flops import config_step_flops
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
@@ -88,6 +89,20 @@ def _step_of(line: str) -> int:
         return 1 << 62  # a torn last line: drop it
 
 
+def _flops_before(path: Path | None, start: int, per_step: int) -> int:
+    """Cumulative FLOPs at step `start` of a resumed run: the last kept log line's
+    count, plus dense-part steps for any steps logged after it."""
+    if path is None or start == 0 or not path.is_file():
+        return start * per_step
+    last = {"step": 0, "flops": 0}
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            record = json.loads(line)
+            if "flops" in record:
+                last = record
+    return int(last["flops"]) + (start - int(last["step"])) * per_step
+
+
 def train_sae(
     batches: Batches,
     sae_cfg: SAEConfig,
@@ -128,6 +143,7 @@ def train_sae(
         raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
 
     metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
+    flops = _flops_before(metrics.path, start, config_step_flops(sae_cfg, cfg.batch_size))
     stream = _stream(batches, start)
     if resumed_from is None:
         first = _check_batch(next(stream), sae_cfg.d_in, 0)
@@ -169,6 +185,7 @@ def train_sae(
         torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
         optimizer.step()
         sae.after_step()
+        flops += config_step_flops(sae_cfg, x.shape[0], int(dead.mask.sum()))
         dead.update(out.fired, x.shape[0])
         window.add(x, out, loss)
 
@@ -177,7 +194,7 @@ def train_sae(
             record = {"step": done, "tokens": done * cfg.batch_size, **window.flush(), "dead_fraction": dead.fraction,
                       "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
                       "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
-                      "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3)}
+                      "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
             metrics.write(record)
             last_record = record
             bar.set_postfix(loss=f"{record['loss']:.3g}", L0=f"{record['l0']:.1f}", FVE=f"{record['fve']:.3f}", dead=f"{record['dead_fraction']:.1%}", refresh=False)

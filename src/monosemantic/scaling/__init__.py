@@ -1,0 +1,1 @@
+"""Scaling laws: FLOP accounting, sweeps, fitted power laws, a planner and SAE families."""
