@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.eval",
     "monosemantic.cli.features",
     "monosemantic.cli.pipeline",
+    "monosemantic.cli.steering",
 ]
 
 

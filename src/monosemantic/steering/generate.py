@@ -1,0 +1,77 @@
+"""Steered and unsteered completions of one prompt, sampled with the same seed so the
+only difference is the intervention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..errors import ConfigError
+from .interventions import Intervention, check_compatible, resolve, steer
+
+
+@dataclass
+class Completions:
+    prompt: str            # the text the model saw (after the chat template)
+    unsteered: str
+    steered: str
+    interventions: list[str]
+
+
+def encode_prompt(lm, prompt: str, chat: bool = True) -> tuple[torch.Tensor, str]:
+    """[1, T] ids: through the tokenizer's chat template when it has one (instruct
+    models), else the BOS-like token followed by the prompt."""
+    tok = lm.tokenizer
+    if not prompt:
+        raise ConfigError("the prompt is empty: pass --prompt TEXT")
+    if chat and getattr(tok, "chat_template", None):
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        ids = list(tok(text, add_special_tokens=False)["input_ids"])
+    else:
+        text = prompt
+        ids = [lm.bos_id] + list(tok(prompt, add_special_tokens=False)["input_ids"])
+    return torch.tensor([ids]), text
+
+
+def context_length(lm) -> int | None:
+    cfg = lm.model.config
+    for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+        v = getattr(cfg, name, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def check_length(lm, n_tokens: int, max_new_tokens: int = 0) -> None:
+    limit = context_length(lm)
+    if limit is not None and n_tokens + max_new_tokens > limit:
+        raise ConfigError(f"the prompt ({n_tokens} tokens) plus {max_new_tokens} new tokens exceeds {lm.name}'s "
+                          f"context of {limit} tokens: shorten the prompt or lower --max-new-tokens")
+
+
+def _sample(lm, ids: torch.Tensor, max_new_tokens: int, seed: int, temperature: float) -> str:
+    torch.manual_seed(seed)
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    with torch.inference_mode():
+        out = lm.model.generate(ids.to(lm.device), attention_mask=torch.ones_like(ids).to(lm.device),
+                                max_new_tokens=max_new_tokens, pad_token_id=pad, **kwargs)
+    return lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def steered_completions(lm, sae, layer: int, prompt: str, interventions: Sequence[Intervention], *, max_acts=None,
+                        max_new_tokens: int = 40, seed: int = 0, temperature: float = 0.7, chat: bool = True) -> Completions:
+    if max_new_tokens <= 0:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    check_compatible(lm, sae, layer)
+    resolve(interventions, int(sae.W_dec.shape[0]), max_acts)  # bad specs fail before any sampling
+    ids, text = encode_prompt(lm, prompt, chat)
+    check_length(lm, ids.shape[1], max_new_tokens)
+    unsteered = _sample(lm, ids, max_new_tokens, seed, temperature)
+    with steer(lm, sae, layer, interventions, max_acts):
+        steered = _sample(lm, ids, max_new_tokens, seed, temperature)
+    return Completions(text, unsteered, steered, [iv.describe() for iv in interventions])

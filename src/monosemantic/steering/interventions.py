@@ -1,0 +1,185 @@
+"""Feature interventions at layer L, as the paper does them: clamp, add, multiply,
+always keeping the SAE's error term.
+
+Clamp feature i to v:  x' = x̂(f with fᵢ := v) + (x − x̂(f)) = x + (v − fᵢ)·W_dec,i
+(the decoder is linear, so the error term cancels into one rank-one update).
+Add α:                 x' = x + α·W_dec,i
+Multiply by m:         x' = x + (m − 1)·fᵢ·W_dec,i
+
+    specs = [parse_intervention("123=10x"), parse_intervention("7=+4")]
+    with steer(lm, sae, layer, specs, max_acts=db_max_acts):
+        lm.model.generate(...)          # or any forward
+
+Position 0 (the BOS-like attention sink, ~100x the norm of other positions) is left
+untouched, as in the feature database build: a forward over more than one token is
+taken to start at position 0 (a whole prompt); a one-token forward is a decoding step
+of `generate` and is steered everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+MODES = ("clamp", "add", "multiply")
+UNITS = ("max", "abs")
+MAX_ABS_VALUE = 1e6  # beyond this a residual in float16/bfloat16 overflows; almost surely a typo
+
+
+@dataclass(frozen=True)
+class Intervention:
+    feature: int                 # latent id, 0..n_latents-1
+    mode: str = "clamp"          # "clamp" | "add" | "multiply"
+    value: float = 0.0           # clamp: target activation; add: α; multiply: m
+    value_unit: str = "abs"      # "max": value × the feature's max activation over the dataset (clamp only); "abs": as given
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"intervention mode {self.mode!r} is unknown: use one of {', '.join(MODES)}")
+        if self.value_unit not in UNITS:
+            raise ConfigError(f"intervention unit {self.value_unit!r} is unknown: use 'max' or 'abs'")
+        if self.value_unit == "max" and self.mode != "clamp":
+            raise ConfigError(f"feature {self.feature}: only clamp values can be given in units of the max activation")
+        if isinstance(self.feature, bool) or not isinstance(self.feature, int) or self.feature < 0:
+            raise ConfigError(f"feature id must be an integer >= 0, got {self.feature!r}")
+        if not isinstance(self.value, (int, float)) or not math.isfinite(self.value) or abs(self.value) > MAX_ABS_VALUE:
+            raise ConfigError(f"feature {self.feature}: value {self.value!r} is not a finite number of magnitude <= {MAX_ABS_VALUE:g}")
+
+    def describe(self) -> str:
+        if self.mode == "add":
+            return f"{self.feature}=+{self.value:g}"
+        if self.mode == "multiply":
+            return f"{self.feature}=*{self.value:g}"
+        return f"{self.feature}={self.value:g}{'x' if self.value_unit == 'max' else ''}"
+
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_SPEC = re.compile(rf"^\s*(\d+)\s*=\s*(?:(?P<clampx>{_NUMBER})x|\+(?P<add>{_NUMBER})|\*(?P<mul>{_NUMBER})|(?P<abs>{_NUMBER}))\s*$")
+
+SPEC_HELP = ("FEATURE=Nx clamps to N times the feature's max activation over the dataset, FEATURE=V clamps to "
+             "the absolute value V, FEATURE=+A adds A·W_dec (A may be negative: =+-3), FEATURE=*M multiplies the activation by M")
+
+
+def parse_intervention(spec: str) -> Intervention:
+    """'123=10x' | '123=3.5' | '123=+4' | '123=*2' -> Intervention."""
+    m = _SPEC.match(spec or "")
+    if m is None:
+        raise ConfigError(f"bad feature spec {spec!r}: {SPEC_HELP}")
+    feature = int(m.group(1))
+    try:
+        if m.group("clampx") is not None:
+            return Intervention(feature, "clamp", float(m.group("clampx")), "max")
+        if m.group("add") is not None:
+            return Intervention(feature, "add", float(m.group("add")))
+        if m.group("mul") is not None:
+            return Intervention(feature, "multiply", float(m.group("mul")))
+        return Intervention(feature, "clamp", float(m.group("abs")))
+    except OverflowError:
+        raise ConfigError(f"bad feature spec {spec!r}: the value overflows") from None
+
+
+@dataclass(frozen=True)
+class ResolvedPlan:
+    """The interventions as tensors: one row per intervention, values in absolute units."""
+    features: Tensor   # [k] int64
+    modes: list[str]   # k entries
+    values: Tensor     # [k] float32, absolute
+
+
+
+
+def _max_act(max_acts, feature: int) -> float:
+    if max_acts is None:
+        raise ConfigError(f"feature {feature}: a value in units of max activation (=Nx) needs the run's features.db; "
+                          f"give an absolute value (={feature} without x) or build the database (`monosemantic features RUN`)")
+    value = float(max_acts(feature) if callable(max_acts) else max_acts[feature])
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"feature {feature} never fired on the dataset (max activation {value:g}): "
+                          f"its =Nx value is undefined; clamp it to an absolute value instead")
+    return value
+
+
+def resolve(interventions: Sequence[Intervention], n_latents: int, max_acts=None) -> ResolvedPlan:
+    """Check ids against the SAE and turn "max" units into absolute values."""
+    if not interventions:
+        raise ConfigError("no interventions given: pass at least one --feature FEATURE=VALUE")
+    values = []
+    for iv in interventions:
+        if iv.feature >= n_latents:
+            raise ConfigError(f"feature {iv.feature} does not exist: the SAE has {n_latents} features (0..{n_latents - 1})")
+        v = iv.value * _max_act(max_acts, iv.feature) if iv.value_unit == "max" else iv.value
+        if not math.isfinite(v) or abs(v) > MAX_ABS_VALUE:
+            raise ConfigError(f"feature {iv.feature}: value {v:g} overflows (limit {MAX_ABS_VALUE:g})")
+        values.append(v)
+    return ResolvedPlan(torch.tensor([iv.feature for iv in interventions], dtype=torch.long),
+                        [iv.mode for iv in interventions], torch.tensor(values, dtype=torch.float32))
+
+
+def feature_acts(sae, x: Tensor, features: Tensor) -> Tensor:
+    """[..., d] -> [..., k] activations of the chosen features. ReLU-like encoders are
+    per-feature, so only k columns are computed; TopK-like ones need every latent."""
+    if getattr(sae.cfg, "architecture", "relu") == "relu" and hasattr(sae, "pre_acts"):
+        w_enc = sae.W_enc[:, features]                                      # [d, k]
+        x_in = x - sae.b_dec if getattr(sae, "apply_b_dec_to_input", False) else x
+        return (x_in @ w_enc + sae.b_enc[features]).relu()                  # [..., k]
+    return sae.encode(x)[..., features]
+
+
+def intervention_delta(sae, x: Tensor, plan: ResolvedPlan) -> Tensor:
+    """The update x' − x for all interventions at once, [..., d] (float32)."""
+    x = x.float()
+    w = sae.W_dec[plan.features].float()                                    # [k, d]
+    need_f = any(m != "add" for m in plan.modes)
+    f = feature_acts(sae, x, plan.features) if need_f else None             # [..., k]
+    coeffs = []
+    for j, mode in enumerate(plan.modes):
+        v = plan.values[j]
+        if mode == "clamp":
+            coeffs.append(v - f[..., j])
+        elif mode == "add":
+            coeffs.append(v.expand(x.shape[:-1]))
+        else:  # multiply
+            coeffs.append((v - 1) * f[..., j])
+    return torch.stack(coeffs, -1) @ w                                      # [..., d]
+
+
+def steering_fn(sae, plan: ResolvedPlan, skip_first: bool = True) -> Callable[[Tensor], Tensor]:
+    """fn for LanguageModel.patch_residual: [B, T, d] -> [B, T, d]."""
+
+    def fn(hidden: Tensor) -> Tensor:
+        delta = intervention_delta(sae, hidden, plan)                       # [B, T, d]
+        if skip_first and hidden.shape[1] > 1:
+            delta[:, 0] = 0                                                 # attention sink stays as it is
+        return (hidden.float() + delta).to(hidden.dtype)
+
+    return fn
+
+
+def check_compatible(lm, sae, layer: int) -> None:
+    d_in = int(sae.W_dec.shape[1])
+    if d_in != lm.d_model:
+        raise ConfigError(f"the SAE reads {d_in}-dimensional activations but {lm.name} has d_model={lm.d_model}: "
+                          f"this SAE was trained on another model; load the run's own model")
+    lm.check_layer(layer)
+
+
+@contextlib.contextmanager
+def steer(lm, sae, layer: int, interventions: Sequence[Intervention], max_acts=None,
+          skip_first: bool = True) -> Iterator[ResolvedPlan]:
+    """Apply the interventions at layer `layer` in every forward (and `generate`) inside
+    the block. max_acts: per-feature max activation (list/tensor, or a function of the
+    id), needed only for "=Nx" values."""
+    check_compatible(lm, sae, layer)
+    plan = resolve(interventions, int(sae.W_dec.shape[0]), max_acts)
+    sae_dev = sae.to(lm.device)
+    plan = ResolvedPlan(plan.features.to(lm.device), plan.modes, plan.values.to(lm.device))
+    with lm.patch_residual(layer, steering_fn(sae_dev, plan, skip_first)):
+        yield plan
