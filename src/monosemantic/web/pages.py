@@ -1,0 +1,146 @@
+"""Server-rendered pages (Jinja2 templates in templates/). The pages that need the
+model (inspector, playground) render a form; static/app.js talks to the JSON API."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
+from .state import PLOTS, scalar_items
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def token_text(token: str) -> str:
+    """Whitespace made visible; the template escapes the rest."""
+    return token.replace("\n", "↵").replace("\t", "⇥") if token else "∅"
+
+
+def act_alpha(act: float, max_act: float) -> str:
+    if not max_act or max_act <= 0 or not math.isfinite(act) or act <= 0:
+        return "0"
+    return f"{min(act / max_act, 1.0) * 0.85 + 0.05:.2f}"
+
+
+def histogram_bars(counts: list[int], edges: list[float]) -> list[dict]:
+    """Bars for the inline SVG histogram, heights in [0, 1] on a log scale."""
+    top = max((c for c in counts), default=0)
+    if top <= 0:
+        return []
+    scale = math.log1p(top)
+    return [{"lo": edges[i] if i < len(edges) else None, "hi": edges[i + 1] if i + 1 < len(edges) else None,
+             "count": c, "h": math.log1p(c) / scale} for i, c in enumerate(counts)]
+
+
+templates.env.filters["tok"] = token_text
+templates.env.globals.update(act_alpha=act_alpha, zip=zip, limits=LIMITS)
+
+
+def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    state = state_of(request)
+    context.setdefault("db_error", state.db_error)
+    return templates.TemplateResponse(request, name, {"run_name": state.run_dir.name, "meta": state.meta,
+                                                      "model_enabled": state.model_enabled, **context}, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status=status, status_code=status, message=message)
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request):
+    state = state_of(request)
+    ev = state.eval_results()
+    plots = [name for name in PLOTS if state.plot(name) is not None]
+    return render(request, "overview.html", eval_items=scalar_items(ev), plots=plots,
+                  meta_items=scalar_items({k: v for k, v in state.meta.items() if not isinstance(v, (list, dict))}))
+
+
+def list_params(
+    sort: str = "density", descending: bool = True, min_density: str = "", max_density: str = "", min_max_act: str = "",
+    min_score: str = "", explanation: str = Query("", max_length=200), live_only: bool = False,
+    limit: int = Query(50, ge=1, le=LIMITS.page_size_max), offset: int = Query(0, ge=0, le=10_000_000),
+) -> ListParams:
+    """The list form's fields (blank = no filter), checked by the API's model."""
+    def num(name: str, v: str):
+        try:
+            return float(v) if v.strip() else None
+        except ValueError:
+            raise HTTPException(422, f"invalid filter: {name} must be a number, got {v!r}") from None
+
+    try:
+        return ListParams(sort=sort, descending=descending, min_density=num("min_density", min_density),
+                          max_density=num("max_density", max_density), min_max_act=num("min_max_act", min_max_act),
+                          min_score=num("min_score", min_score), explanation=explanation.strip() or None,
+                          live_only=live_only, limit=limit, offset=offset)
+    except ValidationError as e:
+        msg = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise HTTPException(422, f"invalid filter: {msg}") from None
+
+
+@router.get("/features", response_class=HTMLResponse)
+def feature_list(request: Request, p: ListParams = Depends(list_params)):
+    page = list_features(state_of(request), p)
+    form = {k: ("" if v is None else v) for k, v in p.model_dump().items()}
+
+    def link(offset: int) -> str:
+        q = {k: v for k, v in p.model_dump().items() if v not in (None, "")} | {"offset": offset}
+        return "/features?" + urlencode({k: (str(v).lower() if isinstance(v, bool) else v) for k, v in q.items()})
+
+    prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
+    next_link = link(p.offset + p.limit) if page["has_more"] else None
+    return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id"])
+
+
+@router.get("/features/{feature_id}", response_class=HTMLResponse)
+def feature_page(request: Request, feature_id: int):
+    state = state_of(request)
+    check_feature_id(state, feature_id)
+    f = state.db().get(feature_id)
+    labels = explanations_for(state, [i for i, _ in f.neighbours])
+    return render(request, "feature.html", f=f, labels=labels, n_features=state.n_features,
+                  hist=histogram_bars(f.histogram, f.hist_log10_edges))
+
+
+@router.get("/inspect", response_class=HTMLResponse)
+def inspector(request: Request):
+    return render(request, "inspect.html")
+
+
+@router.get("/steer", response_class=HTMLResponse)
+def playground(request: Request, feature: int | None = Query(None, ge=0, le=2**31 - 1)):
+    state = state_of(request)
+    if feature is not None:
+        check_feature_id(state, feature)
+    label = explanations_for(state, [feature]).get(feature) if feature is not None and state.db_error is None else None
+    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search(request: Request, q: str = Query("", max_length=200), by: str = Query("tokens", pattern="^(tokens|explanation)$")):
+    state = state_of(request)
+    results, message = None, None
+    if q.strip():
+        if by == "explanation":
+            results = [{"id": r.id, "activation": r.max_act, "token": None, "explanation": r.explanation, "density": r.density}
+                       for r in state.db().list(explanation=q, sort="max_act", limit=50)]
+        else:
+            from ..features import FeatureDBError
+
+            try:
+                hits = token_search(state, q, 50)
+            except FeatureDBError as e:
+                hits, message = [], str(e)
+            labels = explanations_for(state, [h.feature_id for h in hits])
+            results = [{"id": h.feature_id, "activation": h.activation, "token": h.token, "explanation": labels.get(h.feature_id)}
+                       for h in hits]
+    return render(request, "search.html", q=q, by=by, results=results, message=message)
