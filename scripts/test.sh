@@ -2,5 +2,6 @@
 # The test command: set up (idempotent), then the default test run (no `slow` tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+# The browser tests drive Debian's chromium; bootstrap adds it when apt is usable.
+EXTRA_APT_PACKAGES="chromium chromium-driver ${EXTRA_APT_PACKAGES:-}" bash scripts/bootstrap.sh
 exec .venv/bin/python -m pytest -q "$@"

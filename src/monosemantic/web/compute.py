@@ -61,7 +61,7 @@ def _cache_arg(model) -> str:
     """transformers 5.x renamed `past_key_values` to `cache` (the old name warns)."""
     import inspect
 
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def _cache_of(out):
