@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "monosemantic.cli.features",
     "monosemantic.cli.pipeline",
     "monosemantic.cli.steering",
+    "monosemantic.cli.autointerp",
+    "monosemantic.cli.serve",
+    "monosemantic.cli.scaling",
 ]
 
 
