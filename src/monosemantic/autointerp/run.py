@@ -1,0 +1,181 @@
+"""`explain_run`: sample features (or neurons) of a run, explain each from its
+explain-side examples, score the explanation on held-out examples, and store both in
+RUN/features.db. Resumable: finished features are skipped, and every model reply is
+in the client's on-disk cache, so a killed run asks nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..features import FeatureDB
+from .examples import split_examples
+from .explainers import EXPLAINERS
+from .scorers import SCORERS
+
+
+@dataclass
+class ExplainResult:
+    run: str
+    kind: str
+    explainer: str
+    scorers: list[str]
+    selected: int  # features asked for
+    done: int  # explained and scored now
+    skipped: int  # already finished in the database
+    failed: list[dict] = field(default_factory=list)  # {"id", "reason"}
+    scores: dict[str, list[float]] = field(default_factory=dict)  # scorer -> this run's scores (skipped ones included)
+    usage: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def scorer_key(scorer: str, explainer: str) -> str:
+    """The `scores.scorer` value: one score per scorer and explainer."""
+    return f"{scorer}/{explainer}"
+
+
+def parse_scorers(spec: str | list[str]) -> list[str]:
+    names = list(SCORERS) if spec in ("all", ["all"]) else ([s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec))
+    unknown = [s for s in names if s not in SCORERS]
+    if unknown:
+        raise ConfigError(f"unknown scorer {', '.join(unknown)}: use all or some of {', '.join(SCORERS)}")
+    return names
+
+
+def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int = 0) -> list[int]:
+    """'random:N' (uniform over live features), 'stratified:N' (one at random from each
+    of N equal-count density strata of live features), or '1,2,3'."""
+    rows = db.conn.execute("SELECT id, density FROM features WHERE kind = ? AND count > 0 ORDER BY density, id", (kind,)).fetchall()
+    if not rows:
+        raise ConfigError(f"{db.path} holds no live {kind}s" + (": build it with `monosemantic features RUN --neurons --force`" if kind == "neuron" else ""))
+    ids = [r[0] for r in rows]
+    rng = random.Random(seed)
+    how, _, n = spec.partition(":")
+    if how in ("random", "stratified"):
+        try:
+            n = int(n)
+        except ValueError:
+            raise ConfigError(f"--features {spec!r}: write random:N or stratified:N") from None
+        if n >= len(ids):
+            return sorted(ids)
+        if how == "random":
+            return sorted(rng.sample(ids, n))
+        strata = np.array_split(np.arange(len(ids)), n)
+        return sorted(ids[int(rng.choice(list(s)))] for s in strata)
+    try:
+        return [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--features {spec!r}: write random:N, stratified:N or ids like 1,2,3") from None
+
+
+def _finished(db: FeatureDB, kind: str, fid: int, explainer: str, keys: list[str]) -> bool:
+    if db.conn.execute("SELECT 1 FROM explanations WHERE kind=? AND feature_id=? AND explainer=?", (kind, fid, explainer)).fetchone() is None:
+        return False
+    have = {r[0] for r in db.conn.execute("SELECT scorer FROM scores WHERE kind=? AND feature_id=?", (kind, fid))}
+    return all(k in have for k in keys)
+
+
+def _log(run_dir: Path, record: dict) -> None:
+    path = run_dir / "autointerp" / "log.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+async def _one(db, kind, fid, explainer, scorers, client, result: ExplainResult) -> None:
+    feature = db.get(fid, kind)
+    split = split_examples(feature)
+    if not split.ok:
+        result.failed.append({"id": fid, "reason": "; ".join(split.problems)})
+        _log(db.run_dir, {"kind": kind, "id": fid, "status": "too few examples", "problems": split.problems})
+        return
+    explanation = await explainer.explain(split.explain, client)
+    if not explanation.ok:
+        result.failed.append({"id": fid, "reason": f"unreadable explanation: {explanation.raw[:100]!r}"})
+        _log(db.run_dir, {"kind": kind, "id": fid, "status": "unreadable explanation", "raw": explanation.raw})
+        return
+    scored = await asyncio.gather(*(s.score(explanation.text, split, client) for s in scorers))
+    db.add_explanation(fid, explainer.name, explanation.text, kind)
+    for s in scored:
+        details = {**s.details, "failures": s.failures, "n": s.n, "client": getattr(client, "name", None),
+                   "n_explain": len(split.explain), "n_score": len(split.score)}
+        if split.problems:
+            details["problems"] = split.problems
+        if s.score is None:
+            result.failed.append({"id": fid, "reason": f"{s.scorer}: {s.details.get('error')}"})
+            _log(db.run_dir, {"kind": kind, "id": fid, "status": f"{s.scorer} failed", "details": details})
+            continue
+        db.add_score(fid, scorer_key(s.scorer, explainer.name), s.score, details, kind)
+        result.scores.setdefault(s.scorer, []).append(s.score)
+
+
+async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_features, progress) -> None:
+    keys = [scorer_key(s.name, explainer.name) for s in scorers]
+    todo = []
+    for fid in ids:
+        if _finished(db, kind, fid, explainer.name, keys):
+            result.skipped += 1
+            for s in scorers:
+                row = db.conn.execute("SELECT score FROM scores WHERE kind=? AND feature_id=? AND scorer=?",
+                                      (kind, fid, scorer_key(s.name, explainer.name))).fetchone()
+                result.scores.setdefault(s.name, []).append(row[0])
+        else:
+            todo.append(fid)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"explain {kind}s", unit=kind)
+    sem = asyncio.Semaphore(parallel_features)
+
+    async def guarded(fid):
+        async with sem:
+            await _one(db, kind, fid, explainer, scorers, client, result)
+            result.done += 1
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        await asyncio.gather(*(guarded(f) for f in todo))
+    finally:
+        if bar is not None:
+            bar.close()
+        await client.aclose() if client is not None else None
+
+
+def explain_run(
+    run: str | Path,
+    features: str = "random:200",
+    scorers: str | list[str] = "all",
+    explainer: str = "llm",
+    client=None,
+    kind: str = "feature",
+    seed: int = 0,
+    parallel_features: int = 4,
+    progress: bool = False,
+) -> ExplainResult:
+    """Explain and score `features` of RUN; see the module docstring. `client` is a
+    ChatClient (clients.LocalClient / OpenAIClient); the model-free token explainer
+    still needs one for the scorers."""
+    if explainer not in EXPLAINERS:
+        raise ConfigError(f"unknown explainer {explainer!r}: use {' or '.join(EXPLAINERS)}")
+    names = parse_scorers(scorers)
+    if client is None and (names or explainer != "tokens"):
+        raise ConfigError("scorers and the llm explainer need a client: pass client=LocalClient() or OpenAIClient(...)")
+    start = time.perf_counter()
+    with FeatureDB(run) as db:
+        ids = select_features(db, features, kind, seed)
+        result = ExplainResult(str(db.run_dir), kind, explainer, names, len(ids), 0, 0)
+        asyncio.run(_explain(db, kind, ids, EXPLAINERS[explainer](), [SCORERS[n]() for n in names], client, result,
+                             parallel_features, progress))
+    if client is not None:
+        result.usage = client.usage.as_dict()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,53 @@
+"""Fuzzing: held-out activating examples, alternately with their true highlights and
+with the same number of highlights on tokens the feature does not fire on
+(non-activating examples always wrongly highlighted); is the highlighting what the
+explanation describes? Balanced accuracy (0.5 = chance)."""
+
+from __future__ import annotations
+
+import random
+
+from ..examples import ExampleSplit, fuzzed_marks, highlighted, render
+from .base import ScoreResult, ask_all, balanced_accuracy, parse_yes_no
+
+SYSTEM = ("You check explanations of a language-model feature. In the text, some tokens are marked <<like this>>. "
+          "Answer 1 if the marked tokens are exactly what the explanation describes, 0 if the marks are on the "
+          "wrong tokens. Reply with one digit.")
+
+
+def prompt(explanation: str, text: str) -> list[dict]:
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Explanation: {explanation}\nText: {text}\nAre the marks correct (1 or 0)?"}]
+
+
+class FuzzingScorer:
+    name = "fuzzing"
+    max_tokens = 8
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
+        rng = random.Random(self.seed)
+        texts, labels = [], []
+        i = 0
+        for s in split.score:
+            correct = s.active and i % 2 == 0
+            i += s.active
+            marks = highlighted(s) if correct else fuzzed_marks(s, rng)
+            texts.append(render(s.tokens, marks))
+            labels.append(correct)
+        replies = await ask_all(client, [prompt(explanation, t) for t in texts], self.max_tokens)
+        kept_labels, preds, failures = [], [], 0
+        for label, reply in zip(labels, replies):
+            answer = parse_yes_no(reply) if reply is not None else None
+            if answer is None:
+                failures += 1
+                continue
+            kept_labels.append(label)
+            preds.append(answer)
+        score = balanced_accuracy(kept_labels, preds)
+        details = {"n_correct_marks": sum(kept_labels), "n_wrong_marks": len(kept_labels) - sum(kept_labels)}
+        if score is None:
+            details["error"] = "no reply could be read"
+        return ScoreResult(self.name, score, details, failures, len(texts))
