@@ -13,7 +13,7 @@ from .. import atomic
 from ..activations import open_store
 from ..activations.split import is_heldout
 from ..errors import StoreError
-from ..run_config import data_root
+from ..run_config import data_root, read_config
 from .density import density_stats, firing_counts
 from .reconstruction import reconstruction_stats
 from .spliced import spliced_stats
@@ -36,6 +36,15 @@ def heldout_contexts(run_dir: Path, n: int) -> torch.Tensor:
     return torch.from_numpy(tokens.contexts[ids].astype(np.int64))
 
 
+def _store_path(run_dir: Path, root: Path) -> Path:
+    """The store the SAE was trained on: the data root's, or the plain .npy given to
+    `train --activations` (data_root leaves such a run as its own root)."""
+    shared = (read_config(run_dir).get("train") or {}).get("activations")
+    if not (root / "activations").is_dir() and shared and str(shared).endswith(".npy"):
+        return Path(shared)
+    return root
+
+
 def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000, n_contexts: int = 48, progress: bool = True) -> dict:
     """Reconstruction and density on up to `n_tokens` held-out activations; spliced
     loss on `n_contexts` held-out contexts (needs the run's model and tokens)."""
@@ -44,7 +53,7 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
 
     run_dir = Path(run_dir)
     root = data_root(run_dir)
-    store = open_store(root)
+    store = open_store(_store_path(run_dir, root))
     sae = sae if sae is not None else load_sae(run_dir / "sae")  # raw units
     sae.eval()
     start = time.perf_counter()

@@ -73,7 +73,7 @@ class _MetricsLog:
         if resume_step is None:
             path.unlink(missing_ok=True)
         elif path.is_file():
-            kept = [line for line in path.read_text().splitlines() if _step_of(line) < resume_step]
+            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
             atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def write(self, record: dict) -> None:
