@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from monosemantic.scaling.fit import fit_power_law, fit_sweep, frontier
+from monosemantic.scaling.fit import fit_power_law, fit_sweep, format_fit, frontier
 from monosemantic.scaling.flops import run_flops
 from monosemantic.scaling.plan import plan
 
@@ -25,11 +25,11 @@ def test_power_law_recovers_exponent_with_noise():
     assert p_lo < 50 * 1e15 ** -0.12 < p_hi
 
 
-def _synthetic_results(noise=0.01, seed=0):
+def _synthetic_results(noise=0.01, seed=0, sizes=(32, 64, 128, 256, 512, 1024)):
     """L(N, T) = 1 + 3e2·N^-0.5 + 6e2·T^-0.4 (noisy), over a doubling grid."""
     rng = np.random.default_rng(seed)
     out = []
-    for n in (32, 64, 128, 256, 512, 1024):
+    for n in sizes:
         for t in (4096 * 2 ** i for i in range(6)):
             loss = (1 + 3e2 * n ** -0.5 + 6e2 * t ** -0.4) * math.exp(rng.normal(0, noise))
             out.append({"architecture": "relu", "d": D, "k": 32, "n_latents": n, "n_tokens": t, "name": f"n{n}-t{t}",
@@ -59,3 +59,16 @@ def test_planner_monotone_in_budget():
     fit.latents.exponent = -0.3
     plans = [plan(fit, b, batch_size=64) for b in np.geomspace(1e8, 1e15, 30)]
     assert all(b.n_latents >= a.n_latents and b.n_tokens >= a.n_tokens for a, b in zip(plans, plans[1:]))
+
+
+def test_allocation_fitted_on_interior_minima_only():
+    fit = fit_sweep(_synthetic_results(noise=0.002, sizes=[32 * 2 ** i for i in range(9)]), n_boot=100)
+    interior = [p for p in fit.frontier if p.interior]
+    assert len(interior) >= 3 and fit.allocation_points == "interior"
+    assert fit.latents.n_points == len(interior) < len(fit.frontier) == fit.loss.n_points
+    # loss falling with N at every budget: every minimum sits at the largest size reached,
+    # N* is only a bound, and the fit says it used every point
+    edge = [{**r, "loss": 1 + 3e2 * r["n_latents"] ** -0.5 + 1e-6 * r["n_tokens"] ** -0.1} for r in _synthetic_results(noise=0)]
+    fit = fit_sweep(edge, n_boot=100)
+    assert not any(p.interior for p in fit.frontier) and fit.allocation_points == "all"
+    assert "rough" in format_fit(fit)

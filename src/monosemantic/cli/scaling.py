@@ -1,10 +1,18 @@
 """`monosemantic flops`, `monosemantic sweep SPEC` and `monosemantic scaling
-fit|plan|family SWEEP`: compute accounting, sweeps and fitted scaling laws."""
+fit|plan|family SWEEP`: compute accounting, sweeps and fitted scaling laws.
+
+Bad inputs (an unreadable or invalid SPEC, a directory that is not a sweep, a
+non-positive number) are usage errors: one line on stderr and exit status 2, as
+argparse does; failures while training stay exit status 1 (cli/main.py)."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
+
+from ..errors import ConfigError, StoreError
 
 ARCHITECTURES = ["relu", "topk", "batchtopk", "jumprelu"]
 
@@ -52,9 +60,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(func=_family)
 
 
+def _usage_error(message: object) -> int:
+    print(f"monosemantic: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _positive(args: argparse.Namespace, *names: str) -> str | None:
+    """The first of the named options that is set but not a positive finite number."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            return f"--{name.replace('_', '-')} must be positive, got {value:g}"
+    return None
+
+
 def _flops(args: argparse.Namespace) -> int:
     from ..scaling.flops import step_flops
 
+    bad = _positive(args, "latents", "d", "batch", "k", "tokens")
+    if bad or args.dead < 0:
+        return _usage_error(bad or f"--dead must be ≥ 0, got {args.dead}")
     s = step_flops(args.architecture, args.d, args.latents, args.batch, args.k, args.dead)
     print(f"{args.architecture}, N={args.latents:,}, d={args.d}, B={args.batch}"
           f"{f', k={args.k}' if args.architecture in ('topk', 'batchtopk') else ''}: per step "
@@ -67,16 +92,26 @@ def _flops(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from ..scaling.sweep import load_spec, run_sweep
+    from ..activations import open_store
+    from ..scaling.sweep import load_spec, prepare, run_sweep
 
     out = Path(args.out) if args.out else Path(args.spec).with_suffix("")
-    spec = load_spec(args.spec)
+    if args.jobs < 1:
+        return _usage_error(f"--jobs must be at least 1, got {args.jobs}")
+    try:
+        spec = load_spec(args.spec)
+        open_store(spec.activations)
+        prepare(out, spec)       # refuses a sweep directory made for another store or eval sample
+    except (ConfigError, StoreError) as e:
+        return _usage_error(e)
     results = run_sweep(out, spec, jobs=args.jobs)
     print(f"{len(results)}/{len(spec.runs)} runs finished in {out} (fit: monosemantic scaling fit {out})")
     return 0
 
 
 def _load_fit(sweep: str, n_boot: int = 2000):
+    """(results, fit) of a sweep directory; ConfigError when it is not a sweep or
+    has too few finished runs to fit."""
     from ..scaling.fit import fit_sweep
     from ..scaling.sweep import collect
 
@@ -89,7 +124,12 @@ def _fit(args: argparse.Namespace) -> int:
     from ..scaling.fit import format_fit
     from ..scaling.plots import plot_scaling
 
-    results, fit = _load_fit(args.sweep, args.bootstrap)
+    if args.bootstrap < 1:
+        return _usage_error(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    try:
+        results, fit = _load_fit(args.sweep, args.bootstrap)
+    except ConfigError as e:
+        return _usage_error(e)
     atomic.write_json(Path(args.sweep) / "scaling_fit.json", fit.to_dict())
     paths = plot_scaling(results, fit, args.plots or Path(args.sweep) / "plots")
     print(format_fit(fit))
@@ -100,8 +140,15 @@ def _fit(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from ..scaling.plan import format_plan, plan
 
-    _, fit = _load_fit(args.sweep)
-    print(format_plan(plan(fit, args.budget, args.hours, batch_size=_batch(args.sweep))))
+    bad = _positive(args, "budget", "hours")
+    if bad:
+        return _usage_error(bad)
+    try:
+        _, fit = _load_fit(args.sweep)
+        p = plan(fit, args.budget, args.hours, batch_size=_batch(args.sweep))
+    except ConfigError as e:
+        return _usage_error(e)
+    print(format_plan(p))
     return 0
 
 
@@ -114,7 +161,13 @@ def _batch(sweep: str) -> int:
 def _family(args: argparse.Namespace) -> int:
     from ..scaling.family import family_budgets, format_family, train_family
 
-    _, fit = _load_fit(args.sweep)
+    bad = _positive(args, "top", "eval_tokens")
+    if bad or not args.factor > 1:
+        return _usage_error(bad or f"--factor must be > 1, got {args.factor:g}")
+    try:
+        _, fit = _load_fit(args.sweep)
+    except ConfigError as e:
+        return _usage_error(e)
     members = train_family(args.sweep, fit, family_budgets(fit, args.factor, args.top), eval_tokens=args.eval_tokens)
     print(format_family(members))
     return 0

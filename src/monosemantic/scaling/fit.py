@@ -15,7 +15,10 @@ neighbours when it is interior; T*(C) = C / FLOPs-per-token(N*). A grid of doubl
 sizes and lengths makes these iso-FLOP profiles (Chinchilla's approach 2).
 
 Power laws y = a·C^b are least-squares lines in log-log space; the bootstrap
-resamples frontier points (pairs) and refits; intervals are percentiles.
+resamples frontier points (pairs) and refits; intervals are percentiles. L*(C) is
+fitted on every budget (the envelope is an upper bound on the optimum either way);
+N*(C) and T*(C) on the budgets with an interior minimum when there are ≥ 3 of them,
+since an edge minimum only bounds N*.
 """
 
 from __future__ import annotations
@@ -163,10 +166,12 @@ class ScalingFit:
     holdout: dict | None  # the largest budget predicted from the smaller ones
     throughput_flops_per_s: float | None = None
     n_runs: int = 0
+    allocation_points: str = "all"   # N*, T* fitted on "interior" minima only, or on "all" frontier points
 
     def to_dict(self) -> dict:
         return {"architecture": self.architecture, "loss_definition": self.loss_definition, "d": self.d, "k": self.k,
                 "n_runs": self.n_runs, "throughput_flops_per_s": self.throughput_flops_per_s,
+                "allocation_points": self.allocation_points,
                 "laws": {"loss": self.loss.to_dict(), "n_latents": self.latents.to_dict(), "n_tokens": self.tokens.to_dict()},
                 "holdout": self.holdout, "frontier": [asdict(p) for p in self.frontier]}
 
@@ -185,12 +190,18 @@ def fit_sweep(results: list[dict], n_boot: int = 2000, seed: int = 0, holdout: b
     if len(usable) < 2:
         raise ConfigError(f"the sweep's runs give {len(usable)} compute budget(s); a fit needs ≥ 2 (add lengths or sizes)")
     C = [p.compute for p in usable]
+    # N* at a budget whose best size is the smallest or largest trained there is only a
+    # bound on the optimum: fit N*(C) and T*(C) on the interior minima when there are
+    # enough of them (≥ 3 budgets), else on every point, and say which.
+    interior = [p for p in usable if p.interior]
+    allocation = interior if len({p.compute for p in interior}) >= 3 else usable
+    Ca = [p.compute for p in allocation]
     fit = ScalingFit(
         results[0]["architecture"], loss_definition(results[0]), int(results[0]["d"]), int(results[0].get("k", 32)), points,
         fit_power_law(C, [p.loss for p in usable], n_boot, seed),
-        fit_power_law(C, [p.n_latents for p in usable], n_boot, seed + 1),
-        fit_power_law(C, [p.n_tokens for p in usable], n_boot, seed + 2),
-        None, n_runs=len(results))
+        fit_power_law(Ca, [p.n_latents for p in allocation], n_boot, seed + 1),
+        fit_power_law(Ca, [p.n_tokens for p in allocation], n_boot, seed + 2),
+        None, n_runs=len(results), allocation_points="interior" if allocation is interior else "all")
     if holdout:
         fit.holdout = holdout_error(results, n_boot, seed)
     try:
@@ -230,7 +241,11 @@ def format_fit(fit: ScalingFit) -> str:
                      f"{'' if p.interior or p.sizes < 3 else '  (edge of the sizes)'}")
     for name, law in (("L*(C)", fit.loss), ("N*(C)", fit.latents), ("T*(C)", fit.tokens)):
         lo, hi = law.exponent_ci
-        lines.append(f"{name} = {law.coefficient:.4g} · C^{law.exponent:+.3f}   exponent 95% CI [{lo:+.3f}, {hi:+.3f}]")
+        lines.append(f"{name} = {law.coefficient:.4g} · C^{law.exponent:+.3f}   exponent 95% CI [{lo:+.3f}, {hi:+.3f}]"
+                     f"   ({law.n_points} budgets)")
+    if fit.allocation_points == "all" and not all(p.interior for p in fit.frontier):
+        lines.append("N*, T* fitted on every budget, some with the best size at the edge of the sizes tried (fewer "
+                     "than 3 interior minima): their exponents are rough; add sizes around N* to pin them down")
     h = fit.holdout
     if h:
         lines.append(f"held-out largest budget {h['compute']:.3e}: observed {h['observed_loss']:.4f}, predicted "

@@ -35,6 +35,7 @@ from .flops import run_flops
 SWEEP_FILE = "sweep.json"
 EVAL_FILE = "scaling_eval.json"
 RUN_KEYS = ("architecture", "n_latents", "n_tokens", "l1_coefficient", "k")
+ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu")
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,28 @@ class SweepSpec:
         return {**self.identity(), "runs": [asdict(r) for r in self.runs]}
 
 
+SPEC_KEYS = ("activations", "architecture", "l1_coefficient", "k", "batch_size", "lr", "eval_tokens", "eval_seed",
+             "seed", "grid", "runs")
+_TYPES = {"architecture": str, "n_latents": int, "n_tokens": int, "k": int, "batch_size": int, "eval_tokens": int,
+          "eval_seed": int, "seed": int, "l1_coefficient": (int, float), "lr": (int, float), "activations": str}
+
+
+def _check_types(where: str, values: dict) -> None:
+    for key, value in values.items():
+        want = _TYPES.get(key)
+        if want is not None and (isinstance(value, bool) or not isinstance(value, want)):
+            kind = {int: "an integer", str: "a string"}.get(want, "a number")
+            raise ConfigError(f"sweep spec: {where}{key} must be {kind}, got {value!r}")
+
+
 def parse_spec(data: dict, base: Path | None = None) -> SweepSpec:
     """A spec dict (the JSON file's content) -> SweepSpec, validated."""
     if not isinstance(data, dict) or "activations" not in data:
         raise ConfigError("sweep spec: a JSON object with \"activations\" (a store path) and \"grid\" or \"runs\" is needed")
+    unknown = sorted(set(data) - set(SPEC_KEYS))
+    if unknown:
+        raise ConfigError(f"sweep spec: unknown key(s) {unknown}; known keys are {list(SPEC_KEYS)}")
+    _check_types("", {k: v for k, v in data.items() if k not in ("grid", "runs")})
     activations = Path(data["activations"])
     if base is not None and not activations.is_absolute():
         activations = base / activations
@@ -103,15 +122,20 @@ def parse_spec(data: dict, base: Path | None = None) -> SweepSpec:
         raise ConfigError("sweep spec: no runs (give \"grid\" or \"runs\")")
     specs: list[RunSpec] = []
     for run in runs:
+        _check_types(f"run {run}: ", run)
         merged = {**defaults, **run}
         if "n_latents" not in merged or "n_tokens" not in merged:
             raise ConfigError(f"sweep spec: run {run} needs n_latents and n_tokens")
+        if merged["architecture"] not in ARCHITECTURES:
+            raise ConfigError(f"sweep spec: architecture must be one of {list(ARCHITECTURES)}, got {merged['architecture']!r}")
         spec = RunSpec(**merged)
         if spec.n_latents <= 0 or spec.n_tokens <= 0:
             raise ConfigError(f"sweep spec: run {run}: n_latents and n_tokens must be positive")
         if spec not in specs:
             specs.append(spec)
     s = SweepSpec(str(activations), specs, **{k: data[k] for k in ("batch_size", "lr", "eval_tokens", "eval_seed", "seed") if k in data})
+    if s.batch_size <= 0 or s.eval_tokens <= 0 or not 0 < s.lr <= 1:
+        raise ConfigError("sweep spec: batch_size and eval_tokens must be positive and lr in (0, 1]")
     if any(r.n_tokens < s.batch_size for r in s.runs):
         raise ConfigError(f"sweep spec: every run needs n_tokens ≥ batch_size ({s.batch_size})")
     fixed = {(r.architecture, r.l1_coefficient if r.architecture == "relu" else r.k) for r in s.runs}
