@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from monosemantic.scaling.fit import fit_power_law, fit_sweep, format_fit, frontier
+from monosemantic.scaling.fit import fit_offset_law, fit_power_law, fit_sweep, format_fit, frontier
 from monosemantic.scaling.flops import run_flops
 from monosemantic.scaling.plan import plan
 
@@ -72,3 +72,15 @@ def test_allocation_fitted_on_interior_minima_only():
     fit = fit_sweep(edge, n_boot=100)
     assert not any(p.interior for p in fit.frontier) and fit.allocation_points == "all"
     assert "rough" in format_fit(fit)
+
+
+def test_offset_law_recovers_a_floor():
+    rng = np.random.default_rng(3)
+    C = np.geomspace(1e10, 1e13, 8)
+    y = (120 + 4e5 * C ** -0.3) * np.exp(rng.normal(0, 0.002, C.size))
+    E, A, b = fit_offset_law(C, y)
+    assert abs(b - 0.3) < 0.05 and abs(E - 120) < 10
+    assert fit_offset_law(C[:3], y[:3]) is None            # 3 parameters need ≥ 4 budgets
+    # held-out report carries both predictions on a synthetic sweep
+    h = fit_sweep(_synthetic_results(), n_boot=100).holdout
+    assert h["offset_law"]["relative_error"] >= 0 and h["budgets_used"] >= 4

@@ -91,6 +91,30 @@ def fit_power_law(compute, values, n_boot: int = 2000, seed: int = 0, level: flo
     return PowerLaw(math.exp(a), b, (float(lo), float(hi)), float(np.sqrt((residuals ** 2).sum() / dof)), len(x), boot, residuals)
 
 
+def fit_offset_law(compute, values) -> tuple[float, float, float] | None:
+    """y = E + A·C^-b (an irreducible loss E plus a power law), least squares on y;
+    (E, A, b), or None when it does not converge to E ≥ 0, A > 0, b > 0. A diagnostic
+    beside the pure power law: a frontier whose local exponent shrinks with C bends
+    towards such a floor."""
+    from scipy.optimize import curve_fit
+
+    x, y = np.log(np.asarray(compute, float)), np.asarray(values, float)
+    if len(x) < 4:
+        return None
+    x0 = float(np.mean(x))
+
+    def law(x, E, A, b):
+        return E + A * np.exp(-b * (x - x0))
+
+    try:
+        (E, A, b), _ = curve_fit(law, x, y, p0=[0.5 * y.min(), 0.5 * y.min(), 0.2], bounds=([0, 0, 0], [np.inf, np.inf, 5]), maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    if not (A > 0 and b > 0):
+        return None
+    return float(E), float(A * math.exp(b * x0)), float(b)
+
+
 # --- the frontier --------------------------------------------------------------------
 @dataclass
 class FrontierPoint:
@@ -227,10 +251,16 @@ def holdout_error(results: list[dict], n_boot: int = 2000, seed: int = 0) -> dic
     law = fit_power_law([p.compute for p in train_points], [p.loss for p in train_points], n_boot, seed)
     predicted = law.predict(top.compute)
     lo, hi = law.interval(top.compute)
-    return {"compute": top.compute, "observed_loss": top.loss, "predicted_loss": predicted, "interval": [lo, hi],
-            "relative_error": abs(predicted - top.loss) / top.loss, "inside_interval": lo <= top.loss <= hi,
-            "fitted_exponent": law.exponent, "fitted_exponent_ci": list(law.exponent_ci),
-            "budgets_used": len(train_points), "observed_run": top.best_run}
+    out = {"compute": top.compute, "observed_loss": top.loss, "predicted_loss": predicted, "interval": [lo, hi],
+           "relative_error": abs(predicted - top.loss) / top.loss, "inside_interval": lo <= top.loss <= hi,
+           "fitted_exponent": law.exponent, "fitted_exponent_ci": list(law.exponent_ci),
+           "budgets_used": len(train_points), "observed_run": top.best_run}
+    offset = fit_offset_law([p.compute for p in train_points], [p.loss for p in train_points])
+    if offset is not None:
+        E, A, b = offset
+        pred = E + A * top.compute ** -b
+        out["offset_law"] = {"E": E, "A": A, "b": b, "predicted_loss": pred, "relative_error": abs(pred - top.loss) / top.loss}
+    return out
 
 
 def format_fit(fit: ScalingFit) -> str:
@@ -250,7 +280,12 @@ def format_fit(fit: ScalingFit) -> str:
     if h:
         lines.append(f"held-out largest budget {h['compute']:.3e}: observed {h['observed_loss']:.4f}, predicted "
                      f"{h['predicted_loss']:.4f} [{h['interval'][0]:.4f}, {h['interval'][1]:.4f}] from {h['budgets_used']} "
-                     f"smaller budgets: relative error {h['relative_error']:.1%}")
+                     f"smaller budgets: relative error {h['relative_error']:.1%}"
+                     f"{'' if h['inside_interval'] else ' (outside the interval)'}")
+        o = h.get("offset_law")
+        if o:
+            lines.append(f"  with an irreducible term, L = {o['E']:.4g} + {o['A']:.4g}·C^-{o['b']:.3f} on the same budgets "
+                         f"predicts {o['predicted_loss']:.4f}: relative error {o['relative_error']:.1%}")
     if fit.throughput_flops_per_s:
         lines.append(f"measured training throughput {fit.throughput_flops_per_s:.3e} FLOP/s")
     return "\n".join(lines)

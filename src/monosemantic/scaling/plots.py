@@ -16,6 +16,7 @@ def plot_scaling(results: list[dict], fit: ScalingFit, out_dir: str | Path) -> l
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -24,7 +25,7 @@ def plot_scaling(results: list[dict], fit: ScalingFit, out_dir: str | Path) -> l
     C = np.array([p.compute for p in fit.frontier])
     grid = np.geomspace(C.min(), C.max() * 2, 50)
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     for n, color in zip(sizes, colors):
         rs = sorted((r for r in results if int(r["n_latents"]) == n), key=lambda r: r["flops"])
         ax.plot([r["flops"] for r in rs], [r["loss"] for r in rs], "o-", color=color, ms=4, lw=1, label=f"{n:,} features")
@@ -36,11 +37,15 @@ def plot_scaling(results: list[dict], fit: ScalingFit, out_dir: str | Path) -> l
     if fit.holdout:
         h = fit.holdout
         ax.errorbar([h["compute"]], [h["predicted_loss"]], yerr=[[h["predicted_loss"] - h["interval"][0]], [h["interval"][1] - h["predicted_loss"]]],
-                    fmt="x", color="C3", ms=9, capsize=3, label=f"held-out prediction (error {h['relative_error']:.1%})")
+                    fmt="x", color="C3", ms=9, capsize=3,
+                    label=f"largest budget predicted from the smaller ones (error {h['relative_error']:.1%})")
     ax.set(xscale="log", yscale="log", xlabel="training compute (FLOPs)", ylabel=f"held-out loss: {fit.loss_definition.split(' (')[0]}",
            title="Loss vs compute, one curve per dictionary size")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))   # the loss often spans less than a decade
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     fig.tight_layout()
     first = out_dir / "loss_vs_compute.png"
     fig.savefig(first, dpi=120)
@@ -52,11 +57,12 @@ def plot_scaling(results: list[dict], fit: ScalingFit, out_dir: str | Path) -> l
         ys = [getattr(p, key) for p in fit.frontier]
         edge = [not p.interior for p in fit.frontier]
         ax.plot(C[~np.array(edge)], np.array(ys)[~np.array(edge)], "o", color="C0", label="frontier (interior minimum)")
-        ax.plot(C[np.array(edge)], np.array(ys)[np.array(edge)], "o", mfc="none", color="C0", label="frontier (edge of the sizes)")
+        ax.plot(C[np.array(edge)], np.array(ys)[np.array(edge)], "o", mfc="none", color="C0", label="frontier (edge of the sizes" + (", not fitted)" if fit.allocation_points == "interior" else ")"))
         ax.plot(grid, law.predict(grid), "k--", lw=1, label=f"∝ C^{law.exponent:.2f} [{law.exponent_ci[0]:.2f}, {law.exponent_ci[1]:.2f}]")
         ax.set(xscale="log", yscale="log", xlabel="training compute (FLOPs)", ylabel=label)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.suptitle("Compute-optimal allocation")
     fig.tight_layout()
     second = out_dir / "optimal_allocation.png"
