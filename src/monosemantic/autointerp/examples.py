@@ -42,11 +42,24 @@ def _sample(example, level: str) -> Sample:
     return Sample(list(example.tokens), [max(0.0, float(a)) for a in example.acts], level, example.context_id, example.position)
 
 
-def split_examples(feature, min_explain: int = 2, min_score: int = 2) -> ExampleSplit:
+def spread(items: list, n: int | None) -> list:
+    """At most n items, evenly spaced over the list (all of them when n is None)."""
+    if n is None or len(items) <= n:
+        return list(items)
+    if n <= 0:
+        return []
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def split_examples(feature, min_explain: int = 2, min_score: int = 2, per_level: int | None = None,
+                   negatives: int | None = None) -> ExampleSplit:
     """Alternate each section's examples (top, then every interval, in rank order)
     between the explainer and the scorers, so both get every activation level; a
     scoring example whose context the explainer saw is dropped, so the explainer
-    never reads scored text. Negatives all go to the scorers."""
+    never reads scored text. Negatives all go to the scorers. `per_level` and
+    `negatives` cap the scoring examples per activation level and the non-activating
+    ones (evenly spaced, so a cheap run still covers every level)."""
     explain: list[Sample] = []
     score: list[Sample] = []
     sections = [("top", feature.top)] + [(f"interval{iv.index}", iv.examples) for iv in feature.intervals]
@@ -59,7 +72,9 @@ def split_examples(feature, min_explain: int = 2, min_score: int = 2) -> Example
     explain_contexts = {s.context_id for s in explain}
     dropped = sum(s.context_id in explain_contexts for s in score)
     score = [s for s in score if s.context_id not in explain_contexts]
-    score += [_sample(e, "negative") for e in feature.negatives if e.context_id not in explain_contexts]
+    levels = list(dict.fromkeys(s.level for s in score))
+    score = [s for level in levels for s in spread([x for x in score if x.level == level], per_level)]
+    score += spread([_sample(e, "negative") for e in feature.negatives if e.context_id not in explain_contexts], negatives)
     problems = []
     if dropped:
         problems.append(f"{dropped} scoring examples dropped: their context was shown to the explainer")

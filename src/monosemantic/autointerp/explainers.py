@@ -49,8 +49,25 @@ class LLMExplainer:
     def __init__(self, max_examples: int = 12, max_tokens: int = 60):
         self.max_examples, self.max_tokens = max_examples, max_tokens
 
+    def choose(self, samples: list[Sample]) -> list[Sample]:
+        """Up to max_examples: the top examples fill half, the rest are taken in turn
+        from each lower activation level, so the explanation is not about the top only."""
+        active = [s for s in samples if s.active]
+        top = [s for s in active if s.level == "top"][: max(1, self.max_examples // 2)]
+        lower: dict[str, list[Sample]] = {}
+        for s in active:
+            if s.level != "top":
+                lower.setdefault(s.level, []).append(s)
+        chosen, queues = list(top), [list(v) for v in lower.values()]
+        while len(chosen) < self.max_examples and any(queues):
+            for q in queues:
+                if q and len(chosen) < self.max_examples:
+                    chosen.append(q.pop(0))
+        rest = [s for s in active if s not in chosen]
+        return chosen + rest[: self.max_examples - len(chosen)]
+
     def messages(self, samples: list[Sample]) -> list[dict]:
-        active = [s for s in samples if s.active][: self.max_examples]
+        active = self.choose(samples)
         body = "\n".join(f"Example {i + 1}: {render_sample(s, threshold_fraction=0.3)}" for i, s in enumerate(active))
         return [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"{body}\n\nIn one sentence, what does the feature detect?"}]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..features import FeatureDB
+from .clients.base import ClientError
 from .examples import split_examples
 from .explainers import EXPLAINERS
 from .scorers import SCORERS
@@ -63,6 +64,8 @@ def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int =
             n = int(n)
         except ValueError:
             raise ConfigError(f"--features {spec!r}: write random:N or stratified:N") from None
+        if n < 1:
+            raise ConfigError(f"--features {spec!r}: N must be at least 1")
         if n >= len(ids):
             return sorted(ids)
         if how == "random":
@@ -70,9 +73,16 @@ def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int =
         strata = np.array_split(np.arange(len(ids)), n)
         return sorted(ids[int(rng.choice(list(s)))] for s in strata)
     try:
-        return [int(x) for x in spec.split(",") if x.strip()]
+        chosen = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--features {spec!r}: write random:N, stratified:N or ids like 1,2,3") from None
+    if not chosen:
+        raise ConfigError(f"--features {spec!r} names no {kind}: write random:N, stratified:N or ids like 1,2,3")
+    dead = sorted(set(chosen) - set(ids))
+    if dead:
+        raise ConfigError(f"--features: no live {kind} {', '.join(map(str, dead[:5]))} in {db.path} "
+                          f"(it has {len(ids)} live {kind}s, ids up to {max(ids)})")
+    return chosen
 
 
 def _finished(db: FeatureDB, kind: str, fid: int, explainer: str, keys: list[str]) -> bool:
@@ -89,14 +99,21 @@ def _log(run_dir: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-async def _one(db, kind, fid, explainer, scorers, client, result: ExplainResult) -> None:
+async def _one(db, kind, fid, explainer, scorers, client, result: ExplainResult, split_kw: dict) -> None:
     feature = db.get(fid, kind)
-    split = split_examples(feature)
+    split = split_examples(feature, **split_kw)
     if not split.ok:
         result.failed.append({"id": fid, "reason": "; ".join(split.problems)})
         _log(db.run_dir, {"kind": kind, "id": fid, "status": "too few examples", "problems": split.problems})
         return
-    explanation = await explainer.explain(split.explain, client)
+    try:
+        explanation = await explainer.explain(split.explain, client)
+    except ClientError as e:
+        if e.fatal:
+            raise
+        result.failed.append({"id": fid, "reason": f"explainer request failed: {e}"})
+        _log(db.run_dir, {"kind": kind, "id": fid, "status": "explainer request failed", "error": str(e)})
+        return
     if not explanation.ok:
         result.failed.append({"id": fid, "reason": f"unreadable explanation: {explanation.raw[:100]!r}"})
         _log(db.run_dir, {"kind": kind, "id": fid, "status": "unreadable explanation", "raw": explanation.raw})
@@ -116,7 +133,7 @@ async def _one(db, kind, fid, explainer, scorers, client, result: ExplainResult)
         result.scores.setdefault(s.scorer, []).append(s.score)
 
 
-async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_features, progress) -> None:
+async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_features, progress, split_kw) -> None:
     keys = [scorer_key(s.name, explainer.name) for s in scorers]
     todo = []
     for fid in ids:
@@ -137,7 +154,7 @@ async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_f
 
     async def guarded(fid):
         async with sem:
-            await _one(db, kind, fid, explainer, scorers, client, result)
+            await _one(db, kind, fid, explainer, scorers, client, result, split_kw)
             result.done += 1
             if bar is not None:
                 bar.update(1)
@@ -160,13 +177,18 @@ def explain_run(
     seed: int = 0,
     parallel_features: int = 4,
     progress: bool = False,
+    per_level: int | None = None,
+    negatives: int | None = None,
 ) -> ExplainResult:
     """Explain and score `features` of RUN; see the module docstring. `client` is a
     ChatClient (clients.LocalClient / OpenAIClient); the model-free token explainer
-    still needs one for the scorers."""
+    still needs one for the scorers. `per_level` / `negatives` cap the scoring
+    examples per activation level / non-activating (None: all stored)."""
     if explainer not in EXPLAINERS:
         raise ConfigError(f"unknown explainer {explainer!r}: use {' or '.join(EXPLAINERS)}")
     names = parse_scorers(scorers)
+    if per_level is not None and per_level < 1 or negatives is not None and negatives < 0:
+        raise ConfigError(f"per_level must be >= 1 and negatives >= 0, got {per_level} and {negatives}")
     if client is None and (names or explainer != "tokens"):
         raise ConfigError("scorers and the llm explainer need a client: pass client=LocalClient() or OpenAIClient(...)")
     start = time.perf_counter()
@@ -174,7 +196,7 @@ def explain_run(
         ids = select_features(db, features, kind, seed)
         result = ExplainResult(str(db.run_dir), kind, explainer, names, len(ids), 0, 0)
         asyncio.run(_explain(db, kind, ids, EXPLAINERS[explainer](), [SCORERS[n]() for n in names], client, result,
-                             parallel_features, progress))
+                             parallel_features, progress, {"per_level": per_level, "negatives": negatives}))
     if client is not None:
         result.usage = client.usage.as_dict()
     result.seconds = time.perf_counter() - start

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (openai client)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (openai client)")
     p.add_argument("--seed", type=int, default=0, help="feature sampling seed")
+    p.add_argument("--per-level", type=int, default=None, metavar="N",
+                   help="score at most N held-out examples per activation level (default: all stored; lower it for a cheap run)")
+    p.add_argument("--negatives", type=int, default=None, metavar="N", help="score at most N non-activating examples (default: all stored)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.set_defaults(func=_explain)
 
@@ -55,8 +58,9 @@ def _explain(args: argparse.Namespace) -> int:
     client = _client(args)
     r = explain_run(args.run, features=args.features, scorers=args.scorer, explainer=args.explainer, client=client,
                     kind=args.kind, seed=args.seed, parallel_features=max(1, min(args.concurrency, 8)) if args.client == "openai" else 2,
-                    progress=True)
-    print(f"{r.kind}s: {r.selected} selected, {r.done} explained now, {r.skipped} already done, {len(r.failed)} failures "
+                    progress=True, per_level=args.per_level, negatives=args.negatives)
+    print(f"{r.kind}s: {r.selected} selected, {r.done} tried now, {r.skipped} already done, "
+          f"{len({f['id'] for f in r.failed})} with failures "
           f"({r.seconds:.0f} s, explainer {r.explainer}, client {client.name})")
     for name, vals in r.scores.items():
         lo, hi = bootstrap_ci(vals)

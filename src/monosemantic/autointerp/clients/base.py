@@ -15,7 +15,13 @@ from ...errors import MonosemanticError
 
 
 class ClientError(MonosemanticError):
-    """The chat server could not be reached or kept failing after every retry."""
+    """One request failed: the server kept failing after every retry, or its reply
+    was unreadable (recorded as a failure, the batch goes on). `fatal`: every request
+    would fail (bad URL, key or model name), so the run stops."""
+
+    def __init__(self, message: str, fatal: bool = False):
+        super().__init__(message)
+        self.fatal = fatal
 
 
 @dataclass
@@ -80,12 +86,15 @@ class ResponseCache:
 
 class ChatClient:
     """Interface: `await client.chat(messages, max_tokens=..)` -> ChatResult. `name`
-    identifies the model in cache keys and in the scores' details."""
+    identifies the model in cache keys and in the scores' details. `choices`: the
+    valid answers ("0".."3"); a client that can read next-token scores answers with the
+    likeliest one (constrained), others generate and ignore it."""
 
     name: str = "client"
     usage: Usage
 
-    async def chat(self, messages: list[dict], max_tokens: int = 64, temperature: float = 0.0) -> ChatResult:
+    async def chat(self, messages: list[dict], max_tokens: int = 64, temperature: float = 0.0,
+                   choices: list[str] | None = None) -> ChatResult:
         raise NotImplementedError
 
     async def aclose(self) -> None:

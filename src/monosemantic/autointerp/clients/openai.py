@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import random
 import time
@@ -16,6 +17,7 @@ from ...errors import ConfigError
 from .base import ChatClient, ChatResult, ClientError, ResponseCache, Usage, cache_key
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+FATAL_STATUS = {401, 403, 404}  # wrong key or URL or model: every request would fail
 
 
 @dataclass
@@ -46,6 +48,15 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+@functools.lru_cache(maxsize=1)
+def _ssl_context():
+    """One default TLS context for every connection pool (building one loads the CA
+    bundle, ~0.5 s)."""
+    import httpx
+
+    return httpx.create_ssl_context()
+
+
 class OpenAIClient(ChatClient):
     def __init__(self, cfg: OpenAIConfig | None = None, **overrides):
         try:
@@ -72,10 +83,11 @@ class OpenAIClient(ChatClient):
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop, self._sem = loop, asyncio.Semaphore(self.cfg.concurrency)
-            self._http = self._httpx.AsyncClient(timeout=self._httpx.Timeout(self.cfg.timeout),
+            self._http = self._httpx.AsyncClient(timeout=self._httpx.Timeout(self.cfg.timeout), verify=_ssl_context(),
                                                  headers={"Authorization": f"Bearer {self.api_key}"})
 
-    async def chat(self, messages: list[dict], max_tokens: int = 64, temperature: float = 0.0) -> ChatResult:
+    async def chat(self, messages: list[dict], max_tokens: int = 64, temperature: float = 0.0,
+                   choices: list[str] | None = None) -> ChatResult:  # choices: generated and parsed
         params = {"max_tokens": max_tokens, "temperature": temperature}
         key = cache_key(self.cfg.model, messages, params)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
@@ -93,26 +105,29 @@ class OpenAIClient(ChatClient):
 
     async def _post(self, body: dict) -> ChatResult:
         httpx = self._httpx
+        url = f"{self.base_url}/chat/completions"
         last = "no attempt"
         for attempt in range(self.cfg.max_retries + 1):
             wait = None
             self.usage.requests += 1
             try:
-                response = await self._http.post(f"{self.base_url}/chat/completions", json=body)
+                response = await self._http.post(url, json=body)
             except (httpx.TimeoutException, httpx.TransportError) as e:
-                last = f"{type(e).__name__}: {e}"
+                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             else:
                 if response.status_code == 200:
                     try:
                         return _parse_completion(response.json())
                     except (ValueError, KeyError, IndexError, TypeError) as e:
-                        last = f"unreadable reply ({e}): {response.text[:200]!r}"
-                elif response.status_code in RETRY_STATUS:
-                    last = f"HTTP {response.status_code}: {response.text[:200]}"
-                    wait = retry_after_seconds(response.headers.get("retry-after"))
-                else:
+                        # the server answered; asking again would get the same: a failure, not a retry
+                        self.usage.failures += 1
+                        raise ClientError(f"unreadable reply from {url} ({type(e).__name__}: {e}): {response.text[:200]!r}") from None
+                if response.status_code not in RETRY_STATUS:
                     self.usage.failures += 1
-                    raise ClientError(f"{self.base_url} answered HTTP {response.status_code}: {response.text[:300]}")
+                    raise ClientError(f"{url} answered HTTP {response.status_code}: {response.text[:300]}",
+                                      fatal=response.status_code in FATAL_STATUS)
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+                wait = retry_after_seconds(response.headers.get("retry-after"))
             if attempt == self.cfg.max_retries:
                 break
             self.usage.retries += 1
@@ -120,7 +135,7 @@ class OpenAIClient(ChatClient):
                 wait = min(self.cfg.max_backoff, self.cfg.backoff * 2**attempt) * (0.5 + random.random() / 2)
             await asyncio.sleep(min(wait, self.cfg.max_backoff))
         self.usage.failures += 1
-        raise ClientError(f"{self.base_url} failed {self.cfg.max_retries + 1} times, last: {last}")
+        raise ClientError(f"{url} failed {self.cfg.max_retries + 1} times, last: {last}")
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -43,14 +43,17 @@ def parse_yes_no(reply: str) -> bool | None:
     return None
 
 
-async def ask_all(client, prompts: list[list[dict]], max_tokens: int) -> list[str | None]:
+async def ask_all(client, prompts: list[list[dict]], max_tokens: int, choices: list[str] | None = None) -> list[str | None]:
     """Every prompt's reply text, concurrently (the client limits how many at once);
-    None for a request that failed after its retries."""
+    None for a request that failed (after its retries); a fatal client error stops.
+    `choices`: the valid answers, for clients that can constrain to them."""
 
     async def one(messages):
         try:
-            return (await client.chat(messages, max_tokens=max_tokens)).text
-        except ClientError:
+            return (await client.chat(messages, max_tokens=max_tokens, choices=choices)).text
+        except ClientError as e:
+            if e.fatal:
+                raise
             return None
 
     return list(await asyncio.gather(*(one(m) for m in prompts)))

@@ -1,6 +1,7 @@
 """Detection: shown plain held-out text (no highlights), does the feature described
 fire anywhere in it? Activating examples across levels against non-activating ones;
-the score is balanced accuracy (0.5 = chance)."""
+the score is balanced accuracy (0.5 = chance), undefined (a recorded failure) without
+both classes: a dense feature with no non-activating context cannot be scored."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ def prompt(explanation: str, text: str) -> list[dict]:
 class DetectionScorer:
     name = "detection"
     max_tokens = 8
+    choices = ["0", "1"]
 
     async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
         samples = split.score
-        replies = await ask_all(client, [prompt(explanation, render_sample(s, highlight=False)) for s in samples], self.max_tokens)
+        replies = await ask_all(client, [prompt(explanation, render_sample(s, highlight=False)) for s in samples], self.max_tokens, self.choices)
         labels, preds, failures = [], [], 0
         for s, reply in zip(samples, replies):
             answer = parse_yes_no(reply) if reply is not None else None
@@ -31,13 +33,15 @@ class DetectionScorer:
                 continue
             labels.append(s.active)
             preds.append(answer)
-        score = balanced_accuracy(labels, preds)
         details = {"n_pos": sum(labels), "n_neg": len(labels) - sum(labels),
                    "tpr": _rate(labels, preds, True), "tnr": _rate(labels, preds, False)}
-        if score is None:
+        score = balanced_accuracy(labels, preds) if len(set(labels)) == 2 else None
+        if not labels:
             details["error"] = "no reply could be read"
-        elif len(set(labels)) == 1:
-            details["warning"] = "only one class scored: balanced accuracy is one rate"
+        elif score is None:
+            # one rate alone rewards answering "yes" (or "no") to everything
+            details["error"] = ("no non-activating example (a dense feature: no context without it)" if labels[0]
+                                else "no activating example could be read")
         return ScoreResult(self.name, score, details, failures, len(samples))
 
 

@@ -23,6 +23,7 @@ def prompt(explanation: str, text: str) -> list[dict]:
 class FuzzingScorer:
     name = "fuzzing"
     max_tokens = 8
+    choices = ["0", "1"]
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -37,7 +38,7 @@ class FuzzingScorer:
             marks = highlighted(s) if correct else fuzzed_marks(s, rng)
             texts.append(render(s.tokens, marks))
             labels.append(correct)
-        replies = await ask_all(client, [prompt(explanation, t) for t in texts], self.max_tokens)
+        replies = await ask_all(client, [prompt(explanation, t) for t in texts], self.max_tokens, self.choices)
         kept_labels, preds, failures = [], [], 0
         for label, reply in zip(labels, replies):
             answer = parse_yes_no(reply) if reply is not None else None
@@ -46,8 +47,8 @@ class FuzzingScorer:
                 continue
             kept_labels.append(label)
             preds.append(answer)
-        score = balanced_accuracy(kept_labels, preds)
+        score = balanced_accuracy(kept_labels, preds) if len(set(kept_labels)) == 2 else None
         details = {"n_correct_marks": sum(kept_labels), "n_wrong_marks": len(kept_labels) - sum(kept_labels)}
         if score is None:
-            details["error"] = "no reply could be read"
+            details["error"] = "no reply could be read" if not kept_labels else "only one class of marks could be scored"
         return ScoreResult(self.name, score, details, failures, len(texts))

@@ -28,10 +28,11 @@ def prompt(explanation: str, text: str) -> list[dict]:
 class RubricScorer:
     name = "rubric"
     max_tokens = 8
+    choices = ["0", "1", "2", "3"]
 
     async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
         samples = split.score
-        replies = await ask_all(client, [prompt(explanation, render_sample(s)) for s in samples], self.max_tokens)
+        replies = await ask_all(client, [prompt(explanation, render_sample(s)) for s in samples], self.max_tokens, self.choices)
         by_level: dict[str, list[int]] = defaultdict(list)
         failures = 0
         for s, reply in zip(samples, replies):
