@@ -4,6 +4,7 @@ inputs answered with one line and exit status 2."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -62,13 +63,10 @@ def test_flops_fit_and_plan_commands(capsys, tmp_path, tiny_sweep):
     assert "h on this machine" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["sweep", "--help"], ["scaling", "fit", "--help"], ["scaling", "plan", "--help"]])
-def test_help_names_what_exists(argv, capsys):
+@pytest.mark.parametrize("argv", [["sweep", "--help"], ["scaling", "fit", "--help"]])
+def test_help_points_to_docs_that_exist(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
-    text = capsys.readouterr().out
-    if "docs/scaling.md" in text:
-        from pathlib import Path
-
-        assert (Path(__file__).parents[2] / "docs" / "scaling.md").is_file()
+    assert "docs/scaling.md" in capsys.readouterr().out.replace("\n", " ")
+    assert (Path(__file__).parents[2] / "docs" / "scaling.md").is_file()

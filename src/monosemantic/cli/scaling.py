@@ -41,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("scaling", help="fit scaling laws to a sweep, plan a budget, train a family")
     s = p.add_subparsers(dest="scaling_command", metavar="ACTION", required=True)
-    f = s.add_parser("fit", help="frontier and power laws L*(C), N*(C), T*(C) with bootstrap CIs; plots")
+    f = s.add_parser("fit", help="frontier and power laws L*(C), N*(C), T*(C) with bootstrap CIs; plots",
+                     description="Loss frontier per compute budget and power-law fits of L*(C), N*(C), T*(C) with "
+                     "bootstrap CIs on the exponents; the largest budget is also predicted from the smaller ones. "
+                     "Writes SWEEP/scaling_fit.json and two PNGs (docs/scaling.md).")
     f.add_argument("sweep", help="sweep directory")
     f.add_argument("--plots", default=None, help="folder for the PNGs (default SWEEP/plots)")
     f.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
@@ -52,7 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--budget", type=float, help="training FLOPs")
     g.add_argument("--hours", type=float, help="hours on this machine, at the sweep's measured throughput")
     f.set_defaults(func=_plan)
-    f = s.add_parser("family", help="train three SAEs along the fitted frontier and evaluate them")
+    f = s.add_parser("family", help="train three SAEs along the fitted frontier and evaluate them",
+                     description="Train the planner's allocation at budgets TOP/FACTOR², TOP/FACTOR and TOP under "
+                     "SWEEP/family/ (finished members are skipped) and evaluate each: FVE, L0, dead fraction, and "
+                     "loss recovered when the store's run has its model and tokens (a few forward passes of the model).")
     f.add_argument("sweep", help="sweep directory")
     f.add_argument("--top", type=float, default=None, help="largest budget in FLOPs (default: the sweep's largest)")
     f.add_argument("--factor", type=float, default=4.0, help="budget ratio between members (default 4)")
