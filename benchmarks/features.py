@@ -12,7 +12,7 @@
 The SAE is a random ReLU SAE (W_enc = W_decᵀ, per-latent thresholds set so each fires
 on ~1.5 % of tokens, L0 ≈ 60 at 4096 latents) unless --run names a run with sae/.
 
-    python benchmarks/features.py [--tokens 20000] [--latents 4096] [--model embedded]
+    python benchmarks/features.py [--tokens 20000] [--latents 4096] [--rounds 2] [--model embedded]
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--neurons", action="store_true", help="build with --neurons as well")
     parser.add_argument("--skip-lookup", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2, help="harvest/build pairs, alternated")
     args = parser.parse_args()
 
     from monosemantic.models import load_model
@@ -186,8 +187,15 @@ def main() -> None:
         tokens_path = tmp / "tokens.npz"
         np.savez(tokens_path, **pack_stdlib_tokens(lm.tokenizer, lm.bos_id, args.tokens))
         small = args.tokens // 10
-        harvest = run_child("harvest", args.model, tokens_path, args.tokens, tmp / "h", args.latents, False)
-        build = run_child("build", args.model, tokens_path, args.tokens, tmp / "big", args.latents, args.neurons)
+        # alternate A B A B so drift on this shared machine hits both; keep each one's fastest round
+        harvests, builds = [], []
+        for r in range(args.rounds):
+            harvests.append(run_child("harvest", args.model, tokens_path, args.tokens, tmp / f"h{r}", args.latents, False))
+            builds.append(run_child("build", args.model, tokens_path, args.tokens, tmp / f"big{r}", args.latents, args.neurons))
+        for h, b in zip(harvests, builds):
+            print(f"round: harvest {h['seconds']:.1f} s, build {b['seconds']:.1f} s, overhead {b['seconds'] / h['seconds'] - 1:+.1%}")
+        harvest = min(harvests, key=lambda h: h["seconds"])
+        build = min(builds, key=lambda b: b["seconds"])
         build_small = run_child("build", args.model, tokens_path, small, tmp / "small", args.latents, args.neurons)
         lookup = None if args.skip_lookup else lookup_benchmark(lm, tmp)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -64,13 +64,27 @@ class SAEConfig:
                 raise bad(f"{name} must be a finite number > 0, got {v!r}")
 
 
-class ForwardOutput(NamedTuple):
-    x_hat: Tensor              # [B, d] reconstruction (in the units of the input)
-    acts: Tensor               # [B, n] dense activations ≥ 0 (topk family: detached, for metrics only)
-    loss: Tensor               # scalar: what the trainer back-propagates
-    terms: dict[str, Tensor]   # unweighted parts of the loss, e.g. {"mse", "l1"}; detached
-    n_active: Tensor | None    # [B] int64, nonzero latents per row (L0)
-    fired: Tensor              # [n] bool, latents that fired at least once in this batch
+class ForwardOutput:
+    """What `SAE.forward` returns. `acts` may be given as a zero-argument function: the
+    TopK family trains on [B, k] values and only builds the [B, n] matrix when a caller
+    reads `acts` (the training loop never does; a [B, n] write per step cost ~10 %)."""
+
+    __slots__ = ("x_hat", "_acts", "loss", "terms", "n_active", "fired")
+
+    def __init__(self, x_hat: Tensor, acts: Tensor | Callable[[], Tensor], loss: Tensor, terms: dict[str, Tensor],
+                 n_active: Tensor | None, fired: Tensor):
+        self.x_hat = x_hat          # [B, d] reconstruction (in the units of the input)
+        self._acts = acts           # [B, n] dense activations ≥ 0 (topk family: detached, for metrics only)
+        self.loss = loss            # scalar: what the trainer back-propagates
+        self.terms = terms          # unweighted parts of the loss, e.g. {"mse", "l1"}; detached
+        self.n_active = n_active    # [B] int64, nonzero latents per row (L0)
+        self.fired = fired          # [n] bool, latents that fired at least once in this batch
+
+    @property
+    def acts(self) -> Tensor:
+        if callable(self._acts):
+            self._acts = self._acts()
+        return self._acts
 
 
 def mse_term(x_hat: Tensor, x: Tensor) -> Tensor:
@@ -106,6 +120,8 @@ class SAE(nn.Module):
         """[..., d] -> [..., n] encoder pre-activations."""
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
+        if x.dim() == 2:
+            return torch.addmm(self.b_enc, x, self.W_enc)  # bias fused: one pass over [B, n] fewer
         return x @ self.W_enc + self.b_enc
 
     def encode(self, x: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ class ReLUSAE(SAE):
         f = self.encode(x)                                                 # [B, n]
         x_hat = self.decode(f)                                             # [B, d]
         mse = mse_term(x_hat, x)
-        l1 = (f.float() * self.W_dec.norm(dim=1)).sum(-1).mean()           # Σᵢ fᵢ‖W_dec,i‖, batch mean
+        l1 = (f.float() @ self.W_dec.norm(dim=1).float()).mean()           # Σᵢ fᵢ‖W_dec,i‖, batch mean (a matvec: no [B, n] product)
         loss = mse + self.cfg.l1_coefficient * sparsity_scale * l1
         n_active, fired = self._stats(f)
         return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l1": l1.detach()}, n_active, fired)

@@ -129,7 +129,7 @@ def topk_encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor | None, k
         vals, idx = pre.topk(k, dim=-1, sorted=False)                      # [B, k]
         return EncoderOutput(vals.relu(), idx, pre)
     with torch.no_grad():
-        pre = _center(x, b_dec) @ W_enc + b_enc                            # [B, n], no graph
+        pre = torch.addmm(b_enc, _center(x, b_dec), W_enc)                 # [B, n], no graph; bias fused
         idx = pre.topk(k, dim=-1, sorted=False).indices                    # [B, k]
     vals = gather_encode(x, W_enc, b_enc, b_dec, idx, pre)
     return EncoderOutput(vals.relu(), idx, pre)

@@ -55,7 +55,7 @@ class TopKSAE(SAE):
         active = top_acts.detach() > 0                                     # [B, m]
         fired = torch.zeros(self.cfg.n_latents, dtype=torch.bool, device=x.device)
         fired[top_idx[active]] = True
-        acts = densify(top_acts, top_idx, self.cfg.n_latents)              # [B, n], for metrics
+        acts = lambda: densify(top_acts, top_idx, self.cfg.n_latents)     # [B, n] on demand, for metrics
         return ForwardOutput(x_hat, acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, active.sum(-1), fired)
 
     def _auxk(self, x: Tensor, x_hat: Tensor, pre: Tensor, dead_mask: Tensor | None) -> Tensor:

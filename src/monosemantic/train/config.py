@@ -20,7 +20,7 @@ class TrainConfig:
     dead_window_tokens: int = 0      # a latent is dead after this many tokens without firing; 0 -> min(10M, n_tokens/4)
     log_every: int = 20              # steps between metrics.jsonl lines
     checkpoint_every: int = 200      # steps between checkpoints (0: only at the end)
-    dtype: str = "float32"           # "float32" | "bfloat16" (autocast for the matmuls) | "auto"
+    dtype: str = "auto"              # "float32" | "bfloat16" (autocast for the matmuls) | "auto" (see loop.resolve_dtype)
     seed: int = 0                    # initialisation and data order
 
     def validate(self) -> None:
