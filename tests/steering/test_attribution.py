@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 
 import torch
-from conftest import random_sae
+from steering_helpers import random_sae
 
 from monosemantic.steering import Intervention, Target, ablation_scores, attribute, attribution_scores, steer
 

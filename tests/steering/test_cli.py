@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import random_sae
+from steering_helpers import random_sae
 
 from monosemantic.cli.main import main
 from monosemantic.sae import save_sae
@@ -52,3 +52,17 @@ def test_cli_commands_run(capsys, tiny_run, tmp_path):
     assert main(["concept", *common, "--concept", "animals", "--top", "2"]) == 0
     assert main(["concept", *common, "--tokens", "cat,dog", "--top", "2"]) == 0
     assert "feature" in capsys.readouterr().out
+
+
+def test_concept_list_needs_no_run(capsys):
+    assert main(["concept", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "paris" in out and "code_bugs" in out
+    assert "give the run directory" in _one_line_error(capsys, ["concept", "--concept", "paris"])
+
+
+def test_generation_settings_checked_before_the_model_loads(capsys, tmp_path):
+    # the run does not exist: these errors must come first, from the arguments alone
+    base = ["steer", str(tmp_path / "nope"), "--prompt", "hi", "--feature", "3=1"]
+    assert "--max-new-tokens must be >= 1" in _one_line_error(capsys, base + ["--max-new-tokens", "0"])
+    assert "--temperature must be >= 0" in _one_line_error(capsys, base + ["--temperature", "-1"])

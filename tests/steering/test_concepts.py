@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import random_sae
+from steering_helpers import random_sae
 
 from monosemantic.errors import ConfigError
 from monosemantic.steering import concept_names, load_concept, rank_contrastive, rank_logit_effect, rank_span

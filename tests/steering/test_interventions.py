@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import orthonormal_sae, random_sae
+from steering_helpers import orthonormal_sae, random_sae
 
 from monosemantic.errors import ConfigError
 from monosemantic.steering import Intervention, parse_intervention, steer, steered_completions

@@ -9,8 +9,9 @@ import textwrap
 from ..steering.interventions import SPEC_HELP
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory with sae/ (and features.db for =Nx values and the model name)")
+def _add_run_arguments(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    parser.add_argument("run", nargs="?" if optional else None,
+                        help="run directory with sae/ (and features.db for =Nx values and the model name)")
     parser.add_argument("--model", default=None, help="model spec (default: the one the run recorded); must be the SAE's model")
     parser.add_argument("--layer", type=int, default=None, help="layer (default: the SAE's)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"], help="model dtype (default float32)")
@@ -53,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "re-ranked by logit effect toward its tokens); --positive/--negative FILE rank by contrastive firing; --span FILE "
         "ranks by firing inside [[...]] marks; --tokens a,b ranks by the decoder's logit effect toward those tokens.",
     )
-    _add_run_arguments(p)
+    _add_run_arguments(p, optional=True)  # `concept --list` needs no run
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--concept", help="a shipped concept set (see --list) or a .json file with positive/negative/tokens")
     g.add_argument("--positive", metavar="FILE", help="positive texts: one per paragraph, or a JSON list (needs --negative)")
@@ -75,7 +76,13 @@ def _steer(args: argparse.Namespace) -> int:
     from ..steering.generate import steered_completions
     from ..steering.interventions import parse_intervention
 
-    specs = [parse_intervention(s) for s in args.feature]  # bad specs fail before the model loads
+    from ..errors import ConfigError
+
+    specs = [parse_intervention(s) for s in args.feature]  # bad input fails before the model loads
+    if args.max_new_tokens < 1:
+        raise ConfigError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.temperature < 0:
+        raise ConfigError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature:g}")
     run = _open(args)
     out = steered_completions(run.lm, run.sae, run.layer, args.prompt, specs, max_acts=run.max_acts,
                               max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
@@ -127,6 +134,8 @@ def _concept(args: argparse.Namespace) -> int:
         for name in C.concept_names():
             print(f"{name:<12} {C.load_concept(name).description}")
         return 0
+    if args.run is None:
+        raise ConfigError("give the run directory: monosemantic concept RUN --concept NAME (or --list without a run)")
     if args.top < 1:
         raise ConfigError(f"--top must be >= 1, got {args.top}")
     if args.positive and not args.negative:
