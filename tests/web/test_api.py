@@ -35,12 +35,12 @@ def browse_only(web_run):
 @pytest.mark.parametrize("url, marker", [
     ("/", 'id="eval-table"'), ("/features", 'id="feature-table"'), ("/features/2", 'id="top-examples"'),
     ("/inspect", 'id="inspect-form"'), ("/steer", 'id="steer-form"'), ("/steer?feature=5", 'value="5"'),
-    ("/search", 'id="search-form"'), ("/docs", "swagger"),
+    ("/search", 'id="search-form"'), ("/docs", 'id="api-endpoints"'),
 ])
 def test_pages_render(client, url, marker):
     r = client.get(url)
     assert r.status_code == 200 and marker in r.text
-    assert "http://" not in r.text.replace("http://www.w3.org", "") or url == "/docs"  # no CDN on our pages
+    assert "http://" not in r.text.replace("http://www.w3.org", "") and "https://" not in r.text  # no CDN on any page
 
 
 def test_overview_plots_and_static(client):
@@ -258,3 +258,12 @@ def test_cli_serve(monkeypatch, web_run, capsys):
     args = build_parser().parse_args(["serve", str(web_run), "--no-model", "--host", "0.0.0.0", "--port", "8123"])
     assert args.func(args) == 0 and calls[1] == {"host": "0.0.0.0", "port": 8123, "log_level": "warning"}
     assert "warning" in capsys.readouterr().err
+
+
+def test_api_docs_are_local_and_complete(client):
+    html = client.get("/docs").text
+    spec = client.get("/openapi.json").json()
+    for path in spec["paths"]:  # every endpoint of the schema is listed, with its body models
+        assert f"<code>{path}</code>" in html
+    assert 'id="model-SteerRequest"' in html and 'id="model-InterventionIn"' in html
+    assert "<script src=\"http" not in html and "cdn" not in html.lower()

@@ -94,7 +94,8 @@ def test_every_page_loads(browser, server):
 
     for path, marker, name in [("/", "eval-table", "overview"), ("/features", "feature-table", "feature_list"),
                                ("/search?q=rivers&by=explanation", "search-results", "search"),
-                               ("/inspect", "inspect-form", "inspector_empty"), ("/steer", "steer-form", "steering_empty")]:
+                               ("/inspect", "inspect-form", "inspector_empty"), ("/steer", "steer-form", "steering_empty"),
+                               ("/docs", "api-endpoints", "api_docs")]:
         browser.get(server + path)
         assert browser.find_element(By.ID, marker).is_displayed()
         _shot(browser, name)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
-from . import api, pages
+from . import api, apidocs, pages
 from .state import PLOTS, Limits, ModelUnavailable, RunState
 
 HERE = Path(__file__).parent
@@ -34,10 +34,12 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     need unless model=False."""
     state = RunState(run_dir, lm=lm, sae=sae, model=model, limits=limits)
     app = FastAPI(title="monosemantic", summary=f"Feature browser for {state.run_dir.name}",
-                  description="Features, prompt inspection and steering for one run. Pages at /, JSON under /api.")
+                  description="Features, prompt inspection and steering for one run. Pages at /, JSON under /api.",
+                  docs_url=None, redoc_url=None)  # /docs is apidocs.py's local page: Swagger UI would load from a CDN
     app.state.run = state
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(apidocs.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/plots/{name}.png", include_in_schema=False)
