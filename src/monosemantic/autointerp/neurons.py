@@ -93,6 +93,9 @@ def compare_neurons(run: str | Path, plot: bool = True, n_boot: int = 2000) -> C
     return Comparison(rows, diffs, table, png, js)
 
 
+SCALES = {"rubric": (-0.1, 3.1), "detection": (-0.02, 1.02), "fuzzing": (-0.02, 1.02), "simulation": (-1.02, 1.02)}
+
+
 def _plot(scores: dict, rows: list[Row], path: Path) -> Path:
     import matplotlib
 
@@ -111,7 +114,10 @@ def _plot(scores: dict, rows: list[Row], path: Path) -> Path:
             ax.scatter(i + jitter, vals, s=8, alpha=0.4, color=colours[kind])
             row = next(r for r in rows if r.scorer == name and r.kind == kind)
             ax.errorbar(i + 0.3, row.mean, yerr=[[row.mean - row.lo], [row.hi - row.mean]], fmt="o", color="black", capsize=4)
-        ax.set_xticks([0, 1], ["SAE features", "neurons"])
+        n = {k: len(scores[name].get(k) or []) for k in ("feature", "neuron")}
+        ax.set_xticks([0, 1], [f"SAE features\nn={n['feature']}", f"neurons\nn={n['neuron']}"])
+        ax.set_xlim(-0.5, 1.6)
+        ax.set_ylim(*SCALES.get(name.split("/")[0], (None, None)))  # the scorer's whole range
         ax.set_title(name, fontsize=9)
     fig.suptitle("autointerp scores (mean, bootstrap 95 % CI)", fontsize=10)
     fig.tight_layout()

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("feature", "neuron"), default="feature", help="SAE features or the MLP neurons (built with --neurons)")
     p.add_argument("--explainer", choices=("llm", "tokens"), default="llm", help="llm, or the model-free most-frequent-tokens baseline")
     p.add_argument("--scorer", default="all", help="all, or some of rubric,detection,fuzzing,simulation (comma-separated)")
-    p.add_argument("--client", choices=("local", "openai"), default="local", help="local transformers model or an OpenAI-compatible server")
+    p.add_argument("--client", choices=("local", "openai"), default="local", help="local transformers model (answers the scorers' digits by constrained choice) or an OpenAI-compatible server "
+                   "(vLLM, llama.cpp, Ollama, hosted)")
     p.add_argument("--model", default=None, help="local: model spec (default embedded); openai: model name (default gpt-4o-mini)")
     p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
     p.add_argument("--api-key", default=None, help="API key (default $OPENAI_API_KEY)")

@@ -1,7 +1,8 @@
 """A family of SAEs along the fitted frontier: the analogue of the paper's 1M / 4M /
 34M, three compute budgets a factor apart, each trained with the planner's
-features and tokens on the sweep's store, then evaluated (FVE, L0, dead fraction,
-loss recovered by splicing into the model)."""
+features and tokens on the sweep's store, then evaluated: the fit's loss on the
+sweep's held-out sample (beside the planner's prediction), and FVE, L0, dead fraction,
+loss recovered by splicing into the model (evals/run.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Member:
     n_latents: int
     n_tokens: int
     predicted_loss: float
+    loss: float | None = None             # observed, on the sweep's held-out sample (same definition as the fit)
     l0: float | None = None
     fve: float | None = None
     loss_recovered: float | None = None   # None when the store has no model/tokens
@@ -41,9 +43,10 @@ def family_budgets(fit: ScalingFit, factor: float = 4.0, top: float | None = Non
 def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], eval_tokens: int = 20_000,
                  progress: bool = True) -> list[Member]:
     """Train (or resume, or skip when done) one SAE per budget under SWEEP/family/."""
+    from ..activations import open_store
     from ..evals.run import evaluate_run
     from ..train import TrainConfig, train_run
-    from .sweep import RunSpec, last_metrics
+    from .sweep import RunSpec, evaluate_checkpoint, last_metrics
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
@@ -51,6 +54,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     template = spec.runs[0]
     out = Path(sweep_dir) / "family"
     members = []
+    x = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
     for budget in sorted(budgets):
         p: Plan = plan(fit, budget, batch_size=spec.batch_size)
         run = RunSpec(template.architecture, p.n_latents, p.n_tokens, template.l1_coefficient, template.k)
@@ -60,7 +64,8 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
         ev_path = run_dir / "eval.json"
         ev = json.loads(ev_path.read_text()) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
         m = last_metrics(run_dir)
-        members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, ev.get("l0"), ev.get("fve"),
+        loss = evaluate_checkpoint(run_dir, x)["loss"]
+        members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, loss, ev.get("l0"), ev.get("fve"),
                               ev.get("loss_recovered"), ev.get("dead_fraction"), m.get("elapsed_s")))
         atomic.write_json(out / FAMILY_FILE, [asdict(x) for x in members])
     return members
@@ -70,8 +75,11 @@ def format_family(members: list[Member]) -> str:
     def pct(v):
         return "n/a" if v is None else f"{v:.1%}"
 
-    lines = [f"{'features':>9} {'tokens':>11} {'budget':>10} {'L0':>6} {'FVE':>6} {'loss rec.':>9} {'dead':>6}  run"]
+    def num(v):
+        return float("nan") if v is None else v
+
+    lines = [f"{'features':>9} {'tokens':>11} {'budget':>10} {'loss':>8} {'pred.':>8} {'L0':>6} {'FVE':>6} {'loss rec.':>9} {'dead':>6}  run"]
     for m in members:
-        lines.append(f"{m.n_latents:9,} {m.n_tokens:11,} {m.budget_flops:10.2e} {m.l0 or float('nan'):6.1f} "
-                     f"{m.fve or float('nan'):6.3f} {pct(m.loss_recovered):>9} {pct(m.dead_fraction):>6}  {m.name}")
+        lines.append(f"{m.n_latents:9,} {m.n_tokens:11,} {m.budget_flops:10.2e} {num(m.loss):8.2f} {m.predicted_loss:8.2f} {num(m.l0):6.1f} "
+                     f"{num(m.fve):6.3f} {pct(m.loss_recovered):>9} {pct(m.dead_fraction):>6}  {m.name}")
     return "\n".join(lines)
