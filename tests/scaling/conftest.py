@@ -8,23 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sparse_dictionary import sparse_rows
 
 D, BATCH = 16, 64
 
 
-def sparse_rows(n_rows: int, seed: int = 0, d: int = D, n_true: int = 32, active: int = 3) -> np.ndarray:
-    """Rows that are sparse non-negative combinations of a random unit dictionary."""
-    rng = np.random.default_rng(seed)
-    dictionary = rng.normal(size=(n_true, d))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
-    codes = np.zeros((n_rows, n_true))
-    for i in range(n_rows):
-        codes[i, rng.choice(n_true, active, replace=False)] = rng.uniform(0.5, 2.0, active)
-    return (codes @ dictionary).astype(np.float32)
-
-
 def write_store(path: Path, seed: int = 0, n_rows: int = 4096) -> Path:
-    np.save(path, sparse_rows(n_rows, seed))
+    np.save(path, sparse_rows(n_rows, seed, d=D))
     return path
 
 

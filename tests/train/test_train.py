@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sparse_dictionary import sparse_rows
 
 from monosemantic.errors import CheckpointError, ConfigError, StoreError, TrainingDiverged
 from monosemantic.sae import SAEConfig, load_sae
@@ -22,15 +23,8 @@ from monosemantic.train.schedules import lr_factor, sparsity_factor
 D, N = 16, 64
 
 
-def sparse_data(n_rows: int, seed: int = 0, d: int = D, n_true: int = 48, active: int = 3) -> np.ndarray:
-    """Rows that are sparse non-negative combinations of a known dictionary."""
-    rng = np.random.default_rng(seed)
-    dictionary = rng.normal(size=(n_true, d))
-    dictionary /= np.linalg.norm(dictionary, axis=1, keepdims=True)
-    codes = np.zeros((n_rows, n_true))
-    for i in range(n_rows):
-        codes[i, rng.choice(n_true, active, replace=False)] = rng.uniform(0.5, 2.0, active)
-    return (codes @ dictionary).astype(np.float32)
+def sparse_data(n_rows: int, seed: int = 0) -> np.ndarray:
+    return sparse_rows(n_rows, seed, d=D, n_true=48)
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ class SAEConfig:
     aux_k: int | None = None         # topk/batchtopk AuxK: latents modelling the residual (None -> d_in // 2)
     aux_coefficient: float = 1 / 32  # Gao et al. 2024
     l0_coefficient: float = 1.0      # jumprelu sparsity penalty
-    jumprelu_bandwidth: float = 0.001       # ε of the rectangle kernel (Rajamanoharan et al.)
-    jumprelu_init_threshold: float = 0.001  # θ at step 0 (Rajamanoharan et al.)
+    jumprelu_bandwidth: float | None = None       # ε of the rectangle kernel; None: from the first batch (jumprelu.py)
+    jumprelu_init_threshold: float | None = None  # θ at step 0; None: from the first batch (jumprelu.py)
     norm_scale: float = 1.0          # the store's scale s (training inputs are s·x); folded into the weights on save
 
     @property
@@ -60,6 +60,8 @@ class SAEConfig:
                 raise bad(f"{name} must be a finite number >= 0, got {v!r}")
         for name in ("jumprelu_bandwidth", "jumprelu_init_threshold", "norm_scale"):
             v = getattr(self, name)
+            if v is None and name != "norm_scale":
+                continue
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise bad(f"{name} must be a finite number > 0, got {v!r}")
 
@@ -138,6 +140,10 @@ class SAE(nn.Module):
     def init_from_data(self, sample: Tensor) -> None:
         """Called once before step 0 with a sample of (scaled) training inputs.
         Default: nothing (the paper's recipes keep b_dec at 0)."""
+
+    def param_groups(self) -> list[dict]:
+        """The optimiser's parameter groups; `lr_scale` multiplies the scheduled lr."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
 
     @torch.no_grad()
     def before_step(self) -> None:

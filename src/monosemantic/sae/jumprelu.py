@@ -10,8 +10,14 @@ with a rectangle kernel K(u) = 1[|u| < ½] of width ε (jumprelu_bandwidth):
     ∂f/∂θ  = −(θ/ε) K((pre − θ)/ε)           ∂H/∂θ = −(1/ε) K((pre − θ)/ε)
 and pre gets the ordinary gradient H(pre − θ) through f (none through the L0 term).
 
-Init as the paper: random unit decoder rows, W_enc = W_decᵀ, b_enc = b_dec = 0,
-θ = jumprelu_init_threshold (0.001), ε = 0.001; init_from_data leaves b_dec at 0.
+Init: random unit decoder rows, W_enc = W_decᵀ, b_enc = b_dec = 0 as the paper. The
+paper's θ = ε = 0.001 assume inputs with E‖x‖² = 1 and ~10⁵ steps: θ lives in log space,
+where Adam moves it by about lr per step, so from 0.001 it cannot reach a useful
+threshold in a run of a few thousand steps on inputs of any other scale (measured: the
+main job's store, E‖x‖ = √d, stayed at L0 ≈ 820 of 4,096 with the L0 penalty on). So by
+default both come from the first batch: θᵢ = 2·std(preᵢ) (a latent starts firing on a
+few % of tokens; the L0 penalty and the reconstruction then move it) and
+ε = 0.1·median std(pre). jumprelu_init_threshold / jumprelu_bandwidth set them instead.
 Decoder rows are kept at unit norm (parallel gradient removed, renormalised after the
 step): the L0 penalty does not see decoder norms, and a fixed norm keeps θ meaningful.
 Saved for SAELens as "jumprelu" (apply_b_dec_to_input = False, tensor `threshold` = θ)."""
@@ -70,7 +76,23 @@ class JumpReLUSAE(SAE):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.log_threshold = nn.Parameter(torch.full((cfg.n_latents,), math.log(cfg.jumprelu_init_threshold)))  # [n]
+        self.log_threshold = nn.Parameter(torch.full((cfg.n_latents,), math.log(cfg.jumprelu_init_threshold or 1e-3)))  # [n]
+        self.register_buffer("bandwidth", torch.tensor(float(cfg.jumprelu_bandwidth or 1e-3)))  # ε; in checkpoints
+
+    INIT_THRESHOLD_STDS = 1.0
+    THRESHOLD_LR_SCALE = 10.0
+
+    def param_groups(self) -> list[dict]:
+        rest = [p for name, p in self.named_parameters() if name != "log_threshold"]
+        return [{"params": rest, "lr_scale": 1.0}, {"params": [self.log_threshold], "lr_scale": self.THRESHOLD_LR_SCALE}]
+
+    @torch.no_grad()
+    def init_from_data(self, sample: Tensor) -> None:
+        std = self.pre_acts(sample.to(self.W_enc.dtype)).std(0).clamp_min(1e-6)  # [n]
+        if self.cfg.jumprelu_init_threshold is None:
+            self.log_threshold.copy_((self.INIT_THRESHOLD_STDS * std).log())
+        if self.cfg.jumprelu_bandwidth is None:
+            self.bandwidth.fill_(0.1 * float(std.median()))
 
     @property
     def threshold(self) -> Tensor:
@@ -83,7 +105,7 @@ class JumpReLUSAE(SAE):
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         pre = self.pre_acts(x)                                             # [B, n]
         theta = self.threshold.to(pre.dtype)
-        eps = self.cfg.jumprelu_bandwidth
+        eps = float(self.bandwidth)
         f = _JumpReLU.apply(pre, theta, eps)                               # [B, n], ≥ 0
         x_hat = self.decode(f)                                             # [B, d]
         mse = mse_term(x_hat, x)

@@ -133,7 +133,7 @@ def train_sae(
 
     torch.manual_seed(cfg.seed)
     sae = make_sae(sae_cfg)
-    optimizer = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    optimizer = torch.optim.Adam(sae.param_groups(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0)
     dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
     start, elapsed_before, resumed_from = 0, 0.0, None
 
@@ -180,7 +180,7 @@ def train_sae(
         except StopIteration:
             raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--tokens {cfg.n_tokens})") from None
         for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
         with autocast():
             out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
         loss = out.loss.float()
