@@ -181,10 +181,12 @@ class _Streamer:
         valid[:, 0] = False  # the attention sink (DESIGN.md): never a feature example
         valid &= ids != self.lm.bos_id
         valid &= resid.norm(dim=-1) <= self.threshold
-        B, T, _ = resid.shape
-        n = self.streams["feature"].n
-        acts = torch.zeros(B, T, n)  # [B, T, n_latents] ≥ 0, zero on excluded tokens
-        acts[valid] = self.sae.encode(resid[valid]).float()
+        B, T, d = resid.shape
+        # encoding the few excluded tokens too and zeroing them is cheaper than gathering
+        # the valid rows and scattering them into a fresh [B, T, n] tensor
+        resid = torch.where(valid[..., None], resid, torch.zeros(()))  # outliers never reach the SAE
+        acts = self.sae.encode(resid.view(B * T, d)).float().view(B, T, -1)  # [B, T, n_latents] ≥ 0
+        acts.mul_(valid[..., None])
         ctx_ids = torch.from_numpy(ctx.astype(np.int64))
         self.streams["feature"].update(acts, valid, ctx_ids, ids, i)
         if neurons is not None:

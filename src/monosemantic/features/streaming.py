@@ -129,19 +129,19 @@ class FeatureStream:
         B, T, n = acts.shape
         assert T == self.T and n == self.n, (acts.shape, self.T, self.n)
         gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + batch_index)
-        fired = acts > 0  # [B, T, n]
+        # every firing (token, feature) pair; the per-feature and per-token sums below
+        # come from these ~L0·B·T pairs instead of dense passes over [B, T, n]
+        b, t, f = torch.nonzero(acts, as_tuple=True)
+        v = acts[b, t, f]
         self.n_tokens += int(valid.sum())
-        self.count += fired.sum((0, 1))
-        self.total += acts.sum((0, 1), dtype=torch.float64)
-        l0 = fired.sum(-1)[valid]  # [n_valid]
+        self.count += torch.bincount(f, minlength=n)
+        self.total.index_add_(0, f, v.to(torch.float64))
+        l0 = torch.bincount(b * T + t, minlength=B * T).view(B, T)[valid]  # [n_valid]
         self.l0_hist += torch.bincount(l0, minlength=n + 1)
 
         cmax, cpos = acts.max(dim=1)  # [B, n] per-context max and its position
         self._update_top(acts, cmax, cpos, ctx_ids)
         self._update_negatives(cmax, valid.any(1), ctx_ids, gen)
-
-        b, t, f = torch.nonzero(fired, as_tuple=True)  # every firing (token, feature) pair
-        v = acts[b, t, f]
         if len(v) == 0:
             return
         self._update_hist(f, v)

@@ -13,6 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 X_KEYS = ("step", "tokens")
+# bookkeeping columns of metrics.jsonl: monotone counters, not training curves
+NOT_CURVES = ("elapsed_s", "flops", "dead_window_tokens")
+CURVE_ORDER = ("loss", "mse", "fve", "l0", "dead_fraction")
 
 
 def _save(fig, path: Path) -> Path:
@@ -25,7 +28,9 @@ def _save(fig, path: Path) -> Path:
 
 def training_curves(records: list[dict], path: Path) -> Path | None:
     """One panel per numeric key of metrics.jsonl against step (or line number)."""
-    keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in X_KEYS})
+    found = {k for r in records for k, v in r.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in X_KEYS + NOT_CURVES}
+    keys = [k for k in CURVE_ORDER if k in found] + sorted(found - set(CURVE_ORDER))
     if not keys:
         return None
     x_key = "step" if any("step" in r for r in records) else None
