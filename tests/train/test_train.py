@@ -163,3 +163,20 @@ def test_cli_bad_inputs_are_one_line(npy, tmp_path):
         assert not (tmp_path / "bad" / "sae").exists()
     out = subprocess.run(_cli("train", str(tmp_path / "bad"), "--architecture", "gated"), capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_jumprelu_l0_coefficient_controls_sparsity(tmp_path):
+    # the paper's θ = 0.001 in log space never moved in a short run (L0 stayed near
+    # n/5 whatever the penalty); thresholds must now reach the data's sparsity
+    data = torch.from_numpy(sparse_data(4096))
+    data = data * (D ** 0.5 / data.norm(dim=1).mean())
+    batches = [data[i : i + 256] for i in range(0, 4096, 256)] * 5
+    final = {}
+    for coefficient in (0.01, 1.0):
+        out = tmp_path / str(coefficient)      # not created beforehand: train_sae makes it
+        train_sae(batches, SAEConfig(architecture="jumprelu", d_in=D, n_latents=N, l0_coefficient=coefficient),
+                  small_cfg(n_tokens=256 * len(batches)), out_dir=out, progress=False)
+        final[coefficient] = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final[1.0]["l0"] < 6, final          # 3 true atoms per row
+    assert final[1.0]["l0"] < 0.7 * final[0.01]["l0"], final
+    assert final[1.0]["fve"] > 0.5 and final[0.01]["fve"] > final[1.0]["fve"], final

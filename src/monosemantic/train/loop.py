@@ -128,6 +128,8 @@ def train_sae(
     cfg.validate()
     dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
     out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out_dir / "checkpoints" if out_dir is not None else None
     total = cfg.total_steps
 
