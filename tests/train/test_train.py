@@ -180,3 +180,11 @@ def test_jumprelu_l0_coefficient_controls_sparsity(tmp_path):
     assert final[1.0]["l0"] < 6, final          # 3 true atoms per row
     assert final[1.0]["l0"] < 0.7 * final[0.01]["l0"], final
     assert final[1.0]["fve"] > 0.5 and final[0.01]["fve"] > final[1.0]["fve"], final
+
+
+def test_auto_dtype_keeps_jumprelu_and_explicit_choices_in_float32():
+    from monosemantic.train.loop import resolve_dtype
+
+    assert resolve_dtype("float32", "relu") == "float32" and resolve_dtype("bfloat16", "jumprelu") == "bfloat16"
+    assert resolve_dtype("auto", "jumprelu") == "float32"                    # not measured in bf16
+    assert resolve_dtype("auto", "relu") == resolve_dtype("auto", "topk") in ("float32", "bfloat16")
