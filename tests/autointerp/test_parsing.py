@@ -49,3 +49,9 @@ def test_retry_after():
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
     assert retry_after_seconds("soon") is None
+
+
+def test_parse_explanation_drops_echoed_marks_and_broken_bytes():
+    assert parse_explanation("<<A") == ""
+    assert parse_explanation("The word <<cat>> in stories.") == "The word cat in stories."
+    assert parse_explanation('The "c" in \ufffd\ufffd\ufffd tokens.') == 'The "c" in  tokens.'

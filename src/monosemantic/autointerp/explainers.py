@@ -82,15 +82,17 @@ _PREFIX = re.compile(r"^\s*(?:\**\s*)?(?:explanation|answer|the feature|feature)
 
 
 def parse_explanation(reply: str) -> str:
-    """The first non-empty line, without a label, quotes or markdown; cut at the first
-    sentence end; '' when nothing readable is left."""
+    """The first non-empty line, without a label, quotes, markdown, the prompt's <<marks>>
+    or undecodable bytes; cut at the first sentence end; '' when fewer than three
+    letters are left (a weak model sometimes echoes a mark: "<<A")."""
+    reply = reply.replace("<<", "").replace(">>", "").replace("\ufffd", "")
     for line in reply.replace("\r", "").split("\n"):
         line = _PREFIX.sub("", line.strip()).strip().strip("*#>`\"' ").strip()
         if not line or line.endswith(":") and len(line) < 40:
             continue
         m = re.match(r"(.+?[.!?])(\s|$)", line)
         text = (m.group(1) if m else line)[:300].strip()
-        if re.search(r"[A-Za-z]", text):
+        if len(re.findall(r"[^\W\d_]", text)) >= 3:
             return text
     return ""
 
