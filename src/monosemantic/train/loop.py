@@ -48,6 +48,16 @@ class TrainResult:
 AUTO_BF16_ARCHITECTURES = ("relu", "topk", "batchtopk")
 
 
+def _adam(sae, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one for these parameters: on CPU the
+    plain per-tensor Adam took 194 ms per step for a 16,384 x 576 SAE, the fused one
+    31 ms (the same update; at the benchmark's sizes the step itself is ~1 s)."""
+    try:
+        return torch.optim.Adam(sae.param_groups(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(sae.param_groups(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+
+
 def resolve_dtype(name: str, architecture: str) -> str:
     """`auto`: bfloat16 autocast where it was measured faster at float32's loss, else float32."""
     if name != "auto":
@@ -139,7 +149,7 @@ def train_sae(
 
     torch.manual_seed(cfg.seed)
     sae = make_sae(sae_cfg)
-    optimizer = torch.optim.Adam(sae.param_groups(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    optimizer = _adam(sae, cfg.lr)
     dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
     start, elapsed_before, resumed_from = 0, 0.0, None
 
