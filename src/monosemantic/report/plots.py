@@ -43,7 +43,7 @@ def training_curves(records: list[dict], path: Path) -> Path | None:
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, lw=1.2)
-            if key in ("loss", "mse", "mse_loss", "l1_loss", "sparsity_loss") and min(ys) > 0 and max(ys) / min(ys) > 20:
+            if key in ("loss", "mse", "l0", "l1", "mse_loss", "l1_loss", "sparsity_loss") and min(ys) > 0 and max(ys) / min(ys) > 20:
                 ax.set_yscale("log")
         ax.set_title(key, fontsize=10)
         ax.set_xlabel(x_key or "logged step", fontsize=8)
