@@ -83,6 +83,22 @@ def test_jumprelu_terms_by_hand_and_threshold_gradient():
     assert g[1].item() == pytest.approx(-0.5 / 0.1)
 
 
+def test_jumprelu_preact_loss_reaches_a_latent_below_its_threshold():
+    x = torch.tensor([[1.0, 0.2, 0]])                  # pre = [1, 0.2]; θ = 0.5: latent 1 never fires
+    grads = {}
+    for coefficient in (0.0, 0.25):
+        sae = _two_by_three("jumprelu", jumprelu_bandwidth=0.1, jumprelu_preact_coefficient=coefficient)
+        _set(sae, log_threshold=[math.log(0.5), math.log(0.5)])
+        out = sae(x)
+        out.loss.backward()
+        grads[coefficient] = sae.b_enc.grad.clone()
+        if coefficient:
+            assert out.terms["preact"].item() == pytest.approx(0.3)      # ReLU(0.5 − 0.2)
+    assert grads[0.0][1].item() == 0.0                 # without it the dead latent's encoder gets nothing
+    assert grads[0.25][1].item() == pytest.approx(-0.25)  # with it, a push up of exactly λₚ
+    assert grads[0.25][0].item() == pytest.approx(grads[0.0][0].item())  # a firing latent is unaffected
+
+
 def _synthetic(n_atoms=24, d=16, B=256, active=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     D = torch.randn(n_atoms, d, generator=g)

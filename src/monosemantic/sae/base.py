@@ -29,6 +29,7 @@ class SAEConfig:
     l0_coefficient: float = 1.0      # jumprelu sparsity penalty
     jumprelu_bandwidth: float | None = None       # ε of the rectangle kernel; None: from the first batch (jumprelu.py)
     jumprelu_init_threshold: float | None = None  # θ at step 0; None: from the first batch (jumprelu.py)
+    jumprelu_preact_coefficient: float = 0.0      # λₚ of the pre-activation loss Σᵢ ReLU(θᵢ − preᵢ) (jumprelu.py)
     norm_scale: float = 1.0          # the store's scale s (training inputs are s·x); folded into the weights on save
 
     @property
@@ -54,7 +55,7 @@ class SAEConfig:
             raise bad(f"k={self.k} is larger than n_latents={self.n_latents}; lower k or widen the SAE")
         if self.aux_k is not None and (isinstance(self.aux_k, bool) or not isinstance(self.aux_k, int) or self.aux_k <= 0):
             raise bad(f"aux_k must be a positive integer or None, got {self.aux_k!r}")
-        for name in ("l1_coefficient", "aux_coefficient", "l0_coefficient"):
+        for name in ("l1_coefficient", "aux_coefficient", "l0_coefficient", "jumprelu_preact_coefficient"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise bad(f"{name} must be a finite number >= 0, got {v!r}")

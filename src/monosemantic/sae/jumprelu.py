@@ -111,5 +111,11 @@ class JumpReLUSAE(SAE):
         mse = mse_term(x_hat, x)
         l0 = _Step.apply(pre, theta, eps).float().sum(-1).mean()
         loss = mse + self.cfg.l0_coefficient * sparsity_scale * l0
+        terms = {"mse": mse.detach(), "l0": l0.detach()}
+        if self.cfg.jumprelu_preact_coefficient:
+            # the only gradient a latent below its threshold everywhere still gets
+            preact = (theta - pre).relu().float().sum(-1).mean()
+            loss = loss + self.cfg.jumprelu_preact_coefficient * preact
+            terms["preact"] = preact.detach()
         n_active, fired = self._stats(f)
-        return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l0": l0.detach()}, n_active, fired)
+        return ForwardOutput(x_hat, f, loss, terms, n_active, fired)
