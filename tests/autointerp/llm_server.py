@@ -57,7 +57,7 @@ class _Server(ThreadingHTTPServer):
 class LLMServer:
     """`with LLMServer() as s:` serves on s.url (…/v1). Per-request behaviour: pop from
     `s.script` ("429", "500", "slow", "notjson", "nonumber", "401"), else `s.default`
-    ("ok" unless changed). `s.fail_after = K`: every request after K answered ones gets
+    ("ok" unless changed). `s.fail_after = K`: every request after the first K gets
     a 500 (a server going down half way)."""
 
     def __init__(self, delay: float = 0.0, slow: float = 2.0, retry_after: str = "1"):
@@ -67,6 +67,7 @@ class LLMServer:
         self.fail_after: int | None = None
         self.lock = threading.Lock()
         self.requests = 0  # every POST
+        self.granted = 0   # requests not failed by fail_after
         self.answered: list[str] = []  # cache keys of prompts answered 200 with a valid reply
         self.in_flight = self.max_in_flight = 0
         self.usage = Counter()
@@ -99,8 +100,11 @@ class LLMServer:
             self.requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            if self.fail_after is not None and len(self.answered) >= self.fail_after:
+            # counted when granted, not when answered: concurrent requests checking
+            # len(answered) could both pass at K - 1 and answer K + 1
+            if self.fail_after is not None and self.granted >= self.fail_after:
                 return "500"
+            self.granted += 1
             return self.script.pop(0) if self.script else self.default
 
     def _send(self, h, status: int, body: bytes, headers: dict | None = None, ctype: str = "application/json") -> None:

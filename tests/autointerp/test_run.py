@@ -100,7 +100,7 @@ def test_resume_after_the_server_went_down(server, run):
     assert first.failed and first.done == 4  # every feature tried, failures recorded
     answered = set(server.answered)
     assert answered == _cached_keys(run) and len(answered) == 25
-    server.fail_after, server.answered = None, []
+    server.fail_after, server.answered, server.granted = None, [], 0
     second = explain_run(run, ids, explainer="tokens", client=_client(server, run), **CHEAP)
     assert not second.failed and second.usage["cache_hits"] > 0  # features finished in the first run are skipped
     assert not set(server.answered) & answered  # nothing asked twice
