@@ -323,7 +323,9 @@ def build_feature_db(
     manifest = atomic.read_json(manifest_path) if manifest_path.is_file() else {}
     if lm is None:
         if "model" not in manifest:
-            raise StoreError(f"{run_dir} has no activations/manifest.json naming the model: harvest first or pass lm=")
+            raise StoreError(f"{run_dir} has no finished activation store naming the model (activations/manifest.json): "
+                             f"run `monosemantic harvest {run_dir}` and `monosemantic train {run_dir}` first "
+                             "(from Python: pass lm=)")
         lm = load_model(manifest.get("model_spec", manifest["model"]))
     if sae is None:
         from ..sae import load_sae
