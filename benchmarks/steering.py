@@ -6,7 +6,7 @@ neutral prompts. The same clamp on random live features gives the null spread; a
 concept feature succeeds when its change beats the random features' 90th percentile
 for that concept's tokens.
 
-    .venv/bin/python benchmarks/steering.py /tmp/sharedrun [--random 30] [--scales 5,10] [--json out.json]
+    .venv/bin/python benchmarks/steering.py RUN [--random 30] [--scales 5,10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def concept_logp(logprobs: torch.Tensor, token_ids: list[int]) -> torch.Tensor:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", default="/tmp/sharedrun")
+    ap.add_argument("run", help="a run directory with sae/ and features.db (e.g. runs/main after the main job)")
     ap.add_argument("--concepts", default=",".join(concept_names()))
     ap.add_argument("--random", type=int, default=30, help="random live features for the null spread")
     ap.add_argument("--scales", default="5,10")

@@ -11,7 +11,7 @@ Both are measured in-process through the ASGI app (fastapi TestClient: server ti
 plus a negligible in-memory transport) and, with --http, over real HTTP against
 uvicorn on a free loopback port (what a browser sees on this machine).
 
-    .venv/bin/python benchmarks/web.py /tmp/mainrun [--features 200] [--inspect 5] [--http] [--json out.json]
+    .venv/bin/python benchmarks/web.py RUN [--features 200] [--inspect 5] [--http] [--json out.json]
 
 The run is opened read-only (features.db with mode=ro); nothing is written into it.
 """
@@ -98,7 +98,7 @@ def free_port() -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", nargs="?", default="/tmp/mainrun")
+    ap.add_argument("run", help="a run directory with features.db and sae/ (e.g. runs/main after the main job)")
     ap.add_argument("--features", type=int, default=200, help="live features whose page is timed (default 200)")
     ap.add_argument("--inspect", type=int, default=5, help="prompt inspections timed (default 5)")
     ap.add_argument("--http", action="store_true", help="also time over HTTP against uvicorn on a loopback port")

@@ -182,7 +182,7 @@ def test_jumprelu_l0_coefficient_controls_sparsity(tmp_path):
     assert final[1.0]["fve"] > 0.5 and final[0.01]["fve"] > final[1.0]["fve"], final
 
 
-def test_auto_dtype_keeps_jumprelu_and_explicit_choices_in_float32():
+def test_auto_dtype_keeps_jumprelu_in_float32_and_explicit_choices_as_given():
     from monosemantic.train.loop import resolve_dtype
 
     assert resolve_dtype("float32", "relu") == "float32" and resolve_dtype("bfloat16", "jumprelu") == "bfloat16"

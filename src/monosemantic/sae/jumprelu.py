@@ -15,9 +15,10 @@ paper's θ = ε = 0.001 assume inputs with E‖x‖² = 1 and ~10⁵ steps: θ l
 where Adam moves it by about lr per step, so from 0.001 it cannot reach a useful
 threshold in a run of a few thousand steps on inputs of any other scale (measured: the
 main job's store, E‖x‖ = √d, stayed at L0 ≈ 820 of 4,096 with the L0 penalty on). So by
-default both come from the first batch: θᵢ = 2·std(preᵢ) (a latent starts firing on a
-few % of tokens; the L0 penalty and the reconstruction then move it) and
-ε = 0.1·median std(pre). jumprelu_init_threshold / jumprelu_bandwidth set them instead.
+default both come from the first batch: θᵢ = std(preᵢ) (a latent starts firing on a
+sixth or so of tokens; the L0 penalty and the reconstruction then move it, log θ at
+10x the scheduled lr) and ε = 0.1·median std(pre). jumprelu_init_threshold /
+jumprelu_bandwidth set them instead.
 Decoder rows are kept at unit norm (parallel gradient removed, renormalised after the
 step): the L0 penalty does not see decoder norms, and a fixed norm keeps θ meaningful.
 Saved for SAELens as "jumprelu" (apply_b_dec_to_input = False, tensor `threshold` = θ)."""
@@ -74,13 +75,13 @@ class JumpReLUSAE(SAE):
     unit_norm_decoder = True
     decoder_init_norm = 1.0
 
+    INIT_THRESHOLD_STDS = 1.0    # θ₀ in units of each latent's pre-activation std
+    THRESHOLD_LR_SCALE = 10.0    # log θ's lr over the scheduled one
+
     def __init__(self, cfg):
         super().__init__(cfg)
         self.log_threshold = nn.Parameter(torch.full((cfg.n_latents,), math.log(cfg.jumprelu_init_threshold or 1e-3)))  # [n]
         self.register_buffer("bandwidth", torch.tensor(float(cfg.jumprelu_bandwidth or 1e-3)))  # ε; in checkpoints
-
-    INIT_THRESHOLD_STDS = 1.0
-    THRESHOLD_LR_SCALE = 10.0
 
     def param_groups(self) -> list[dict]:
         rest = [p for name, p in self.named_parameters() if name != "log_threshold"]

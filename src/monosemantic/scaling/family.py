@@ -54,7 +54,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     template = spec.runs[0]
     out = Path(sweep_dir) / "family"
     members = []
-    x = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
+    heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
     for budget in sorted(budgets):
         p: Plan = plan(fit, budget, batch_size=spec.batch_size)
         run = RunSpec(template.architecture, p.n_latents, p.n_tokens, template.l1_coefficient, template.k)
@@ -64,7 +64,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
         ev_path = run_dir / "eval.json"
         ev = json.loads(ev_path.read_text()) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
         m = last_metrics(run_dir)
-        loss = evaluate_checkpoint(run_dir, x)["loss"]
+        loss = evaluate_checkpoint(run_dir, heldout)["loss"]
         members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, loss, ev.get("l0"), ev.get("fve"),
                               ev.get("loss_recovered"), ev.get("dead_fraction"), m.get("elapsed_s")))
         atomic.write_json(out / FAMILY_FILE, [asdict(x) for x in members])

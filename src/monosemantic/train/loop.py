@@ -49,13 +49,14 @@ AUTO_BF16_ARCHITECTURES = ("relu", "topk", "batchtopk")
 
 
 def _adam(sae, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where torch has one for these parameters: on CPU the
-    plain per-tensor Adam took 194 ms per step for a 16,384 x 576 SAE, the fused one
-    31 ms (the same update; at the benchmark's sizes the step itself is ~1 s)."""
+    """Adam with the fused kernel where torch has one for these parameters (the same
+    update): measured on CPU at 16,384 x 576, ~40 ms per optimiser step, and a whole
+    training step 3-4 % faster than with the per-tensor Adam."""
+    kwargs = dict(lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
     try:
-        return torch.optim.Adam(sae.param_groups(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0, fused=True)
+        return torch.optim.Adam(sae.param_groups(), fused=True, **kwargs)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(sae.param_groups(), lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+        return torch.optim.Adam(sae.param_groups(), **kwargs)
 
 
 def resolve_dtype(name: str, architecture: str) -> str:
