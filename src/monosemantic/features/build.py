@@ -31,6 +31,7 @@ from ..activations.harvest import OUTLIER_FACTOR, Tokens
 from ..activations.split import is_heldout
 from ..errors import ConfigError, StoreError
 from ..run_config import data_root, record_stage
+from ..state_file import load_state
 from .directions import decoder_neighbours, logit_effects
 from .schema import DB_NAME, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import EMPTY, FeatureStream, StreamConfig
@@ -277,6 +278,18 @@ def write_database(path: Path, meta: dict, kinds: dict, lm, contexts: np.ndarray
         os.fsync(f.fileno())
 
 
+def _read_checkpoint(path: Path, progress: bool) -> dict | None:
+    """The streaming checkpoint, or None (absent or unreadable: the build starts over)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_state(path)
+    except ValueError as e:
+        if progress:
+            print(f"features: ignoring {path} ({e}): streaming starts over", file=sys.stderr)
+        return None
+
+
 # --- the stage -------------------------------------------------------------------------
 def _existing_settings(db_path: Path) -> dict | None:
     if not db_path.is_file():
@@ -357,7 +370,7 @@ def build_feature_db(
     if hasattr(sae, "eval"):
         sae.eval()
     streamer = _Streamer(lm, sae, layer, tokens, order, cfg, manifest.get("outlier_threshold"))
-    state = torch.load(ckpt_path, weights_only=False) if ckpt_path.is_file() else None
+    state = _read_checkpoint(ckpt_path, progress)
     if state is not None and state.get("build_key") != json.loads(json.dumps(build_key)):
         state = None  # another build's checkpoint
     start_batch, stream_seconds = 0, 0.0
