@@ -33,7 +33,7 @@ from ..errors import ConfigError, StoreError
 from ..run_config import data_root, record_stage
 from ..state_file import load_state
 from .directions import decoder_neighbours, logit_effects
-from .schema import DB_NAME, create_schema, f16_blob, i32_blob, ids_values_blob
+from .schema import DB_NAME, connect, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import EMPTY, FeatureStream, StreamConfig
 
 DEFAULT_TOKENS = 60_000  # ~1-2 minutes of forward on 2 cores; enough for top-20 of most live features
@@ -295,7 +295,7 @@ def _existing_settings(db_path: Path) -> dict | None:
     if not db_path.is_file():
         return None
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = connect(db_path, readonly=True)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .schema import (
-    DB_NAME, FeatureDBError, check_schema, f16_from_blob, i32_from_blob, ids_values_from_blob,
+    DB_NAME, FeatureDBError, check_schema, connect, f16_from_blob, i32_from_blob, ids_values_from_blob,
 )
 
 KINDS = ("feature", "neuron")
@@ -107,8 +107,7 @@ class FeatureDB:
         if not path.is_file():
             raise FeatureDBError(f"{path} does not exist: build it with `monosemantic features {path.parent}`")
         self.path, self.lm, self.sae = path, lm, sae
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.conn = connect(path, readonly=readonly, check_same_thread=False)
         try:
             raw = check_schema(self.conn, path)
         except BaseException:
