@@ -5,9 +5,7 @@ mid-transaction leaves a hot journal: the read-only server still opens the datab
 
 from __future__ import annotations
 
-import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
