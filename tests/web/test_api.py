@@ -186,7 +186,8 @@ def test_browse_only_mode(browse_only):
 
 
 def test_model_requests_queue(client):
-    """Concurrent inspections and generations never run two forwards at once."""
+    """Concurrent inspections and generations never run two forwards at once (as many
+    as the queue admits: one running, max_queued waiting)."""
     model = client.app.state.run.lm.model
     active, peak, lock = [0], [0], threading.Lock()
 
@@ -216,7 +217,8 @@ def test_model_requests_queue(client):
             errors.append(e)
 
     try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        n = client.app.state.run.limits.max_queued + 1
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:

@@ -1,9 +1,12 @@
 """The JSON API under /api (OpenAPI at /docs). Every input is bounded: pydantic
 checks types and ranges (422), feature ids are checked against the run (404 for a
-page, 422 inside a request body), and user errors from the library become 400s."""
+page, 422 inside a request body), and user errors from the library become 400s.
+Model requests are admitted into a bounded queue (503 + Retry-After when full), and a
+steering request stops when its client goes away."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict
 from typing import Literal
@@ -58,6 +61,7 @@ def run_info(request: Request) -> dict:
         "n_metrics_records": len(state.metrics()),
         "model": {"enabled": state.model_enabled, "loaded": state.model_loaded},
         "limits": asdict(state.limits),
+        "model_requests": state.model_requests, "stopped_early": dict(state.stopped_early),
     }
 
 
@@ -142,7 +146,8 @@ def inspect(request: Request, body: InspectRequest) -> dict:
     from .compute import inspect_prompt
 
     state = state_of(request)
-    result = inspect_prompt(state, body.prompt, body.k, body.per_token)
+    with state.model_slot():
+        result = inspect_prompt(state, body.prompt, body.k, body.per_token)
     labels = explanations_for(state, [f for f, _, _ in result.top] + [f for t in result.tokens for f, _ in t.features])
     return {
         "tokens": [{"position": t.position, "token": t.token,
@@ -179,17 +184,30 @@ def _decoding(state: RunState, body: SteerRequest):
 
 
 @router.post("/steer", summary="Steered and unsteered completions (same seed), returned when both are done")
-def steer(request: Request, body: SteerRequest) -> dict:
-    decoding = _decoding(state_of(request), body)
-    for _ in decoding:
-        pass
-    return {"prompt": decoding.prompt_text, "interventions": decoding.descriptions, **decoding.completions}
+async def steer(request: Request, body: SteerRequest) -> dict:
+    state = state_of(request)
+    with state.model_slot():
+        decoding = await run_in_threadpool(_decoding, state, body)
+        task = asyncio.ensure_future(run_in_threadpool(decoding.run))
+        while not task.done():  # a client that hangs up stops the decoding at the next token
+            await asyncio.wait({task}, timeout=0.25)
+            if not task.done() and await request.is_disconnected():
+                decoding.cancel()
+        await task
+    return {"prompt": decoding.prompt_text, "interventions": decoding.descriptions, "stopped": decoding.stopped,
+            **decoding.completions}
 
 
 @router.post("/steer/stream", summary="The same, streamed as Server-Sent Events while both decode",
              response_class=StreamingResponse)
 async def steer_stream(request: Request, body: SteerRequest) -> StreamingResponse:
-    decoding = await run_in_threadpool(_decoding, state_of(request), body)  # 4xx before the stream starts
+    state = state_of(request)
+    state.admit()
+    try:
+        decoding = await run_in_threadpool(_decoding, state, body)  # 4xx before the stream starts
+    except BaseException:
+        state.release()
+        raise
 
     def events():
         yield _sse({"type": "start", "prompt": decoding.prompt_text, "interventions": decoding.descriptions})
@@ -199,9 +217,19 @@ async def steer_stream(request: Request, body: SteerRequest) -> StreamingRespons
         except Exception as e:  # mid-stream: the status line is sent already
             yield _sse({"type": "error", "message": str(e)})
             return
-        yield _sse({"type": "done", **decoding.completions})
+        yield _sse({"type": "done", "stopped": decoding.stopped, **decoding.completions})
 
-    return StreamingResponse(iterate_in_threadpool(events()), media_type="text/event-stream",
+    async def stream():
+        # Starlette cancels this generator when the client disconnects: the decoding
+        # thread stops before its next forward and the queue slot is freed.
+        try:
+            async for chunk in iterate_in_threadpool(events()):
+                yield chunk
+        finally:
+            decoding.cancel()
+            state.release()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 

@@ -2,14 +2,19 @@
 
 Steered and unsteered completions decode together as one batch of two rows (row 1
 steered, row 0 not), one token per step, so both columns stream at the same pace. Each
-step takes the model lock on its own: a long generation never blocks the prompt
-inspector for more than one forward, and the steering hook exists only inside the lock.
+step takes the model lock on its own, and the prompt is read in chunks of
+`Limits.prefill_tokens`, each under its own hold: a long generation never blocks the
+prompt inspector for more than one short forward, and the steering hook exists only
+inside the lock. A decoding stops early when it is cancelled (the client went away)
+or runs past its compute budget (`Limits.max_request_seconds`); `stopped` says which.
 Sampling draws one uniform number per step and inverts both rows' CDFs with it
 (common random numbers): where steering does not change the distribution the two
 completions stay identical, so every difference is the intervention's."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -36,14 +41,18 @@ def count_tokens(lm, text: str) -> int:
     return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10) -> Inspection:
-    state.ensure_model()
-    limits = state.limits
+def check_prompt_tokens(state: RunState, prompt: str) -> None:
+    """The token limit of every model endpoint (characters are checked by pydantic)."""
     n = count_tokens(state.lm, prompt)
     if n == 0:
         raise ConfigError("the prompt has no tokens: type some text")
-    if n > limits.max_prompt_tokens:
-        raise ConfigError(f"the prompt has {n} tokens; the limit is {limits.max_prompt_tokens}: shorten it")
+    if n > state.limits.max_prompt_tokens:
+        raise ConfigError(f"the prompt has {n} tokens; the limit is {state.limits.max_prompt_tokens}: shorten it")
+
+
+def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10) -> Inspection:
+    state.ensure_model()
+    check_prompt_tokens(state, prompt)
     with state.model_lock:
         result = state.db().top_for_prompt(prompt, k=k, per_token=per_token)
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
@@ -89,6 +98,7 @@ class SteeredDecoding:
         from ..steering.interventions import check_compatible, resolve
 
         state.ensure_model()
+        check_prompt_tokens(state, prompt)
         self.state, self.lm, self.sae, self.layer = state, state.lm, state.sae, state.layer
         check_compatible(self.lm, self.sae, self.layer)
         plan = resolve(list(interventions), int(self.sae.W_dec.shape[0]), state.max_acts)
@@ -99,6 +109,30 @@ class SteeredDecoding:
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
         self.descriptions = [iv.describe() for iv in interventions]
         self.completions = {"unsteered": "", "steered": ""}
+        self.stopped: str | None = None       # None (finished), "cancelled" or "budget"
+        self._stop_lock = threading.Lock()
+        self.finished = False                 # decoded to the end (EOS or max_new_tokens)
+
+    def cancel(self) -> None:
+        """Stop before the next forward (from any thread); a no-op once finished."""
+        with self._stop_lock:
+            if self.stopped is None and not self.finished:
+                self._stop("cancelled")
+
+    def _stop(self, why: str) -> None:
+        self.stopped = why
+        self.state.stopped_early[why] += 1
+
+    def _should_stop(self, deadline: float) -> bool:
+        with self._stop_lock:
+            if self.stopped is None and time.monotonic() > deadline:
+                self._stop("budget")
+            return self.stopped is not None
+
+    def run(self) -> None:
+        """Decode to the end (or to a stop) without streaming."""
+        for _ in self:
+            pass
 
     def _patch(self):
         from ..steering.interventions import steering_fn
@@ -115,13 +149,26 @@ class SteeredDecoding:
         eos = _eos_ids(lm)
         patched = self._patch()
         gen = torch.Generator().manual_seed(self.seed)
+        deadline = time.monotonic() + self.state.limits.max_request_seconds
         inputs = self.ids.repeat(2, 1).to(lm.device)                             # [2, T]
         past = None
+
+        def forward(ids: torch.Tensor):
+            with self.state.model_lock, torch.inference_mode(), lm.patch_residual(self.layer, patched):
+                return lm.model(input_ids=ids, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
+
+        chunk = max(1, self.state.limits.prefill_tokens)
+        while inputs.shape[1] > chunk:  # the prompt but its last chunk, one lock hold each
+            if self._should_stop(deadline):
+                return
+            past = _cache_of(forward(inputs[:, :chunk]))
+            inputs = inputs[:, chunk:]
         out_ids: list[list[int]] = [[], []]
         done = [False, False]
         for _ in range(self.max_new_tokens):
-            with self.state.model_lock, torch.inference_mode(), lm.patch_residual(self.layer, patched):
-                out = lm.model(input_ids=inputs, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
+            if self._should_stop(deadline):
+                return
+            out = forward(inputs)
             past = _cache_of(out)
             logits = out.logits[:, -1].float()                                   # [2, vocab]
             if self.temperature > 0:
@@ -148,3 +195,5 @@ class SteeredDecoding:
             if all(done):
                 break
             inputs = nxt[:, None]                                                # [2, 1]
+        with self._stop_lock:
+            self.finished = self.stopped is None

@@ -5,6 +5,7 @@ forward passes and residual hooks."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -19,15 +20,25 @@ class ModelUnavailable(MonosemanticError):
     """The server was started without a model (--no-model) or the run has no SAE."""
 
 
+class ServerBusy(MonosemanticError):
+    """Too many model requests are running or waiting: answered 503 with Retry-After."""
+
+    retry_after_s = 5
+
+
 @dataclass(frozen=True)
 class Limits:
     """Input limits: each keeps one request from holding the model for long."""
     max_prompt_chars: int = 4000      # prompt inspector and steering
-    max_prompt_tokens: int = 256      # inspector: 128-token prompts take ~1 s on the embedded model
+    max_prompt_tokens: int = 256      # inspector and steering: 128-token prompts take ~1 s on the embedded model
     max_new_tokens: int = 128         # steering: generation length
     max_interventions: int = 8
     max_abs_value: float = 1e4        # steering values (clamp/add/multiply)
     page_size_max: int = 200
+    max_request_seconds: float = 60.0  # compute budget of one steering request: it stops there and says so
+    prefill_tokens: int = 32          # a steering prompt is read this many tokens per model-lock hold
+    max_queued: int = 4               # model requests waiting behind the running one; more get 503
+    max_body_bytes: int = 64 * 1024   # request bodies (a maximal steering request is ~5 kB)
 
 
 class RunState:
@@ -39,6 +50,9 @@ class RunState:
         self.layer: int | None = None
         self.max_acts = None                  # [n] tensor, steering's "=Nx" unit
         self.model_lock = threading.Lock()    # one model computation at a time
+        self.model_requests = 0               # admitted model requests, running or waiting for the lock
+        self.stopped_early = {"cancelled": 0, "budget": 0}  # steering requests stopped before their end
+        self._admit_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._local = threading.local()
         self._plots: dict[str, bytes] = {}
@@ -99,6 +113,27 @@ class RunState:
                     self.lm = load_model(self.meta["model_spec"], dtype="float32")
                 self.max_acts = read_max_acts(self.run_dir / "features.db", int(self.sae.W_dec.shape[0]))
                 self.layer = int(self.meta["layer"])
+
+    def admit(self) -> None:
+        """Count a model request in, or refuse it when the queue is full (a caller
+        that gets past this must call `release`)."""
+        with self._admit_lock:
+            if self.model_requests > self.limits.max_queued:
+                raise ServerBusy(f"the model is busy ({self.model_requests} requests running or waiting): "
+                                 f"try again in {ServerBusy.retry_after_s} s")
+            self.model_requests += 1
+
+    def release(self) -> None:
+        with self._admit_lock:
+            self.model_requests -= 1
+
+    @contextlib.contextmanager
+    def model_slot(self):
+        self.admit()
+        try:
+            yield
+        finally:
+            self.release()
 
     def preload(self) -> threading.Thread:
         """Load the model in the background so the first prompt does not wait for it."""
