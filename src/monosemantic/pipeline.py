@@ -66,8 +66,10 @@ def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, 
     from .models import load_model
     from .train import train_run
 
+    from .run_config import check_run_dir
+
     s = settings or PipelineSettings()
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
     seconds: dict[str, float] = {}

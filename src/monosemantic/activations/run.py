@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from ..models import LanguageModel, load_model
-from ..run_config import record_stage
+from ..preflight import check_disk
+from ..run_config import check_run_dir, record_stage
 from .harvest import HarvestConfig, Tokens, harvest
 
 DEFAULT_TOKENS = 300_000  # ≥ 250k kept after dropping position 0 and outliers
@@ -48,7 +49,7 @@ def harvest_run(
 
     if n_tokens <= 0 or ctx_len < 2:
         raise ConfigError("--tokens must be positive and --ctx-len at least 2")
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     lm = lm or load_model(model, dtype=dtype)
     layer = lm.default_layer if layer is None else layer
     lm.check_layer(layer)
@@ -56,8 +57,13 @@ def harvest_run(
     if force:
         for stale in ("tokens", "activations", "corpus"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
+    # float16 activations plus three int32 token arrays per token, and ~10 % for manifests and the corpus
+    check_disk(run_dir, 1.1 * n_tokens * (2 * lm.d_model + 12), f"harvesting {n_tokens:,} tokens", "--tokens")
     run_dir.mkdir(parents=True, exist_ok=True)
-    record_stage(run_dir, "harvest", settings, replace=force)
+    # Settings bind the run once it holds data: a harvest that failed before writing
+    # any can be rerun with corrected flags without --force.
+    started = (run_dir / "tokens").is_dir() or (run_dir / "activations").is_dir()
+    record_stage(run_dir, "harvest", settings, replace=force or not started)
     tokens, corpus_manifest = prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress)
     sources = [
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}

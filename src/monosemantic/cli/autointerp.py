@@ -42,8 +42,10 @@ def _client(args):
 
     from ..autointerp.clients import LocalClient, OpenAIClient, OpenAIConfig
 
+    from ..run_config import check_run_dir
+
     run = Path(args.run)
-    run = run.parent if run.suffix == ".db" else run
+    run = run.parent if run.suffix == ".db" else check_run_dir(run)
     cache = None if args.no_cache else run / "autointerp" / "cache.sqlite"
     if args.client == "local":
         return LocalClient(args.model or "embedded", cache=cache)

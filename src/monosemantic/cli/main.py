@@ -5,10 +5,11 @@ arguments and returns an exit code."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
-from ..errors import MonosemanticError
+from ..errors import ConfigError, MonosemanticError
 
 COMMAND_MODULES = [
     "monosemantic.cli.corpus",
@@ -49,13 +50,43 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_utf8(args)
         return int(args.func(args) or 0)
     except MonosemanticError as e:
         print(f"monosemantic: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # the file system refused (full, read-only, permissions, not a directory)
+        print(f"monosemantic: error: {os_error_message(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("monosemantic: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def check_utf8(args: argparse.Namespace) -> None:
+    """Arguments that are not valid UTF-8 reach Python as lone surrogates and would
+    fail deep inside a tokenizer or a JSON writer."""
+    for name, value in vars(args).items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str):
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = "--" + name.replace("_", "-") if name != "run" else "RUN"
+                    raise ConfigError(f"{flag} is not valid UTF-8 ({v.encode('utf-8', 'surrogateescape')[:60]!r}): "
+                                      "pass it in UTF-8") from None
+
+
+HINTS = {errno.ENOSPC: "free some space and run again", errno.EROFS: "the file system is read-only: use a writable run directory",
+         errno.EACCES: "check the permissions", errno.ENOTDIR: "a path component is a file, not a directory",
+         errno.EEXIST: "a file is in the way", errno.EDQUOT: "over the disk quota: free some space"}
+
+
+def os_error_message(e: OSError) -> str:
+    where = f" ({e.filename})" if e.filename else ""
+    what = e.strerror or str(e) or type(e).__name__
+    hint = HINTS.get(e.errno)
+    return f"{what}{where}" + (f": {hint}" if hint else "")
 
 
 if __name__ == "__main__":

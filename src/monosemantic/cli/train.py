@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..train.config import TrainConfig
 
@@ -56,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from ..train import train_run
+    from ..train.run import training_warnings
 
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force)
@@ -66,4 +68,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained {sae_cfg['architecture']} SAE, {sae_cfg['n_latents']} latents, {result.tokens:,} tokens in {result.seconds:.0f} s: "
           f"FVE {m.get('fve', float('nan')):.3f}, L0 {m.get('l0', float('nan')):.1f}, dead {m.get('dead_fraction', float('nan')):.1%} "
           f"(window {m.get('dead_window_tokens', 0):,} tokens) -> {args.run}/sae (evaluate: monosemantic eval {args.run})")
+    for warning in training_warnings(m):
+        print(f"monosemantic: warning: {warning}", file=sys.stderr)
     return 0

@@ -30,7 +30,8 @@ from .. import atomic
 from ..activations.harvest import OUTLIER_FACTOR, Tokens
 from ..activations.split import is_heldout
 from ..errors import ConfigError, StoreError
-from ..run_config import data_root, record_stage
+from ..preflight import check_disk, check_memory
+from ..run_config import check_run_dir, data_root, record_stage
 from ..state_file import load_state
 from .directions import decoder_neighbours, logit_effects
 from .schema import DB_NAME, connect, create_schema, f16_blob, i32_blob, ids_values_blob
@@ -278,6 +279,17 @@ def write_database(path: Path, meta: dict, kinds: dict, lm, contexts: np.ndarray
         os.fsync(f.fileno())
 
 
+# Measured on the main run: 46 MB for 4,096 features (~11 kB each with their share of
+# the token index); streaming state ~3 kB per feature plus one float32 [batch, T, n].
+DB_BYTES_PER_FEATURE, STATE_BYTES_PER_FEATURE = 12_000, 3_000
+
+
+def _preflight(run_dir: Path, n: int, ctx_len: int, cfg: "FeatureDBConfig") -> None:
+    what = f"a feature database of {n:,} features"
+    check_disk(run_dir, DB_BYTES_PER_FEATURE * n * 2, what + " (with its partial copy)", "the SAE's size")
+    check_memory(n * (STATE_BYTES_PER_FEATURE + 3 * 4 * cfg.batch_contexts * ctx_len), what, "the SAE's size")
+
+
 def _read_checkpoint(path: Path, progress: bool) -> dict | None:
     """The streaming checkpoint, or None (absent or unreadable: the build starts over)."""
     if not path.is_file():
@@ -325,7 +337,7 @@ def build_feature_db(
     passed instead); run again after an interruption to resume. Returns a summary."""
     from ..models import load_model
 
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     if cfg is None:
         stream = StreamConfig() if top_k is None else StreamConfig(top_k=top_k)
         cfg = FeatureDBConfig(n_tokens=n_tokens, neurons=neurons, stream=stream)
@@ -355,6 +367,7 @@ def build_feature_db(
     order, n_heldout = select_contexts(n_ctx, T, cfg.n_tokens)
 
     settings = {"tokens": cfg.n_tokens, "neurons": cfg.neurons, "top_k": cfg.stream.top_k}
+    _preflight(run_dir, int(sae.W_dec.shape[0]), T, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_stage(run_dir, "features", settings, replace=force)
     build_key = {"cfg": cfg.to_dict(), "sae": _sae_digest(sae), "tokens": _tokens_digest(tokens.contexts, order),

@@ -100,25 +100,14 @@ def feature_page(feature, linked: set[int]) -> str:
     return _page(f"{label} {f.id}", "\n".join(parts), "../style.css")
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
 def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
     """Write RUN/report/ from whatever the run holds (metrics.jsonl, eval.json,
     features.db); returns the path of index.html."""
     from ..features import FeatureDB, FeatureDBError
 
-    run_dir = Path(run_dir)
+    from ..run_config import check_run_dir
+
+    run_dir = check_run_dir(run_dir)
     if not run_dir.is_dir():
         raise MonosemanticError(f"{run_dir} is not a run directory")
     out = run_dir / "report"
@@ -135,7 +124,7 @@ def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
             f"{html.escape(stage)}: " + ", ".join(f"{html.escape(str(k))}={_fmt(v)}" for k, v in s.items() if not isinstance(v, (dict, list)))
             for stage, s in summary.items()) + "</p>")
 
-    records = _read_metrics(run_dir / "metrics.jsonl")
+    records = atomic.read_jsonl(run_dir / "metrics.jsonl")
     body.append("<h2>Training</h2>")
     if records and plots.training_curves(records, out / "training_curves.png"):
         body.append(f'<img src="training_curves.png" alt="training curves"><p class="note">{len(records):,} logged steps</p>')

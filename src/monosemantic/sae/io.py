@@ -187,6 +187,9 @@ def load_sae(directory: str | os.PathLike) -> SAE:
         if tuple(tensors[name].shape) != shape:
             raise _fail(wpath, f"tensor {name!r} has shape {tuple(tensors[name].shape)}, cfg.json says {shape}")
     t = {k: v.float() for k, v in tensors.items()}
+    bad = [k for k in expected if not bool(torch.isfinite(t[k]).all())]
+    if bad:
+        raise _fail(wpath, f"has NaN or infinite values in {', '.join(bad)} (training diverged or the file is damaged): train it again")
     # If SAELens's encoder and ours differ on subtracting b_dec, move it into b_enc:
     # x@W + b_enc − a·b_dec@W  ==  x@W + b_enc' − a_ours·b_dec@W.
     shift = int(sae.apply_b_dec_to_input) - int(saved_apply)

@@ -60,6 +60,8 @@ class AttributionResult:
 def token_id(tokenizer, text: str) -> int:
     """One token for `text`. Without a leading space, " text" is preferred when it is
     one token (the usual next token after a word); a number is taken as a token id."""
+    if text == "":
+        raise ConfigError("--target is empty: give a token such as ' Paris', or its id")
     if text.strip().isdigit() and text == text.strip():
         return int(text)
     candidates = [text] if text.startswith(" ") else [" " + text, text]

@@ -96,7 +96,7 @@ class _MetricsLog:
         if resume_step is None:
             path.unlink(missing_ok=True)
         elif path.is_file():
-            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
+            kept = [line for line in path.read_text(errors="replace").splitlines() if _step_of(line) <= resume_step]
             atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def write(self, record: dict) -> None:
@@ -118,7 +118,7 @@ def _flops_before(path: Path | None, start: int, per_step: int) -> int:
     if path is None or start == 0 or not path.is_file():
         return start * per_step
     last = {"step": 0, "flops": 0}
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             record = json.loads(line)
             if "flops" in record:
@@ -227,6 +227,9 @@ def train_sae(
             last_good = checkpoint(done)
         bar.update(1)
     bar.close()
+    if not last_record and metrics.path is not None:  # resumed at its final step: nothing new was logged
+        logged = atomic.read_jsonl(metrics.path)
+        last_record = logged[-1] if logged else {}
     checkpoint(total)
     return TrainResult(sae, total, total * cfg.batch_size, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..activations import open_store
 from ..errors import ConfigError
-from ..run_config import record_stage
+from ..preflight import check_disk, check_duration, check_memory
+from ..run_config import check_run_dir, record_stage
+from ..scaling.flops import config_step_flops
 from ..sae import SAEConfig, load_sae, save_sae
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
@@ -33,12 +35,13 @@ def train_run(
     to RUN/sae in raw units. `sae_cfg` holds SAEConfig fields other than d_in and
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings."""
-    run_dir = Path(run_dir)
+    run_dir = check_run_dir(run_dir)
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
     full_cfg = SAEConfig(**{"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
+    preflight(full_cfg, cfg, run_dir)
     settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
     run_dir.mkdir(parents=True, exist_ok=True)
     if force:
@@ -63,6 +66,30 @@ def train_run(
     # a safety net while training runs.
     (run_dir / "checkpoints" / "previous.pt").unlink(missing_ok=True)
     return result
+
+
+def preflight(sae_cfg: SAEConfig, cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse a training run that cannot fit in memory or on disk, or cannot finish."""
+    params = 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
+    # float32 weights, gradients and two Adam moments, plus a few [batch, n] activations
+    memory = 16 * params + 4 * 4 * cfg.batch_size * sae_cfg.n_latents
+    what = f"an SAE of {sae_cfg.n_latents:,} latents on d={sae_cfg.d_in}"
+    check_memory(memory, what, "--latents or --batch-size")
+    check_disk(run_dir, 4 * params * 5, what + " (the SAE, its checkpoint and the previous one)", "--latents")
+    steps = cfg.total_steps
+    check_duration(steps * config_step_flops(sae_cfg, cfg.batch_size), f"training on {cfg.n_tokens:,} tokens", "--train-tokens", steps)
+
+
+def training_warnings(metrics: dict) -> list[str]:
+    """What a finished run's last metrics say went wrong, as sentences for stderr."""
+    out = []
+    dead, fve = metrics.get("dead_fraction"), metrics.get("fve")
+    if dead is not None and dead >= 0.9:
+        out.append(f"{dead:.0%} of the latents are dead at the end of training: the SAE learned almost nothing "
+                   "(lower --lr, or the sparsity coefficient)")
+    if fve is not None and not fve > 0:
+        out.append(f"FVE {fve:.3f}: the reconstruction is no better than the mean (training diverged or collapsed; lower --lr)")
+    return out
 
 
 def load_run_sae(run_dir: str | Path):

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import read_jsonl
 from ..errors import MonosemanticError
 from ..features import FeatureDB, FeatureDBError
 
@@ -156,19 +157,7 @@ class RunState:
         return data if isinstance(data, dict) else {}
 
     def metrics(self) -> list[dict]:
-        records = []
-        try:
-            with open(self.run_dir / "metrics.jsonl") as f:
-                for line in f:
-                    try:
-                        r = json.loads(line)
-                    except ValueError:
-                        continue  # a line cut by a kill
-                    if isinstance(r, dict):
-                        records.append(r)
-        except OSError:
-            pass
-        return records
+        return read_jsonl(self.run_dir / "metrics.jsonl")
 
     def plot(self, name: str) -> bytes | None:
         """PNG bytes of one overview plot, drawn once with the report's functions."""
