@@ -10,8 +10,9 @@ from ..activations import open_store
 from ..errors import ConfigError
 from ..preflight import check_disk, check_duration, check_memory
 from ..run_config import check_run_dir, record_stage
-from ..scaling.flops import config_step_flops
 from ..sae import SAEConfig, load_sae, save_sae
+from ..sae.registry import config_for
+from ..scaling.flops import config_step_flops
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
@@ -39,7 +40,7 @@ def train_run(
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
-    full_cfg = SAEConfig(**{"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
+    full_cfg = config_for({"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
     preflight(full_cfg, cfg, run_dir)
     settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
