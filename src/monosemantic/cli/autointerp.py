@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
     p.add_argument("--api-key", default=None, help="API key (default $OPENAI_API_KEY)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (openai client)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (openai client)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds for a whole request, reply included (openai client)")
     p.add_argument("--seed", type=int, default=0, help="feature sampling seed")
     p.add_argument("--per-level", type=int, default=None, metavar="N",
                    help="score at most N held-out examples per activation level (default: all stored; lower it for a cheap run)")

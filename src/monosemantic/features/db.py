@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .schema import (
-    DB_NAME, FeatureDBError, check_schema, connect, f16_from_blob, i32_from_blob, ids_values_from_blob,
+    DB_NAME, DamagedRowError, FeatureDBError, check_schema, connect, f16_from_blob, i32_from_blob, ids_values_from_blob,
 )
 
 KINDS = ("feature", "neuron")
@@ -146,6 +147,14 @@ class FeatureDB:
         return Example(int(ctx), int(pos), float(act), int(start), ids, f16_from_blob(acts).tolist(), self.decode(ids))
 
     def get(self, feature_id: int, kind: str = "feature") -> Feature:
+        try:
+            return self._read_feature(feature_id, kind)
+        except (ValueError, TypeError, zlib.error, sqlite3.DatabaseError) as e:
+            raise DamagedRowError(f"{self.path}: the rows of {kind} {feature_id} are damaged ({type(e).__name__}: "
+                                  f"{str(e)[:100]}); rebuild it with `monosemantic features {self.run_dir} --force` "
+                                  "(explanations and scores are not carried over)") from e
+
+    def _read_feature(self, feature_id: int, kind: str) -> Feature:
         kind = _check_kind(kind)
         row = self.conn.execute(
             "SELECT id, kind, count, density, max_act, mean_act, hist, logit_top, logit_bottom, neighbours "

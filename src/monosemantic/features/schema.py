@@ -21,6 +21,11 @@ class FeatureDBError(MonosemanticError):
     """A feature database is missing, unfinished or unreadable."""
 
 
+class DamagedRowError(FeatureDBError):
+    """One row cannot be decoded (a blob of the wrong size, a corrupt page): the rest
+    of the database may still be fine."""
+
+
 class SchemaVersionError(FeatureDBError):
     """The database was written with another schema version."""
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
+from ..features.schema import DamagedRowError
 from . import api, apidocs, pages
 from .guard import RequestGuard
 from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
@@ -65,7 +66,7 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     @app.exception_handler(FeatureDBError)
     def db_error(request: Request, e: FeatureDBError):
         missing = state.db_error is not None
-        return error(request, 503 if missing else 400, str(e))
+        return error(request, 500 if isinstance(e, DamagedRowError) else 503 if missing else 400, str(e))
 
     @app.exception_handler(ModelUnavailable)
     def no_model(request: Request, e: ModelUnavailable):
