@@ -4,8 +4,8 @@ in one run:
 
     .venv/bin/python benchmarks/web_load.py RUN [--json out.json]
 
-The maximal steer: a 4,000-character prompt if the server takes it (the code before
-the token limit did: ~4,000 tokens read in one forward under the model lock), else a
+The maximal steer: a 4,000-character prompt of digits if the server takes it (the code
+before the token limit did: 4,000 tokens read in one forward under the model lock), else a
 prompt of exactly the token limit; 128 new tokens; 8 interventions. The inspection is
 a short prompt sent 1 s after the steer starts. Prints both latencies and their ratio.
 Point PYTHONPATH at another checkout's src/ to measure that code the same way.
@@ -32,6 +32,8 @@ from monosemantic.web import create_app  # noqa: E402
 TEXT = ("The library opened early on Saturday, and a small crowd had gathered by the door. Inside, the librarian "
         "sorted a cart of returned books: a history of the railways, two cookery books and a guide to birds. ") * 40
 INSPECT = {"prompt": "The cat sat on the mat by the door."}
+# The densest 4,000 characters: SmolLM2's tokenizer splits digits one per token.
+DIGITS = "".join(str((i * 7919) % 10) for i in range(4000))
 
 
 def post(base: str, path: str, body: dict, timeout: float = 900) -> tuple[int, float, str]:
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     steer = {"max_new_tokens": 128, "temperature": 0.7,
              "interventions": [{"feature": i, "value": 3.0, "unit": "max"} for i in range(8)]}
     tok = state.lm.tokenizer
-    candidates = [TEXT[:4000], tok.decode(tok(TEXT, add_special_tokens=False)["input_ids"][: getattr(limits, "max_prompt_tokens", 256) - 2])]
+    candidates = [DIGITS, tok.decode(tok(TEXT, add_special_tokens=False)["input_ids"][: getattr(limits, "max_prompt_tokens", 256) - 2])]
     outcome: dict = {}
 
     def run_steer(prompt: str) -> None:
@@ -95,8 +97,8 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"idle_s": idle, "busy_s": busy, "steer_prompt_tokens": n_tokens,
                                                "loadavg": os.getloadavg()}, indent=1))
-    server.should_exit = True
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # the steer may still be decoding in the server's thread: do not wait for it
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ in metrics.jsonl, a damaged row in features.db."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
