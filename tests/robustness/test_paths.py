@@ -58,6 +58,7 @@ def test_hot_journal_of_a_killed_writer_is_rolled_back(hostile_run):
         assert db.export(3) == expected
 
 
+@pytest.mark.slow  # ~50 s on a loaded 2-core machine; the database, server and steering cases above run by default
 def test_pipeline_runs_in_a_hostile_directory(tiny_model_dirs, tmp_path, capsys):
     """The whole main job at tiny sizes (a tiny Llama, a text file) in a directory whose
     name holds a space, #, ?, % and non-ASCII; then `=Nx` steering on that run."""

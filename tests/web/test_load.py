@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from monosemantic.web import create_app
 
-from conftest import build_web_run
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from web.conftest import build_web_run  # noqa: E402
 
 # Unloaded, one 32-token prefill chunk or one decode step of the embedded model takes
 # ~50 ms and the inspection itself ~0.2 s; the bound leaves room for a machine loaded

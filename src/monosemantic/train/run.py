@@ -11,8 +11,7 @@ from ..errors import ConfigError
 from ..preflight import check_disk, check_duration, check_memory
 from ..run_config import check_run_dir, record_stage
 from ..sae import SAEConfig, load_sae, save_sae
-from ..sae.registry import config_for
-from ..scaling.flops import config_step_flops
+from ..sae.registry import ARCHITECTURES, config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
@@ -78,7 +77,8 @@ def preflight(sae_cfg: SAEConfig, cfg: TrainConfig, run_dir: Path) -> None:
     check_memory(memory, what, "--latents or --batch-size")
     check_disk(run_dir, 4 * params * 5, what + " (the SAE, its checkpoint and the previous one)", "--latents")
     steps = cfg.total_steps
-    check_duration(steps * config_step_flops(sae_cfg, cfg.batch_size), f"training on {cfg.n_tokens:,} tokens", "--train-tokens", steps)
+    step_flops = ARCHITECTURES[sae_cfg.architecture].step_flops(sae_cfg, cfg.batch_size, 0).total
+    check_duration(steps * step_flops, f"training on {cfg.n_tokens:,} tokens", "--train-tokens", steps)
 
 
 def training_warnings(metrics: dict) -> list[str]:
