@@ -106,20 +106,3 @@ def write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
-
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The object lines of a JSONL file (metrics.jsonl); a line cut by a kill, bytes
-    that are not UTF-8 or a line that is not an object are skipped. Missing: []."""
-    records = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        pass
-    return records

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from monosemantic import atomic
 from monosemantic.cli.main import main
+from monosemantic.run import read_metrics
 from monosemantic.web import create_app
 
 
@@ -78,7 +79,7 @@ def test_undecodable_metrics_lines_are_skipped(web_run, tmp_path, capsys):
     shutil.copytree(web_run, run)
     with open(run / "metrics.jsonl", "ab") as f:
         f.write(b'{"step": 999, "loss": 1.0}\n\xff\xfe\x00garbage \xc3\n{"step": 1000, "fve": 0.5}\n')
-    records = atomic.read_jsonl(run / "metrics.jsonl")
+    records = read_metrics(run / "metrics.jsonl")
     assert records[-1] == {"step": 1000, "fve": 0.5} and all(isinstance(r, dict) for r in records)
     with TestClient(create_app(run, model=False)) as c:
         assert c.get("/").status_code == 200

@@ -11,6 +11,8 @@ import numpy as np
 
 from .. import atomic
 from ..errors import MonosemanticError
+from ..features import FeatureDB, FeatureDBError
+from ..run import Run
 from . import plots
 
 N_PAGES = 50  # most and least dense live features, each
@@ -99,14 +101,11 @@ def feature_page(feature, linked: set[int]) -> str:
     return _page(f"{label} {f.id}", "\n".join(parts), "../style.css")
 
 
-def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
+def build_report(run: Run | str | Path, n_pages: int = N_PAGES) -> Path:
     """Write RUN/report/ from whatever the run holds (metrics.jsonl, eval.json,
     features.db); returns the path of index.html."""
-    from ..features import FeatureDB, FeatureDBError
-
-    from ..run_config import check_run_dir
-
-    run_dir = check_run_dir(run_dir)
+    run = Run.of(run)
+    run_dir = run.dir
     if not run_dir.is_dir():
         raise MonosemanticError(f"{run_dir} is not a run directory")
     out = run_dir / "report"
@@ -123,7 +122,7 @@ def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
             f"{html.escape(stage)}: " + ", ".join(f"{html.escape(str(k))}={_fmt(v)}" for k, v in s.items() if not isinstance(v, (dict, list)))
             for stage, s in summary.items()) + "</p>")
 
-    records = atomic.read_jsonl(run_dir / "metrics.jsonl")
+    records = run.metrics()
     body.append("<h2>Training</h2>")
     if records and plots.training_curves(records, out / "training_curves.png"):
         body.append(f'<img src="training_curves.png" alt="training curves"><p class="note">{len(records):,} logged steps</p>')

@@ -21,6 +21,9 @@ from typing import Iterator, Sequence
 import torch
 
 from ..errors import ConfigError
+from ..features.prompt import top_for_prompt
+from ..steering.generate import check_length, encode_prompt
+from ..steering.interventions import check_compatible, resolve, steering_fn
 from .state import RunState
 
 
@@ -54,7 +57,7 @@ def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 1
     state.ensure_model()
     check_prompt_tokens(state, prompt)
     with state.model_lock:
-        result = state.db().top_for_prompt(prompt, k=k, per_token=per_token)
+        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token)
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
     return Inspection(tokens, result.top)
 
@@ -68,7 +71,6 @@ class SteerEvent:
 
 def _cache_arg(model) -> str:
     """transformers 5.x renamed `past_key_values` to `cache` (the old name warns)."""
-    import inspect
 
     return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
@@ -94,9 +96,6 @@ class SteeredDecoding:
 
     def __init__(self, state: RunState, prompt: str, interventions: Sequence, max_new_tokens: int,
                  temperature: float = 0.7, seed: int = 0, chat: bool = True):
-        from ..steering.generate import check_length, encode_prompt
-        from ..steering.interventions import check_compatible, resolve
-
         state.ensure_model()
         check_prompt_tokens(state, prompt)
         self.state, self.lm, self.sae, self.layer = state, state.lm, state.sae, state.layer
@@ -135,8 +134,6 @@ class SteeredDecoding:
             pass
 
     def _patch(self):
-        from ..steering.interventions import steering_fn
-
         fn = steering_fn(self.sae.to(self.lm.device), self.plan)
 
         def patched(hidden: torch.Tensor) -> torch.Tensor:  # [2, T, d]: steer row 1 only
