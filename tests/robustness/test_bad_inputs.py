@@ -59,7 +59,7 @@ def env(web_run, tiny_model_dirs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(web_run, run)
     (run / "activations").mkdir()  # what `features` reads to find the model
-    (run / "activations" / "manifest.json").write_text(json.dumps({"model": "tiny", "model_spec": str(tiny_model_dirs["llama"]), "layer": 2}))
+    (run / "activations" / "manifest.json").write_text(json.dumps({"model": tiny_model_dirs["llama"].name, "model_spec": str(tiny_model_dirs["llama"]), "layer": 2}))
     npy = tmp_path / "acts.npy"
     np.save(npy, np.random.default_rng(0).normal(size=(4096, 16)).astype(np.float32))
     work = tmp_path / "case"

@@ -13,7 +13,7 @@ import torch
 
 from .config import FeatureDBConfig
 from .directions import decoder_neighbours, logit_effects
-from .schema import create_schema, f16_blob, i32_blob, ids_values_blob
+from .schema import connect, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import FeatureStream
 
 

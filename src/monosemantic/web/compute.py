@@ -13,6 +13,7 @@ completions stay identical, so every difference is the intervention's."""
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from dataclasses import dataclass
