@@ -27,7 +27,7 @@ class PipelineSettings:
     sae: dict = field(default_factory=lambda: {"architecture": "relu", "n_latents": 4096})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_tokens: int = 50_000
-    feature_tokens: int | None = None
+    feature_tokens: int | None = None  # None: the feature database covers the whole store
     features: bool = True
 
 
@@ -89,10 +89,9 @@ def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, 
         result = timed("eval", lambda: evaluate_run(run_dir, lm=lm, n_tokens=s.eval_tokens, progress=progress))
     if s.features:
         from .features import build_feature_db
-        from .features.build import DEFAULT_TOKENS
         from .report import build_report
 
-        timed("features", lambda: build_feature_db(run_dir, lm=lm, n_tokens=s.feature_tokens or DEFAULT_TOKENS, progress=progress))
+        timed("features", lambda: build_feature_db(run_dir, lm=lm, n_tokens=s.feature_tokens, progress=progress))
         timed("report", lambda: build_report(run_dir))
     checks = check_targets(result)
     atomic.write_json(run_dir / "pipeline.json", {"seconds": seconds, "targets": {k: list(v) for k, v in TARGETS.items()}, "met": checks})

@@ -35,14 +35,14 @@ from .directions import decoder_neighbours, logit_effects
 from .schema import DB_NAME, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import EMPTY, FeatureStream, StreamConfig
 
-DEFAULT_TOKENS = 60_000  # ~1-2 minutes of forward on 2 cores; enough for top-20 of most live features
+DEFAULT_TOKENS = None  # the whole store: every context of RUN/tokens (298k tokens on the main run, ~3 minutes on 2 cores)
 CHECKPOINT = "features.build.pt"
 PARTIAL = DB_NAME + ".partial"
 
 
 @dataclass(frozen=True)
 class FeatureDBConfig:
-    n_tokens: int = DEFAULT_TOKENS  # tokens streamed (whole contexts, held-out ones first)
+    n_tokens: int | None = DEFAULT_TOKENS  # tokens streamed (whole contexts, held-out ones first); None: all of them
     neurons: bool = False  # also summarise the MLP neurons of the same layer
     stream: StreamConfig = field(default_factory=StreamConfig)
     logit_k: int = 10  # promoted / suppressed tokens kept per feature
@@ -90,12 +90,12 @@ def load_run_tokens(run_dir: Path) -> Tokens:
     return Tokens(load("contexts.npy"), load("doc_ids.npy"), load("doc_pos.npy"))
 
 
-def select_contexts(n_contexts: int, ctx_len: int, n_tokens: int) -> tuple[np.ndarray, int]:
-    """Held-out contexts first, then training ones if there are too few; returns the
-    context ids and how many of them are held out."""
+def select_contexts(n_contexts: int, ctx_len: int, n_tokens: int | None) -> tuple[np.ndarray, int]:
+    """Held-out contexts first, then training ones if there are too few (None: every
+    context); returns the context ids and how many of them are held out."""
     ids = np.arange(n_contexts)
     held = is_heldout(ids)
-    need = max(1, math.ceil(n_tokens / max(ctx_len - 1, 1)))
+    need = n_contexts if n_tokens is None else max(1, math.ceil(n_tokens / max(ctx_len - 1, 1)))
     order = np.concatenate([ids[held], ids[~held]])[:need]
     return order, int(min(held.sum(), need))
 
@@ -298,7 +298,7 @@ def build_feature_db(
     run_dir: str | Path,
     lm=None,
     sae=None,
-    n_tokens: int = DEFAULT_TOKENS,
+    n_tokens: int | None = DEFAULT_TOKENS,
     neurons: bool = False,
     progress: bool = True,
     top_k: int | None = None,
@@ -316,7 +316,7 @@ def build_feature_db(
     if cfg is None:
         stream = StreamConfig() if top_k is None else StreamConfig(top_k=top_k)
         cfg = FeatureDBConfig(n_tokens=n_tokens, neurons=neurons, stream=stream)
-    if cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
+    if cfg.n_tokens is not None and cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
         raise ConfigError("--tokens and --top-k must be positive")
     root = data_root(run_dir)
     manifest_path = root / "activations" / "manifest.json"
@@ -368,7 +368,7 @@ def build_feature_db(
             s.load_state_dict(state["streams"][kind])
     elif streamer.threshold is None:
         streamer.threshold = streamer.outlier_threshold()
-    if n_heldout < len(order) and progress and start_batch == 0:
+    if n_heldout < len(order) and progress and start_batch == 0 and cfg.n_tokens is not None:
         print(f"features: only {n_heldout} held-out contexts; adding {len(order) - n_heldout} training contexts "
               f"to reach {cfg.n_tokens:,} tokens", file=sys.stderr)
 
