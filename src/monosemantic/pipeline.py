@@ -88,10 +88,12 @@ def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, 
     else:
         result = timed("eval", lambda: evaluate_run(run_dir, lm=lm, n_tokens=s.eval_tokens, progress=progress))
     if s.features:
+        from .autointerp import label_features
         from .features import build_feature_db
         from .report import build_report
 
         timed("features", lambda: build_feature_db(run_dir, lm=lm, n_tokens=s.feature_tokens, progress=progress))
+        timed("labels", lambda: label_features(run_dir, progress=progress))
         timed("report", lambda: build_report(run_dir))
     checks = check_targets(result)
     atomic.write_json(run_dir / "pipeline.json", {"seconds": seconds, "targets": {k: list(v) for k, v in TARGETS.items()}, "met": checks})

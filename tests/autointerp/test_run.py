@@ -128,3 +128,24 @@ def test_resume_after_kill_9(server, run):
     assert not set(server.answered) & cached
     with FeatureDB(run) as db:
         assert db.conn.execute("SELECT COUNT(DISTINCT feature_id) FROM explanations").fetchone()[0] == 6
+
+
+def test_label_features_labels_every_live_feature_offline(run):
+    from monosemantic.autointerp import LABEL_EXPLAINER, label_features
+    from monosemantic.features import FeatureDB
+
+    result = label_features(run)  # no client: the token explainer needs no model
+    with FeatureDB(run / "features.db", readonly=True) as db:
+        live = {r[0] for r in db.conn.execute("SELECT id FROM features WHERE kind = 'feature' AND count > 0")}
+        labelled = {r[0] for r in db.conn.execute("SELECT feature_id FROM explanations WHERE kind = 'feature' AND explainer = ?", (LABEL_EXPLAINER,))}
+        assert live and labelled == live - {f["id"] for f in result.failed}
+        assert len(labelled) >= 0.8 * len(live)
+        fid = min(labelled)
+        f = db.get(fid)
+        assert f.explanation.startswith("Fires on the tokens")
+        # the label names tokens the feature actually fires on in its top examples
+        named = f.explanation[len("Fires on the tokens "):]
+        top_tokens = {t.strip() for e in f.top for t, a in zip(e.tokens, e.acts) if a > 0}
+        assert any(f'"{t}"' in named for t in top_tokens if t)
+        assert all(r.explanation for r in db.list(live_only=True, limit=None) if r.id in labelled)
+    assert label_features(run).skipped == len(labelled)  # resumable: nothing is redone
