@@ -98,7 +98,7 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
-                  sorts=["density", "max_act", "mean_act", "count", "score", "id"])
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorer=state_of(request).db().list_scorer())
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
