@@ -1,9 +1,10 @@
 """Harvest residual-stream activations into a sharded store, resumable after kill -9.
 
-Cleaning follows DESIGN.md: position 0 holds the BOS-like token on which the
-attention sink lands (norm ~25,000 vs ~170 for typical tokens at layer 15 of the
-embedded model) and is dropped with any other BOS token; remaining tokens above
-OUTLIER_FACTOR x the median norm are excluded and their fraction recorded. The store
+Cleaning follows DESIGN.md and the one rule of valid.py: position 0 holds the
+BOS-like token on which the attention sink lands (norm ~25,000 vs ~170 for typical
+tokens at layer 15 of the embedded model) and is dropped with the first token after
+it and every BOS or separator; remaining tokens above OUTLIER_FACTOR x the median norm
+are excluded and their fraction recorded. The store
 keeps raw activations; `norm_scale` (E‖x‖ = √d after scaling) is computed at the end
 from per-shard sums, so a resumed harvest gives the same scale."""
 
@@ -25,6 +26,7 @@ from ..errors import StoreError
 from ..models import LanguageModel
 from .layout import MANIFEST, STATE, shard_paths
 from .split import HELDOUT_FRACTION
+from .valid import FIRST_POSITIONS, special_token_ids, valid_tokens
 
 OUTLIER_FACTOR = 10.0
 STORE_DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -84,13 +86,12 @@ def _drop_incomplete(directory: Path) -> None:
 @torch.inference_mode()
 def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: int, hi: int, threshold: float, bar) -> dict:
     acts, rows, excluded = [], [], 0
+    special = special_token_ids(lm)
     for start in range(lo, hi, cfg.batch_contexts):
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
         resid = lm.residual(ids, cfg.layer).float()  # [b, T, d]
-        keep = torch.ones(ids.shape, dtype=torch.bool)
-        keep[:, 0] = False
-        keep &= ids != lm.bos_id
+        keep = valid_tokens(ids, special)  # [b, T]: no BOS, first token after it, or separator
         norms = resid.norm(dim=-1)  # [b, T]
         outlier = keep & (norms > threshold)
         excluded += int(outlier.sum())
@@ -109,8 +110,8 @@ def _outlier_threshold(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) ->
     """OUTLIER_FACTOR x the median norm of the first batch, fixed before any shard is
     written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
-    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)[:, 1:]
-    return float(OUTLIER_FACTOR * norms[ids[:, 1:] != lm.bos_id].median())
+    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)
+    return float(OUTLIER_FACTOR * norms[valid_tokens(ids, special_token_ids(lm))].median())
 
 
 def harvest(
@@ -185,7 +186,7 @@ def harvest(
         "norm_scale": math.sqrt(lm.d_model) / mean_norm,
         "outlier_threshold": state["outlier_threshold"],
         "excluded_fraction": 1 - count / considered,
-        "dropped": "position 0 and BOS tokens (attention sink)",
+        "dropped": f"positions 0..{FIRST_POSITIONS - 1} and special tokens (BOS, separator): activations/valid.py",
         "heldout_fraction": HELDOUT_FRACTION,
         "harvest_seconds": sum(s["seconds"] for s in summaries),
         "tokens_digest": state["tokens_digest"],

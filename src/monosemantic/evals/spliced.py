@@ -2,9 +2,10 @@
 the residual at layer L, against clean, zero-ablated and mean-ablated residuals, and
 the KL divergence to the clean next-token distribution.
 
-Position 0 (the BOS-like attention sink, dropped from the training data) and tokens
-above the harvest's outlier threshold keep their clean residual in every variant:
-the SAE never saw them, and the sink alone would otherwise dominate the loss."""
+Tokens the valid-token rule excludes (activations/valid.py: position 0 with the
+BOS-like attention sink, the first token after it, separators) and tokens above the
+harvest's outlier threshold keep their clean residual in every variant: the SAE never
+saw them, and the sink alone would otherwise dominate the loss."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ..activations.valid import special_token_ids, valid_tokens
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,6 @@ class SplicedStats:
     tokens: int
 
 
-def _splice_mask(resid: torch.Tensor, outlier_threshold: float | None) -> torch.Tensor:
-    mask = torch.ones(resid.shape[:2], dtype=torch.bool, device=resid.device)  # [B, T]
-    mask[:, 0] = False
-    if outlier_threshold is not None:
-        mask &= resid.float().norm(dim=-1) <= outlier_threshold
-    return mask
 
 
 @torch.no_grad()
@@ -47,13 +44,14 @@ def spliced_stats(
 ) -> SplicedStats:
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
+    special = special_token_ids(lm)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
 
         def splice(replacement):
             def fn(h: torch.Tensor) -> torch.Tensor:
-                mask = _splice_mask(h, outlier_threshold)
+                mask = valid_tokens(ids.to(h.device), special, norms=h.float().norm(dim=-1), threshold=outlier_threshold)  # [B, T]
                 out = h.clone()
                 out[mask] = replacement(h[mask].float()).to(h.dtype)
                 return out

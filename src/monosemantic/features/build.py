@@ -29,6 +29,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..activations.harvest import OUTLIER_FACTOR, Tokens
 from ..activations.split import is_heldout
+from ..activations.valid import special_token_ids, valid_tokens
 from ..errors import ConfigError, StoreError
 from ..run_config import data_root, record_stage
 from .directions import decoder_neighbours, logit_effects
@@ -56,7 +57,7 @@ class FeatureDBConfig:
 @dataclass(frozen=True)
 class BuildResult:
     path: Path
-    n_tokens: int  # tokens that counted (position 0, BOS and outliers excluded)
+    n_tokens: int  # tokens that counted (activations/valid.py: first positions, special tokens and outliers excluded)
     n_features: int
     n_neurons: int
     stream_seconds: float  # model + SAE + summaries
@@ -138,6 +139,7 @@ class _Streamer:
         self.lm, self.sae, self.layer, self.tokens, self.order, self.cfg = lm, sae, layer, tokens, order, cfg
         self.T = int(tokens.contexts.shape[1])
         self.threshold = threshold
+        self.special = special_token_ids(lm)
         vocab = max(int(lm.vocab_size), int(np.max(tokens.contexts[np.sort(order)])) + 1)
         n_latents = int(sae.W_dec.shape[0])
         self.streams = {"feature": FeatureStream(n_latents, self.T, vocab, cfg.stream)}
@@ -170,17 +172,13 @@ class _Streamer:
 
     def outlier_threshold(self) -> float:
         resid, _, ids = self.forward(self.batch_ids(0))
-        norms = resid.norm(dim=-1)[:, 1:]
-        return float(OUTLIER_FACTOR * norms[ids[:, 1:] != self.lm.bos_id].median())
+        return float(OUTLIER_FACTOR * resid.norm(dim=-1)[valid_tokens(ids, self.special)].median())
 
     @torch.no_grad()
     def step(self, i: int) -> None:
         ctx = self.batch_ids(i)
         resid, neurons, ids = self.forward(ctx)
-        valid = torch.ones(ids.shape, dtype=torch.bool)
-        valid[:, 0] = False  # the attention sink (DESIGN.md): never a feature example
-        valid &= ids != self.lm.bos_id
-        valid &= resid.norm(dim=-1) <= self.threshold
+        valid = valid_tokens(ids, self.special, norms=resid.norm(dim=-1), threshold=self.threshold)  # the harvest's rule
         B, T, d = resid.shape
         # encoding the few excluded tokens too and zeroing them is cheaper than gathering
         # the valid rows and scattering them into a fresh [B, T, n] tensor
