@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from monosemantic.activations.valid import special_token_ids, valid_tokens
+from monosemantic.activations.valid import excluded_ids, valid_tokens
 from monosemantic.errors import ConfigError, MonosemanticError
 from monosemantic.features import FeatureDB, FeatureDBError, SchemaVersionError, build_feature_db
 from monosemantic.features.build import CHECKPOINT, PARTIAL, mlp_neuron_module, neuron_directions
@@ -56,7 +56,7 @@ def test_top_examples_match_a_direct_forward(built, tiny_llama):
     for ex in feature.top[:3]:
         ids = torch.from_numpy(tokens.contexts[ex.context_id].astype(np.int64))[None]
         acts = sae.encode(tiny_llama.residual(ids, LAYER)[0].float())[:, fid].detach()  # [T]
-        acts[~valid_tokens(ids, special_token_ids(tiny_llama))[0]] = 0  # the attention sink, the token after it, separators
+        acts[~valid_tokens(ids, exclude_ids=excluded_ids(tiny_llama))[0]] = 0  # the attention sink, the token after it, separators
         assert ex.activation == pytest.approx(float(acts[ex.position]), rel=1e-4)
         assert ex.activation == pytest.approx(float(acts.max()), rel=1e-4)  # the context's max
         assert ex.token_ids == tokens.contexts[ex.context_id, ex.start : ex.start + len(ex.token_ids)].tolist()

@@ -1,43 +1,61 @@
-"""The one rule for which token positions count: what the harvest stores (and the SAE
-trains on), what the spliced eval replaces, and what the feature database records.
+"""The one rule for which token positions carry an activation the SAE learns from,
+reports on and is evaluated on. Harvest (what goes into the store), the feature
+database (which tokens can be examples) and the spliced eval (where the
+reconstruction is put in) all call `valid_tokens`, so they cannot drift apart.
 
-Excluded:
-- the first `first_positions` positions of every context: position 0 holds the
-  BOS-like token where the attention sink lands (norm ~100x the others), and position
-  1, the first token after it, sees nothing but the sink: at layer 15 of SmolLM2 its
-  residual is its own cluster (seven of the ten densest features of the main run were
-  near-duplicates firing there, docs/activations.md);
-- special tokens anywhere (`special_ids`: the BOS and the separator packed between
-  documents; documents are tokenized with split_special_tokens, so no other special
-  token occurs in a context);
-- with `norms` and `threshold`, tokens whose residual norm exceeds the threshold
-  (remaining sinks; the harvest fixes the threshold, OUTLIER_FACTOR x the median).
-"""
+Why (DESIGN.md): every context starts with a BOS-like token on which the attention
+sink lands (norm ~25,000 at layer 15 of the embedded model, ~170 for typical tokens);
+it and any other BOS are dropped, and so is any remaining token above the outlier
+threshold (OUTLIER_FACTOR x the median norm of the first batch, fixed before any work
+so that a resumed stage applies the same cut).
+
+Position 1 and the document separator are dropped too (`excluded_ids`): the token
+right after the sink sees nothing but the sink and itself, and at layer 15 its
+residual forms its own cluster; kept, 7 of the main run's 10 densest features were
+near-duplicates (decoder cosines 0.89-0.98) firing there, mostly on the
+`<|im_start|><|endoftext|>` separator (docs/activations.md)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
+from torch import Tensor
 
-FIRST_POSITIONS = 2  # positions 0 (BOS) and 1 (the first token after it)
+OUTLIER_FACTOR = 10.0
+SKIP_POSITIONS = 2       # leading positions never valid: 0 holds the BOS-like sink, 1 sees only the sink
 
 
-def special_token_ids(lm) -> list[int]:
-    """The ids the rule excludes anywhere: the model's BOS-like token, its document
-    separator and the tokenizer's other special tokens."""
+def excluded_ids(lm) -> tuple[int, ...]:
+    """The ids never valid anywhere: the model's BOS-like token, the separator packed
+    between documents, and the tokenizer's other special tokens (documents are
+    tokenized with split_special_tokens, so inside a context these are ours)."""
     ids = {int(lm.bos_id), int(lm.sep_id)}
-    ids.update(int(i) for i in getattr(lm.tokenizer, "all_special_ids", []) or [])
-    return sorted(ids)
+    ids.update(int(i) for i in getattr(lm.tokenizer, "all_special_ids", None) or [])
+    return tuple(sorted(ids))
 
 
-def valid_tokens(ids: torch.Tensor, special_ids: Sequence[int], first_positions: int = FIRST_POSITIONS,
-                 norms: torch.Tensor | None = None, threshold: float | None = None) -> torch.Tensor:
-    """ids [B, T] -> [B, T] bool, True where the token counts."""
-    keep = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
-    keep[:, :first_positions] = False
-    if len(special_ids):
-        keep &= ~torch.isin(ids, torch.as_tensor(list(special_ids), dtype=ids.dtype, device=ids.device))
-    if norms is not None and threshold is not None:
-        keep &= norms <= threshold
-    return keep
+def valid_tokens(
+    ids: Tensor,                               # [B, T] token ids
+    *,
+    exclude_ids: Sequence[int],                # special tokens never valid anywhere (the BOS)
+    skip_positions: int = SKIP_POSITIONS,      # leading positions never valid
+    norms: Tensor | None = None,               # [B, T] residual norms, with outlier_threshold
+    outlier_threshold: float | None = None,
+) -> Tensor:
+    """[B, T] bool: True where a token counts."""
+    valid = torch.ones(ids.shape, dtype=torch.bool, device=ids.device)
+    valid[:, :skip_positions] = False
+    for token in exclude_ids:
+        valid &= ids != token
+    if outlier_threshold is not None:
+        if norms is None:
+            raise ValueError("outlier_threshold needs the residual norms")
+        valid &= norms <= outlier_threshold
+    return valid
+
+
+def outlier_threshold(norms: Tensor, ids: Tensor, *, exclude_ids: Sequence[int], skip_positions: int = SKIP_POSITIONS) -> float:
+    """OUTLIER_FACTOR x the median norm of the tokens that are otherwise valid."""
+    keep = valid_tokens(ids, exclude_ids=exclude_ids, skip_positions=skip_positions)
+    return float(OUTLIER_FACTOR * norms[keep].median())

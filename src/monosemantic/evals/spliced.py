@@ -2,10 +2,11 @@
 the residual at layer L, against clean, zero-ablated and mean-ablated residuals, and
 the KL divergence to the clean next-token distribution.
 
-Tokens the valid-token rule excludes (activations/valid.py: position 0 with the
-BOS-like attention sink, the first token after it, separators) and tokens above the
-harvest's outlier threshold keep their clean residual in every variant: the SAE never
-saw them, and the sink alone would otherwise dominate the loss."""
+Tokens the training data leaves out (activations/valid.py: position 0 with the
+BOS-like attention sink, position 1, any BOS or separator, tokens above the harvest's
+outlier threshold)
+keep their clean residual in every variant: the SAE never saw them, and the sink
+alone would otherwise dominate the loss."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..activations.valid import special_token_ids, valid_tokens
+from ..activations.valid import excluded_ids, valid_tokens
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,6 @@ class SplicedStats:
     tokens: int
 
 
-
-
 @torch.no_grad()
 def spliced_stats(
     lm,
@@ -44,14 +43,15 @@ def spliced_stats(
 ) -> SplicedStats:
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
-    special = special_token_ids(lm)
+    special = excluded_ids(lm)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
 
         def splice(replacement):
             def fn(h: torch.Tensor) -> torch.Tensor:
-                mask = valid_tokens(ids.to(h.device), special, norms=h.float().norm(dim=-1), threshold=outlier_threshold)  # [B, T]
+                mask = valid_tokens(ids.to(h.device), exclude_ids=special, norms=h.float().norm(dim=-1),
+                                    outlier_threshold=outlier_threshold)  # [B, T]
                 out = h.clone()
                 out[mask] = replacement(h[mask].float()).to(h.dtype)
                 return out

@@ -27,9 +27,9 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import atomic
-from ..activations.harvest import OUTLIER_FACTOR, Tokens
+from ..activations.harvest import Tokens
+from ..activations.valid import excluded_ids, outlier_threshold, valid_tokens
 from ..activations.split import is_heldout
-from ..activations.valid import special_token_ids, valid_tokens
 from ..errors import ConfigError, StoreError
 from ..run_config import data_root, record_stage
 from .directions import decoder_neighbours, logit_effects
@@ -139,7 +139,7 @@ class _Streamer:
         self.lm, self.sae, self.layer, self.tokens, self.order, self.cfg = lm, sae, layer, tokens, order, cfg
         self.T = int(tokens.contexts.shape[1])
         self.threshold = threshold
-        self.special = special_token_ids(lm)
+        self.special = excluded_ids(lm)
         vocab = max(int(lm.vocab_size), int(np.max(tokens.contexts[np.sort(order)])) + 1)
         n_latents = int(sae.W_dec.shape[0])
         self.streams = {"feature": FeatureStream(n_latents, self.T, vocab, cfg.stream)}
@@ -172,13 +172,14 @@ class _Streamer:
 
     def outlier_threshold(self) -> float:
         resid, _, ids = self.forward(self.batch_ids(0))
-        return float(OUTLIER_FACTOR * resid.norm(dim=-1)[valid_tokens(ids, self.special)].median())
+        return outlier_threshold(resid.norm(dim=-1), ids, exclude_ids=self.special)
 
     @torch.no_grad()
     def step(self, i: int) -> None:
         ctx = self.batch_ids(i)
         resid, neurons, ids = self.forward(ctx)
-        valid = valid_tokens(ids, self.special, norms=resid.norm(dim=-1), threshold=self.threshold)  # the harvest's rule
+        # the attention sink, the token after it, separators and outliers are never feature examples
+        valid = valid_tokens(ids, exclude_ids=self.special, norms=resid.norm(dim=-1), outlier_threshold=self.threshold)
         B, T, d = resid.shape
         # encoding the few excluded tokens too and zeroing them is cheaper than gathering
         # the valid rows and scattering them into a fresh [B, T, n] tensor
