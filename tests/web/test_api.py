@@ -280,3 +280,10 @@ def test_the_score_column_says_which_scorer_and_never_mixes_two(client, web_run,
         assert db.list_scorer() == "fuzzing"
         assert {r.score for r in db.list(limit=None) if r.score is not None} == {0.25}
         assert {r.score for r in db.list(scorer="detection", limit=None) if r.score is not None} != {0.25}
+
+
+def test_playground_starts_at_the_cli_default_strength(client):
+    from monosemantic.steering.interventions import DEFAULT_CLAMP
+
+    html = client.get("/steer?feature=3").text
+    assert re.search(r'class="iv-value"[^>]*value="([^"]+)"', html).group(1) == str(DEFAULT_CLAMP)
