@@ -24,12 +24,13 @@ NO_BOS_START = (2, 4)                      # contexts whose position 0 is not a 
 def test_rule_drops_leading_positions_special_tokens_and_outliers():
     ids = torch.tensor([[1, 5, 6, 1, 7], [1, 8, 2, 9, 9]])
     norms = torch.tensor([[90.0, 1.0, 2.0, 1.0, 50.0], [90.0, 1.0, 1.0, 1.0, 1.0]])
-    assert valid_tokens(ids, exclude_ids=(1,)).tolist() == [[False, True, True, False, True], [False, True, True, True, True]]
+    assert valid_tokens(ids, exclude_ids=(1,), skip_positions=1).tolist() == [[False, True, True, False, True], [False, True, True, True, True]]
+    assert valid_tokens(ids, exclude_ids=(1,)).tolist() == [[False, False, True, False, True], [False, False, True, True, True]]  # default: 0 and 1
     assert valid_tokens(ids, exclude_ids=(1, 2), skip_positions=2).tolist() == [[False, False, True, False, True],
                                                                                 [False, False, False, True, True]]
-    got = valid_tokens(ids, exclude_ids=(1,), norms=norms, outlier_threshold=10.0)
+    got = valid_tokens(ids, exclude_ids=(1,), skip_positions=1, norms=norms, outlier_threshold=10.0)
     assert got.tolist() == [[False, True, True, False, False], [False, True, True, True, True]]
-    assert outlier_threshold(norms, ids, exclude_ids=(1,)) == pytest.approx(10.0)   # 10 x median of the kept norms (1)
+    assert outlier_threshold(norms, ids, exclude_ids=(1,), skip_positions=1) == pytest.approx(10.0)   # 10 x median of the kept norms (1)
     with pytest.raises(ValueError):
         valid_tokens(ids, exclude_ids=(), outlier_threshold=1.0)
 
