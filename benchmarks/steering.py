@@ -14,7 +14,7 @@ A chosen feature is reported as spurious when, on the held-out half, it does not
 fire more on the positives than on the negatives (contrastive score < 0.1 in units
 of its dataset max): it was picked for something the other half does not share.
 
-    .venv/bin/python benchmarks/steering.py RUN [--strengths 1,2,3,5,10] [--random 8] [--json out.json]
+    .venv/bin/python benchmarks/steering.py RUN [--strengths 1,2,3,5,10] [--random 8] [--prompts 3] [--samples 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--concepts", default=",".join(concept_names()))
     ap.add_argument("--strengths", default="1,2,3,5,10", help="clamp values in units of the feature's max activation")
     ap.add_argument("--random", type=int, default=8, help="random live features for the baseline")
+    ap.add_argument("--prompts", type=int, default=len(PROMPTS), help=f"how many of the {len(PROMPTS)} neutral prompts to use")
     ap.add_argument("--samples", type=int, default=2, help="completions per prompt (one batch, one seed)")
     ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--temperature", type=float, default=0.7)
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     lm, sae, layer = run.lm, run.sae, run.layer
     strengths = [float(s) for s in args.strengths.split(",")]
     embedder = SentenceEmbedder()
-    prompts = [encode_prompt(lm, p)[0] for p in PROMPTS]
+    prompts = [encode_prompt(lm, p)[0] for p in PROMPTS[: args.prompts]]
 
     def generate(interventions) -> list[tuple[torch.Tensor, list[int]]]:
         """(prompt ids, completion ids) for every prompt and sample, same seeds for every condition."""
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
 
     base = generate([])
     base_ppl = ppls(base)
-    results = {"run": str(args.run), "prompts": PROMPTS, "samples": args.samples, "random_features": random_feats,
+    results = {"run": str(args.run), "prompts": PROMPTS[: args.prompts], "samples": args.samples, "random_features": random_feats,
                "strengths": strengths, "concepts": [{k: v for k, v in c.items() if k != "judge"} for c in concepts],
                "unsteered": {}, "table": {}, "examples": {}}
     for c in concepts:
