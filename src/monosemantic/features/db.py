@@ -173,7 +173,7 @@ class FeatureDB(Annotations):
         """The scorer whose score `list` shows and sorts by unless told: the one that
         scored the most features (ties: by name); None when nothing is scored."""
         row = self.conn.execute("SELECT scorer FROM scores WHERE kind = ? GROUP BY scorer ORDER BY count(*) DESC, scorer LIMIT 1",
-                                (_check_kind(kind),)).fetchone()
+                                (check_kind(kind),)).fetchone()
         return row[0] if row else None
 
     def densities(self, kind: str = "feature") -> np.ndarray:
