@@ -64,12 +64,13 @@ class Intervention:
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _SPEC = re.compile(rf"^\s*(\d+)\s*(?:=\s*(?:(?P<clampx>{_NUMBER})x|\+(?P<add>{_NUMBER})|\*(?P<mul>{_NUMBER})|(?P<abs>{_NUMBER})))?\s*$")
 # A bare FEATURE clamps at this many times its max activation: the strength with the
-# most fluent, on-concept completions in benchmarks/steering.py (docs/steering.md).
-# The paper's 5-10x destroyed the text of the 135M model.
-DEFAULT_CLAMP = 2.0
+# most completions both on concept and fluent in benchmarks/steering.py (docs/steering.md:
+# 1x kept 97 % of them fluent, 2x 58 %, 3x 25 %); the paper's 5-10x destroys the text
+# of the 135M model.
+DEFAULT_CLAMP = 1.0
 
 SPEC_HELP = (f"FEATURE alone clamps to {DEFAULT_CLAMP:g} times the feature's max activation over the dataset "
-             "(the strength that steered best, docs/steering.md), "
+             "(the strength that steered best in benchmarks/steering.py), "
              "FEATURE=Nx clamps to N times it, FEATURE=V clamps to "
              "the absolute value V, FEATURE=+A adds A·W_dec (A may be negative: =+-3), FEATURE=*M multiplies the activation by M")
 
