@@ -269,3 +269,23 @@ def test_api_docs_are_local_and_complete(client):
         assert f"<code>{path}</code>" in html
     assert 'id="model-SteerRequest"' in html and 'id="model-InterventionIn"' in html
     assert "<script src=\"http" not in html and "cdn" not in html.lower()
+
+
+def test_the_score_column_says_which_scorer_and_never_mixes_two(client, web_run, tmp_path):
+    assert client.get("/api/features").json()["scorer"] == "detection"
+    assert re.search(r"score <span class=\"muted\">\(detection\)</span>", client.get("/features").text)
+    shutil.copy(web_run / "features.db", tmp_path / "features.db")
+    with FeatureDB(tmp_path / "features.db") as db:
+        n_scored = db.conn.execute("SELECT count(*) FROM scores").fetchone()[0]
+        for fid in range(n_scored + 1):  # a second scorer that scored more features, all at 0.25
+            db.add_score(fid, "fuzzing", 0.25)
+        assert db.list_scorer() == "fuzzing"
+        assert {r.score for r in db.list(limit=None) if r.score is not None} == {0.25}
+        assert {r.score for r in db.list(scorer="detection", limit=None) if r.score is not None} != {0.25}
+
+
+def test_playground_starts_at_the_cli_default_strength(client):
+    from monosemantic.steering.interventions import DEFAULT_CLAMP
+
+    html = client.get("/steer?feature=3").text
+    assert re.search(r'class="iv-value"[^>]*value="([^"]+)"', html).group(1) == str(DEFAULT_CLAMP)

@@ -6,10 +6,10 @@ SAE features with the MLP neurons of the same layer."""
 from .examples import ExampleSplit, Sample, render, render_sample, split_examples
 from .explainers import EXPLAINERS, Explanation, LLMExplainer, TokenExplainer, parse_explanation
 from .neurons import Comparison, bootstrap_ci, compare_neurons
-from .run import ExplainResult, explain_run, select_features
+from .run import LABEL_EXPLAINER, ExplainResult, explain_run, label_features, select_features
 
 __all__ = [
     "Comparison", "EXPLAINERS", "ExampleSplit", "ExplainResult", "Explanation", "LLMExplainer", "Sample", "TokenExplainer",
-    "bootstrap_ci", "compare_neurons", "explain_run", "parse_explanation", "render", "render_sample", "select_features",
+    "LABEL_EXPLAINER", "bootstrap_ci", "compare_neurons", "explain_run", "label_features", "parse_explanation", "render", "render_sample", "select_features",
     "split_examples",
 ]

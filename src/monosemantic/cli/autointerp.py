@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "explanation on the other half plus non-activating text, store both in RUN/features.db. Model "
                        "replies are cached in RUN/autointerp/cache.sqlite: the same command resumes and re-runs cost nothing.")
     p.add_argument("run", help="run directory with features.db")
-    p.add_argument("--features", default="random:200", help="random:N, stratified:N (by density) or ids 1,2,3 (default random:200)")
+    p.add_argument("--features", default="random:200", help="live (all of them), random:N, stratified:N (by density) or ids 1,2,3 (default random:200)")
     p.add_argument("--kind", choices=("feature", "neuron"), default="feature", help="SAE features or the MLP neurons (built with --neurons)")
     p.add_argument("--explainer", choices=("llm", "tokens"), default="llm", help="llm, or the model-free most-frequent-tokens baseline")
     p.add_argument("--scorer", default="all", help="all, or some of rubric,detection,fuzzing,simulation (comma-separated)")

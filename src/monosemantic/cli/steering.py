@@ -23,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "steer", help="steered vs unsteered completions of a prompt",
         description="Clamp, add or multiply SAE features at the run's layer (keeping the SAE error term, position 0 "
         "untouched) and print the completion with and without the intervention, sampled with the same seed. "
-        + SPEC_HELP + ". Example: --feature 123=10x --feature 7=+4.",
+        + SPEC_HELP + ". Example: --feature 123 --feature 7=+4.",
     )
     _add_run_arguments(p)
     p.add_argument("--prompt", required=True, help="the user prompt (put through the chat template of instruct models)")
-    p.add_argument("--feature", action="append", required=True, metavar="SPEC", help="FEATURE=Nx | FEATURE=V | FEATURE=+A | FEATURE=*M (repeatable)")
+    p.add_argument("--feature", action="append", required=True, metavar="SPEC", help="FEATURE | FEATURE=Nx | FEATURE=V | FEATURE=+A | FEATURE=*M (repeatable)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to generate (default 40)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both completions (default 0)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")

@@ -3,7 +3,8 @@ the residual at layer L, against clean, zero-ablated and mean-ablated residuals,
 the KL divergence to the clean next-token distribution.
 
 Tokens the training data leaves out (activations/valid.py: position 0 with the
-BOS-like attention sink, any other BOS, tokens above the harvest's outlier threshold)
+BOS-like attention sink, position 1, any BOS or separator, tokens above the harvest's
+outlier threshold)
 keep their clean residual in every variant: the SAE never saw them, and the sink
 alone would otherwise dominate the loss."""
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..activations.valid import valid_tokens
+from ..activations.valid import excluded_ids, valid_tokens
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,14 @@ def spliced_stats(
 ) -> SplicedStats:
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
+    special = excluded_ids(lm)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
 
         def splice(replacement):
             def fn(h: torch.Tensor) -> torch.Tensor:
-                mask = valid_tokens(ids.to(h.device), exclude_ids=(lm.bos_id,), norms=h.float().norm(dim=-1),
+                mask = valid_tokens(ids.to(h.device), exclude_ids=special, norms=h.float().norm(dim=-1),
                                     outlier_threshold=outlier_threshold)  # [B, T]
                 out = h.clone()
                 out[mask] = replacement(h[mask].float()).to(h.dtype)

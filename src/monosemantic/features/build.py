@@ -78,7 +78,7 @@ def build_feature_db(
     run: Run | str | Path,
     lm=None,
     sae=None,
-    n_tokens: int = DEFAULT_TOKENS,
+    n_tokens: int | None = DEFAULT_TOKENS,
     neurons: bool = False,
     progress: bool = True,
     top_k: int | None = None,
@@ -95,7 +95,7 @@ def build_feature_db(
     if cfg is None:
         stream = StreamConfig() if top_k is None else StreamConfig(top_k=top_k)
         cfg = FeatureDBConfig(n_tokens=n_tokens, neurons=neurons, stream=stream)
-    if cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
+    if cfg.n_tokens is not None and cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
         raise ConfigError("--tokens and --top-k must be positive")
     manifest = run.manifest
     if lm is None:
@@ -144,7 +144,7 @@ def build_feature_db(
             s.load_state_dict(state["streams"][kind])
     elif streamer.threshold is None:
         streamer.threshold = streamer.outlier_threshold()
-    if n_heldout < len(order) and progress and start_batch == 0:
+    if n_heldout < len(order) and progress and start_batch == 0 and cfg.n_tokens is not None:
         print(f"features: only {n_heldout} held-out contexts; adding {len(order) - n_heldout} training contexts "
               f"to reach {cfg.n_tokens:,} tokens", file=sys.stderr)
 

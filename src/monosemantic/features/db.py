@@ -165,9 +165,8 @@ class FeatureDB(Annotations):
         if explanation is not None:
             where.append("e.text LIKE ?")
             args.append(f"%{explanation}%")
-        if (sort == "score" or min_score is not None) and scorer is None:
-            scorer = self.conn.execute("SELECT scorer FROM scores WHERE kind = ? LIMIT 1", (kind,)).fetchone()
-            scorer = scorer[0] if scorer else ""
+        if scorer is None:
+            scorer = self.list_scorer(kind) or ""
         join_e = "LEFT JOIN explanations e ON e.kind = f.kind AND e.feature_id = f.id" + (" AND e.explainer = ?" if explainer else "")
         join_s = "LEFT JOIN scores s ON s.kind = f.kind AND s.feature_id = f.id" + (" AND s.scorer = ?" if scorer else "")
         join_args = ([explainer] if explainer else []) + ([scorer] if scorer else [])
@@ -177,6 +176,13 @@ class FeatureDB(Annotations):
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         return [FeatureSummary(*row) for row in self.conn.execute(sql, join_args + args)]
+
+    def list_scorer(self, kind: str = "feature") -> str | None:
+        """The scorer whose score `list` shows and sorts by unless told: the one that
+        scored the most features (ties: by name); None when nothing is scored."""
+        row = self.conn.execute("SELECT scorer FROM scores WHERE kind = ? GROUP BY scorer ORDER BY count(*) DESC, scorer LIMIT 1",
+                                (check_kind(kind),)).fetchone()
+        return row[0] if row else None
 
     def densities(self, kind: str = "feature") -> np.ndarray:
         return np.array([r[0] for r in self.conn.execute("SELECT density FROM features WHERE kind = ? ORDER BY id", (check_kind(kind),))])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..activations.valid import valid_tokens
+from ..activations.valid import excluded_ids, valid_tokens
 from .db import FeatureDB
 from .records import PromptFeatures
 
@@ -19,7 +19,7 @@ def top_for_prompt(db: FeatureDB, lm, sae, layer: int, prompt: str, k: int = 10,
     ids_t = torch.tensor([ids])                                                   # [1, T]
     resid = lm.residual(ids_t, layer)[0].float()                                  # [T, d]
     acts = sae.encode(resid).float()                                              # [T, n]
-    acts *= valid_tokens(ids_t, exclude_ids=(lm.bos_id,))[0, :, None]
+    acts *= valid_tokens(ids_t, exclude_ids=excluded_ids(lm))[0, :, None]
     mx, pos = acts.max(0)
     order = torch.argsort(mx, descending=True)[:k]
     top = [(int(f), float(mx[f]), int(pos[f])) for f in order if mx[f] > 0]

@@ -128,6 +128,7 @@ class SAE(nn.Module):
     apply_b_dec_to_input: bool = False   # does the encoder see x − b_dec?
     unit_norm_decoder: bool = False      # rows of W_dec kept at norm 1 by the hooks
     decoder_init_norm: float = 1.0       # norm of each W_dec row at init
+    b_dec_at_median: bool = False        # init_from_data puts b_dec at the data's geometric median
 
     # --- what the class tells the rest of the package --------------------------
     @classmethod
@@ -196,7 +197,10 @@ class SAE(nn.Module):
     @torch.no_grad()
     def init_from_data(self, sample: Tensor) -> None:
         """Called once before step 0 with a sample of (scaled) training inputs.
-        Default: nothing (the paper's recipes keep b_dec at 0)."""
+        Default: b_dec at the sample's geometric median where `b_dec_at_median`, so
+        that no decoder row has to carry the data's mean."""
+        if self.b_dec_at_median:
+            self.b_dec.copy_(geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype))
 
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups; `lr_scale` multiplies the scheduled lr."""

@@ -78,7 +78,8 @@ def list_features(state: RunState, p: ListParams) -> dict:
     rows = state.db().list(sort=p.sort, descending=p.descending, min_density=p.min_density, max_density=p.max_density,
                            min_max_act=p.min_max_act, min_score=p.min_score, explanation=p.explanation or None,
                            live_only=p.live_only, limit=p.limit + 1, offset=p.offset)
-    return {"items": [asdict(r) for r in rows[: p.limit]], "offset": p.offset, "limit": p.limit, "has_more": len(rows) > p.limit}
+    return {"items": [asdict(r) for r in rows[: p.limit]], "offset": p.offset, "limit": p.limit, "has_more": len(rows) > p.limit,
+            "scorer": state.db().list_scorer()}  # whose score the items carry
 
 
 @router.get("/features", summary="Features, sorted, filtered and paginated")

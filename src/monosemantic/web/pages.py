@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from ..features import FeatureDBError
+from ..steering.interventions import DEFAULT_CLAMP
 from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
 from .state import PLOTS, scalar_items
 
@@ -99,7 +100,7 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
-                  sorts=["density", "max_act", "mean_act", "count", "score", "id"])
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorer=state_of(request).db().list_scorer())
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
@@ -123,7 +124,7 @@ def playground(request: Request, feature: int | None = Query(None, ge=0, le=2**3
     if feature is not None:
         check_feature_id(state, feature)
     label = explanations_for(state, [feature]).get(feature) if feature is not None and state.db_error is None else None
-    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features)
+    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features, default_clamp=DEFAULT_CLAMP)
 
 
 @router.get("/search", response_class=HTMLResponse)
