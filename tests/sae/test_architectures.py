@@ -186,7 +186,7 @@ def test_encode_matches_training_acts_and_bf16_autocast_runs(arch):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(architecture="gated"), "unknown architecture"),
+    (dict(architecture="mystery"), "unknown architecture"),
     (dict(n_latents=0), "n_latents"),
     (dict(k=0), "k must"),
     (dict(k=100), "larger than n_latents"),

@@ -40,7 +40,7 @@ class SAEConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        from .registry import ARCHITECTURES
+        from .registry import ALL_ARCHITECTURES as ARCHITECTURES
 
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"SAE config: {msg}")

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import write_json, write_with
 from ..errors import CheckpointError, ConfigError
 from .base import SAE, SAEConfig
-from .registry import ARCHITECTURES, make_sae
+from .registry import ALL_ARCHITECTURES, make_sae
 
 WEIGHTS = "sae_weights.safetensors"
 CFG = "cfg.json"
@@ -46,6 +46,11 @@ def _folded_tensors(sae: SAE) -> dict[str, torch.Tensor]:
         threshold = getattr(sae, "threshold", None)
         if threshold is not None:
             t["threshold"] = (threshold.float() * torch.ones_like(t["b_enc"]))  # [n]; batchtopk: one θ for all
+        for name in ("r_mag", "b_mag"):                                    # gated: unchanged by the fold
+            if hasattr(sae, name):
+                t[name] = getattr(sae, name).float()
+        if sae.saelens_architecture == "gated":
+            t["b_gate"] = t.pop("b_enc")                                   # SAELens's name for the gate bias
     return {k: v.detach().cpu().contiguous() for k, v in t.items()}
 
 
@@ -76,8 +81,9 @@ def _saelens_cfg(sae: SAE, metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def save_sae(sae: SAE, directory: str | os.PathLike, *, metadata: dict | None = None) -> Path:
-    """Write `directory` (replacing any previous one) in raw units. The files are
+def save_sae(sae: SAE, directory: str | os.PathLike, *, metadata: dict | None = None, source: dict | None = None) -> Path:
+    """Write `directory` (replacing any previous one) in raw units; `source` records
+    where an imported SAE came from (`monosemantic import`). The files are
     written into a hidden sibling directory that is renamed into place at the end,
     so `directory` is either the old complete SAE, absent, or the new complete SAE."""
     directory = Path(directory)
@@ -96,7 +102,7 @@ def save_sae(sae: SAE, directory: str | os.PathLike, *, metadata: dict | None = 
             "architecture": sae.cfg.architecture,
             "config": sae.cfg.to_dict() | {"norm_scale": 1.0},   # the weights here are in raw units
             "folded_norm_scale": trained_scale,                 # the s the SAE was trained with
-        }
+        } | ({"source": source} if source else {})
         write_json(tmp / CFG, cfg)
         if directory.exists():
             os.replace(directory, old)
@@ -129,81 +135,96 @@ def _config_from(cfg: dict, path: Path) -> tuple[SAEConfig, float, float]:
     """-> (our config in raw units, trained norm scale, SAELens's apply_b_dec_to_input)."""
     apply = bool(cfg.get("apply_b_dec_to_input", False))
     ours = cfg.get("monosemantic")
-    if isinstance(ours, dict):
-        arch = ours.get("architecture")
-        if arch not in ARCHITECTURES:
-            raise _fail(path, f"unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
-        raw = ours.get("config", {})
-        known = {f.name for f in fields(SAEConfig)}
-        try:
-            config = SAEConfig(**{k: v for k, v in raw.items() if k in known})
-        except TypeError as e:
-            raise _fail(path, f"incomplete config ({e})") from e
-        return config, float(ours.get("folded_norm_scale", 1.0)), apply
-    # A plain SAELens directory: map its architecture onto ours.
-    arch = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}.get(cfg.get("architecture", "standard"))
-    if arch is None:
-        raise _fail(path, f"SAELens architecture {cfg.get('architecture')!r} is not supported (standard, topk, jumprelu)")
-    if cfg.get("normalize_activations", "none") not in ("none", None):
-        raise _fail(path, f"normalize_activations={cfg['normalize_activations']!r} is not supported (only 'none')")
-    if cfg.get("rescale_acts_by_decoder_norm"):
-        raise _fail(path, "rescale_acts_by_decoder_norm=true is not supported")
+    arch = ours.get("architecture")
+    if arch not in ALL_ARCHITECTURES:
+        raise _fail(path, f"unknown architecture {arch!r} (known: {sorted(ALL_ARCHITECTURES)})")
+    raw = ours.get("config", {})
+    known = {f.name for f in fields(SAEConfig)}
     try:
-        k = int(cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 32)
-        config = SAEConfig(arch, int(cfg["d_in"]), int(cfg["d_sae"]), k=k)
-    except (KeyError, TypeError, ValueError) as e:
-        raise _fail(path, f"missing or bad d_in/d_sae/k ({e})") from e
-    return config, 1.0, apply
+        config = SAEConfig(**{k: v for k, v in raw.items() if k in known})
+    except TypeError as e:
+        raise _fail(path, f"incomplete config ({e})") from e
+    return config, float(ours.get("folded_norm_scale", 1.0)), apply
 
 
 def load_sae(directory: str | os.PathLike) -> SAE:
     """The SAE in `directory`, in raw units (cfg.norm_scale = 1; the scale it was
-    trained with is `sae.folded_norm_scale`), on CPU, float32, in eval mode."""
+    trained with is `sae.folded_norm_scale`), on CPU, float32, in eval mode. A
+    directory SAELens wrote (no "monosemantic" key) is converted on the fly
+    (formats/saelens.py); other libraries' folders: `monosemantic import`."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: no SAE directory here; train one (`monosemantic train`) "
                               f"or pass a run's sae/ folder")
     raw_cfg = _read_cfg(directory)
+    if not isinstance(raw_cfg.get("monosemantic"), dict):
+        from .formats.saelens import read_saelens
+
+        return read_saelens(directory).sae
     config, trained_scale, saved_apply = _config_from(raw_cfg, directory / CFG)
-    try:
-        sae = make_sae(config)
-    except ConfigError as e:
-        raise _fail(directory / CFG, str(e)) from e
-
     wpath = directory / WEIGHTS
-    if not wpath.is_file():
-        raise _fail(wpath, "missing")
-    try:
-        tensors = load_file(str(wpath), device="cpu")
-    except Exception as e:  # safetensors raises several types for a truncated/garbled file
-        raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
-
-    d, n = config.d_in, config.n_latents
-    needs_threshold = config.architecture in ("jumprelu", "batchtopk")
-    expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | ({"threshold": (n,)} if needs_threshold else {})
-    for name, shape in expected.items():
-        if name not in tensors:
-            raise _fail(wpath, f"has no tensor {name!r}")
-        if tuple(tensors[name].shape) != shape:
-            raise _fail(wpath, f"tensor {name!r} has shape {tuple(tensors[name].shape)}, cfg.json says {shape}")
-    t = {k: v.float() for k, v in tensors.items()}
-    # If SAELens's encoder and ours differ on subtracting b_dec, move it into b_enc:
-    # x@W + b_enc − a·b_dec@W  ==  x@W + b_enc' − a_ours·b_dec@W.
-    shift = int(sae.apply_b_dec_to_input) - int(saved_apply)
-    b_enc = t["b_enc"] + shift * (t["b_dec"] @ t["W_enc"]) if shift else t["b_enc"]
-    with torch.no_grad():
-        sae.W_enc.copy_(t["W_enc"])
-        sae.W_dec.copy_(t["W_dec"])
-        sae.b_enc.copy_(b_enc)
-        sae.b_dec.copy_(t["b_dec"])
-        if config.architecture == "jumprelu":
-            if not bool((t["threshold"] > 0).all()):
-                raise _fail(wpath, "jumprelu threshold has values <= 0")
-            sae.log_threshold.copy_(t["threshold"].log())
-        elif config.architecture == "batchtopk":
-            sae.threshold.copy_(t["threshold"].max())
-            sae.threshold_updates.fill_(1)
+    sae = sae_from_tensors(config, read_safetensors(wpath), saved_apply, wpath)
     if not math.isfinite(trained_scale) or trained_scale <= 0:
         raise _fail(directory / CFG, f"folded_norm_scale={trained_scale!r} is not a positive number")
     sae.folded_norm_scale = trained_scale
+    return sae
+
+
+def read_safetensors(wpath: Path) -> dict[str, torch.Tensor]:
+    if not wpath.is_file():
+        raise _fail(wpath, "missing")
+    try:
+        return load_file(str(wpath), device="cpu")
+    except Exception as e:  # safetensors raises several types for a truncated/garbled file
+        raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
+
+
+def expected_shapes(config: SAEConfig) -> dict[str, tuple[int, ...]]:
+    """SAELens tensor names and shapes for an architecture of ours."""
+    d, n = config.d_in, config.n_latents
+    shapes = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)}
+    if config.architecture in ("jumprelu", "batchtopk"):
+        shapes["threshold"] = (n,)
+    if config.architecture == "gated":
+        shapes |= {"r_mag": (n,), "b_mag": (n,)}
+    return shapes
+
+
+def sae_from_tensors(config: SAEConfig, tensors: dict[str, torch.Tensor], saved_apply: bool, where: Path) -> SAE:
+    """Our SAE (float32, CPU, eval mode) from SAELens-named tensors in raw units.
+    `saved_apply`: whether the encoder these tensors came from subtracts b_dec from
+    its input; where it differs from ours, b_dec @ W_enc moves into the biases:
+    x@W + b_enc − a·b_dec@W  ==  x@W + b_enc' − a_ours·b_dec@W."""
+    try:
+        sae = make_sae(config)
+    except ConfigError as e:
+        raise _fail(where, str(e)) from e
+    if config.architecture == "gated" and "b_enc" not in tensors and "b_gate" in tensors:
+        tensors = {**tensors, "b_enc": tensors["b_gate"]}
+    for name, shape in expected_shapes(config).items():
+        if name not in tensors:
+            raise _fail(where, f"has no tensor {name!r}")
+        if tuple(tensors[name].shape) != shape:
+            raise _fail(where, f"tensor {name!r} has shape {tuple(tensors[name].shape)}, the config says {shape}")
+    t = {k: v.detach().float().cpu() for k, v in tensors.items()}
+    if not all(bool(torch.isfinite(t[k]).all()) for k in expected_shapes(config)):
+        raise _fail(where, "holds NaN or infinite weights")
+    shift = int(sae.apply_b_dec_to_input) - int(saved_apply)
+    moved = t["b_dec"] @ t["W_enc"]                                       # [n]
+    with torch.no_grad():
+        sae.W_enc.copy_(t["W_enc"])
+        sae.W_dec.copy_(t["W_dec"])
+        sae.b_enc.copy_(t["b_enc"] + shift * moved if shift else t["b_enc"])
+        sae.b_dec.copy_(t["b_dec"])
+        if config.architecture == "gated":
+            sae.r_mag.copy_(t["r_mag"])
+            sae.b_mag.copy_(t["b_mag"] + shift * moved * t["r_mag"].exp() if shift else t["b_mag"])
+        elif config.architecture == "jumprelu":
+            # ReLU(pre)·[pre > θ] (SAELens, dictionary_learning) equals our pre·[pre > θ]
+            # for θ > 0; θ ≤ 0 acts as θ = 0, kept positive for the log parametrisation.
+            sae.log_threshold.copy_(t["threshold"].clamp_min(1e-12).log())
+        elif config.architecture == "batchtopk":
+            sae.threshold.copy_(t["threshold"].max())
+            sae.threshold_updates.fill_(1)
+    sae.folded_norm_scale = 1.0
     return sae.eval()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import SAE, SAEConfig
 from .batchtopk import BatchTopKSAE
+from .gated import GatedSAE
 from .jumprelu import JumpReLUSAE
 from .relu import ReLUSAE
 from .topk import TopKSAE
@@ -15,8 +16,13 @@ ARCHITECTURES: dict[str, type[SAE]] = {
     "jumprelu": JumpReLUSAE,
 }
 
+# Architectures that load and run (encode/decode, features, steering) but are not
+# trained here: SAEs imported from other libraries (`monosemantic import`).
+INFERENCE_ONLY: dict[str, type[SAE]] = {"gated": GatedSAE}
+ALL_ARCHITECTURES: dict[str, type[SAE]] = ARCHITECTURES | INFERENCE_ONLY
+
 
 def make_sae(cfg: SAEConfig) -> SAE:
     """A freshly initialised SAE (float32, CPU); raises ConfigError on a bad config."""
     cfg.validate()
-    return ARCHITECTURES[cfg.architecture](cfg)
+    return ALL_ARCHITECTURES[cfg.architecture](cfg)
