@@ -41,14 +41,21 @@ def record_stage(run_dir: str | Path, stage: str, settings: dict, replace: bool 
     return settings
 
 
+def shared_store(run_dir: str | Path) -> str | None:
+    """The store another run lent this one: `train --activations` or `import --activations`."""
+    config = read_config(run_dir)
+    return (config.get("train") or {}).get("activations") or (config.get("import") or {}).get("activations")
+
+
 def data_root(run_dir: str | Path) -> Path:
     """The run directory that holds the activations and tokens this run's SAE was
     trained on: the run itself, or the store's run when it was trained with
-    `--activations OTHER_RUN[/activations]` (several SAEs can share one store)."""
+    `--activations OTHER_RUN[/activations]` or imported with it (several SAEs can
+    share one store)."""
     run_dir = Path(run_dir)
     if (run_dir / "activations").is_dir():
         return run_dir
-    shared = (read_config(run_dir).get("train") or {}).get("activations")
+    shared = shared_store(run_dir)
     if not shared:
         return run_dir
     shared = Path(shared)

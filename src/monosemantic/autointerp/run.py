@@ -147,9 +147,9 @@ async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_f
             todo.append(fid)
     bar = None
     if progress and todo:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=len(todo), desc=f"explain {kind}s", unit=kind)
+        bar = progress_bar(total=len(todo), desc=f"explain {kind}s", unit=kind)
     sem = asyncio.Semaphore(parallel_features)
 
     async def guarded(fid):

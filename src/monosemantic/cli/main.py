@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
+from .. import __version__
 from ..errors import MonosemanticError
 
 COMMAND_MODULES = [
@@ -22,6 +25,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.autointerp",
     "monosemantic.cli.serve",
     "monosemantic.cli.scaling",
+    "monosemantic.cli.interop",
 ]
 
 
@@ -30,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monosemantic",
         description="Dictionary learning on language models: corpus -> harvest -> train -> eval.",
     )
+    parser.add_argument("--version", action="version", version=f"monosemantic {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log messages, only results and errors (TQDM_DISABLE=1 turns off the bars alone)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -39,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    from .interop import add_sae_option
+
+    add_sae_option(sub)
     return parser
 
 
@@ -48,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+        logging.getLogger().setLevel(logging.ERROR)
     try:
+        from .interop import use_sae_option
+
+        use_sae_option(args)
         return int(args.func(args) or 0)
     except MonosemanticError as e:
         print(f"monosemantic: error: {e}", file=sys.stderr)

@@ -13,7 +13,7 @@ from .. import atomic
 from ..activations import open_store
 from ..activations.split import is_heldout
 from ..errors import StoreError
-from ..run_config import data_root, read_config
+from ..run_config import data_root, shared_store
 from .density import density_stats, firing_counts
 from .reconstruction import reconstruction_stats
 from .spliced import spliced_stats
@@ -39,7 +39,7 @@ def heldout_contexts(run_dir: Path, n: int) -> torch.Tensor:
 def _store_path(run_dir: Path, root: Path) -> Path:
     """The store the SAE was trained on: the data root's, or the plain .npy given to
     `train --activations` (data_root leaves such a run as its own root)."""
-    shared = (read_config(run_dir).get("train") or {}).get("activations")
+    shared = shared_store(run_dir)
     if not (root / "activations").is_dir() and shared and str(shared).endswith(".npy"):
         return Path(shared)
     return root
@@ -56,6 +56,9 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
     store = open_store(_store_path(run_dir, root))
     sae = sae if sae is not None else load_sae(run_dir / "sae")  # raw units
     sae.eval()
+    if sae.cfg.d_in != store.d:
+        raise StoreError(f"the SAE in {run_dir}/sae reads width {sae.cfg.d_in} but the store {store.path} holds width "
+                         f"{store.d} ({store.model}, layer {store.layer}): evaluate it on a store of its own model")
     start = time.perf_counter()
     x_raw = store.sample(n_tokens, split="heldout") / store.norm_scale  # [n, d]
     if x_raw.shape[0] == 0:
@@ -87,7 +90,7 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
         with torch.no_grad():
             spliced = spliced_stats(
                 lm, store.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
-                outlier_threshold=store.manifest.get("outlier_threshold"),
+                outlier_threshold=store.manifest.get("outlier_threshold"), progress=progress,
             )
         result.update({f"spliced_{k}": v for k, v in asdict(spliced).items()})
         result["loss_recovered"] = spliced.loss_recovered

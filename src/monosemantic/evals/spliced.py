@@ -44,9 +44,13 @@ def spliced_stats(
     mean_activation: torch.Tensor,  # [d], raw units
     outlier_threshold: float | None = None,
     batch_size: int = 8,
+    progress: bool = False,
 ) -> SplicedStats:
+    from ..progress import progress_bar
+
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
+    bar = progress_bar(total=contexts.shape[0], unit="ctx", desc="eval spliced loss", enabled=progress)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
@@ -75,6 +79,8 @@ def spliced_stats(
                 kl = F.kl_div(logits.log_softmax(-1), clean_logp, log_target=True, reduction="sum")
                 sums[f"kl_{name}"] += float(kl)
         n_tok += targets.numel()
+        bar.update(ids.shape[0])
+    bar.close()
     ce = {k: v / n_tok for k, v in sums.items()}
 
     def recovered(ablated: float) -> float:

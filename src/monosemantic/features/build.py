@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from .. import atomic
 from ..activations.harvest import OUTLIER_FACTOR, Tokens
@@ -379,7 +379,7 @@ def build_feature_db(
         }, p))
 
     last_checkpoint = time.monotonic()
-    with tqdm(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", disable=not progress) as bar:
+    with progress_bar(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", enabled=progress) as bar:
         for i in range(start_batch, streamer.n_batches):
             t0 = time.perf_counter()
             streamer.step(i)

@@ -54,6 +54,19 @@ def _folded_tensors(sae: SAE) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in t.items()}
 
 
+def to_raw_units(sae: SAE) -> SAE:
+    """A copy of an SAE trained on s·x (cfg.norm_scale = s) that reads raw activations,
+    as `load_sae` would return it after `save_sae`: cfg.norm_scale = 1,
+    folded_norm_scale = s, same feature activations."""
+    from dataclasses import replace
+
+    s = float(sae.cfg.norm_scale) * float(getattr(sae, "folded_norm_scale", 1.0))
+    tensors = _folded_tensors(sae)
+    raw = sae_from_tensors(replace(sae.cfg, norm_scale=1.0), tensors, sae.apply_b_dec_to_input, Path("<in memory>"))
+    raw.folded_norm_scale = s
+    return raw
+
+
 def _saelens_cfg(sae: SAE, metadata: dict[str, Any]) -> dict[str, Any]:
     cfg = sae.cfg
     out: dict[str, Any] = {

@@ -271,11 +271,11 @@ class _Progress:
     """One bar over the steps of every run, fed by polling their metrics.jsonl."""
 
     def __init__(self, sweep_dir: Path, runs: list[RunSpec], batch_size: int, enabled: bool):
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
         self.sweep_dir, self.runs, self.batch_size = sweep_dir, runs, batch_size
         total = sum(r.n_tokens // batch_size for r in runs)
-        self.bar = tqdm(total=total, unit="step", desc="sweep", disable=not enabled, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, unit="step", desc="sweep", enabled=enabled, dynamic_ncols=True)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.enabled = enabled

@@ -77,7 +77,9 @@ def open_run(run: str | Path, model: str | None = None, layer: int | None = None
     if lm is None:
         lm = load_model(spec, dtype=dtype)
     trained_on = sae_cfg.get("model_name") or db_meta.get("model")
-    if trained_on and lm.name != trained_on:
+    from ..interop.metadata import same_model
+
+    if trained_on and not same_model(lm.name, trained_on):
         raise ConfigError(f"the SAE in {run_dir} was trained on {trained_on!r} but the model loaded is {lm.name!r}: "
                           f"steer with the run's own model")
     from .interventions import check_compatible

@@ -55,9 +55,10 @@ def train_run(
         return store.batches(cfg.batch_size, split="train", seed=cfg.seed, start_batch=start)
 
     result = train_sae(batches, full_cfg, cfg, out_dir=run_dir, resume=resume and has_checkpoint(run_dir / "checkpoints"), progress=progress)
-    metadata = {"model_name": store.model, "hook_layer": store.layer,
-                "hook_name": f"blocks.{store.layer}.hook_resid_post" if store.layer is not None else None,
-                "training_tokens": result.tokens}
+    from ..interop.metadata import run_metadata
+    from ..run_config import data_root
+
+    metadata = run_metadata(store, data_root(run_dir)) | {"training_tokens": result.tokens}
     save_sae(result.sae, run_dir / "sae", metadata=metadata)
     # latest.pt stays (training can be continued from it); its predecessor is only
     # a safety net while training runs.
