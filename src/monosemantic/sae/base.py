@@ -119,8 +119,17 @@ class SAE(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d))          # [d]
 
     # --- inference -------------------------------------------------------------
+    def as_input(self, x: Tensor) -> Tensor:
+        """x as the weights' dtype, usable with autograd: a residual read under
+        torch.inference_mode (LanguageModel.residual) cannot be saved for backward,
+        and a bf16 model's residual cannot be multiplied by float32 weights."""
+        if x.is_inference() and not torch.is_inference_mode_enabled():
+            x = x.clone()
+        return x if x.dtype == self.W_enc.dtype or torch.is_autocast_enabled("cpu") else x.to(self.W_enc.dtype)
+
     def pre_acts(self, x: Tensor) -> Tensor:
         """[..., d] -> [..., n] encoder pre-activations."""
+        x = self.as_input(x)
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
         if x.dim() == 2:
@@ -131,7 +140,7 @@ class SAE(nn.Module):
         raise NotImplementedError
 
     def decode(self, acts: Tensor) -> Tensor:
-        return acts @ self.W_dec + self.b_dec             # [..., d]
+        return self.as_input(acts) @ self.W_dec + self.b_dec  # [..., d]
 
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         raise NotImplementedError

@@ -33,7 +33,7 @@ class GatedSAE(SAE):
         self.b_mag = nn.Parameter(torch.zeros(n))          # [n]
 
     def encode(self, x: Tensor) -> Tensor:
-        sae_in = x - self.b_dec                                            # [..., d]
+        sae_in = self.as_input(x) - self.b_dec                             # [..., d]
         proj = sae_in @ self.W_enc                                         # [..., n], shared by both paths
         gate = (proj + self.b_enc) > 0
         mag = (proj * self.r_mag.exp() + self.b_mag).relu()

@@ -236,8 +236,9 @@ def train_sae(
             bar.update(1)
     finally:
         bar.close()
-        if hasattr(source, "close"):  # stop the loader's prefetch thread now, not at interpreter exit
-            source.close()
+        for stream_given in (source, batches):  # stop a loader's prefetch thread now, not at interpreter exit
+            if hasattr(stream_given, "close"):
+                stream_given.close()
     checkpoint(total)
     return TrainResult(to_raw_units(sae.eval()), total, tokens, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
 
