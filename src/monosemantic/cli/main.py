@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if args.quiet:
+    saved_env, saved_level = os.environ.get("TQDM_DISABLE"), logging.getLogger().level
+    if args.quiet:  # progress.py reads TQDM_DISABLE; restored below for in-process callers
         os.environ["TQDM_DISABLE"] = "1"
         logging.getLogger().setLevel(logging.ERROR)
     try:
@@ -71,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("monosemantic: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if args.quiet:
+            if saved_env is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = saved_env
+            logging.getLogger().setLevel(saved_level)
 
 
 if __name__ == "__main__":
