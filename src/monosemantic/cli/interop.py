@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--activations", default=None, metavar="PATH", help="the store to check against and evaluate on: another run or its activations/ (or an [N, d] .npy)")
     p.add_argument("--norm-scale", type=float, default=None, metavar="C",
                    help="SAELens expected_average_only_in: the factor its inputs were multiplied by (default: the store's sqrt(d)/E|x|)")
-    p.add_argument("--architecture", default=None, choices=["relu", "topk", "batchtopk", "jumprelu", "gated"],
+    from ..sae.registry import ALL_ARCHITECTURES
+
+    p.add_argument("--architecture", default=None, choices=sorted(ALL_ARCHITECTURES),
                    help="plain files: how the encoder works (default jumprelu if a threshold tensor is present, else relu)")
     p.add_argument("--k", type=int, default=None, help="plain files, topk/batchtopk: active latents per token")
     p.add_argument("--subtract-b-dec", action=argparse.BooleanOptionalAction, default=None,

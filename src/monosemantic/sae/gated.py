@@ -23,8 +23,27 @@ from .base import SAE, ForwardOutput
 
 class GatedSAE(SAE):
     saelens_architecture = "gated"
+    saelens_imports = ("gated",)
+    saelens_renames = {"b_enc": "b_gate"}
     apply_b_dec_to_input = True
     unit_norm_decoder = False
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {"r_mag": self.r_mag.float(), "b_mag": self.b_mag.float()}  # unchanged by folding the scale into W_enc
+
+    @classmethod
+    def extra_tensor_shapes(cls, cfg) -> dict[str, tuple[int, ...]]:
+        return {"r_mag": (cfg.n_latents,), "b_mag": (cfg.n_latents,)}
+
+    @torch.no_grad()
+    def load_extra_tensors(self, tensors: dict[str, Tensor]) -> None:
+        self.r_mag.copy_(tensors["r_mag"])
+        self.b_mag.copy_(tensors["b_mag"])
+
+    @classmethod
+    def absorb_input_shift(cls, tensors: dict[str, Tensor], moved: Tensor) -> dict[str, Tensor]:
+        # both paths read sae_in @ W_enc; the magnitude path scaled by exp(r_mag)
+        return tensors | {"b_enc": tensors["b_enc"] + moved, "b_mag": tensors["b_mag"] + moved * tensors["r_mag"].exp()}
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import write_json, write_with
 from ..errors import CheckpointError, ConfigError
 from .base import SAE, SAEConfig
-from .registry import ALL_ARCHITECTURES, make_sae
+from .registry import ALL_ARCHITECTURES, config_for, make_sae
 
 WEIGHTS = "sae_weights.safetensors"
 CFG = "cfg.json"
@@ -43,14 +43,8 @@ def _folded_tensors(sae: SAE) -> dict[str, torch.Tensor]:
             "b_enc": sae.b_enc.float(),
             "b_dec": sae.b_dec.float() / s,
         }
-        threshold = getattr(sae, "threshold", None)
-        if threshold is not None:
-            t["threshold"] = (threshold.float() * torch.ones_like(t["b_enc"]))  # [n]; batchtopk: one θ for all
-        for name in ("r_mag", "b_mag"):                                    # gated: unchanged by the fold
-            if hasattr(sae, name):
-                t[name] = getattr(sae, name).float()
-        if sae.saelens_architecture == "gated":
-            t["b_gate"] = t.pop("b_enc")                                   # SAELens's name for the gate bias
+        t.update({name: v.float() for name, v in sae.extra_tensors().items()})  # e.g. threshold [n]: unit-free
+    t = {sae.saelens_renames.get(k, k): v for k, v in t.items()}           # gated: b_enc is SAELens's b_gate
     return {k: v.detach().cpu().contiguous() for k, v in t.items()}
 
 
@@ -61,8 +55,7 @@ def to_raw_units(sae: SAE) -> SAE:
     from dataclasses import replace
 
     s = float(sae.cfg.norm_scale) * float(getattr(sae, "folded_norm_scale", 1.0))
-    tensors = _folded_tensors(sae)
-    raw = sae_from_tensors(replace(sae.cfg, norm_scale=1.0), tensors, sae.apply_b_dec_to_input, Path("<in memory>"))
+    raw = sae_from_tensors(replace(sae.cfg, norm_scale=1.0), _folded_tensors(sae), sae.apply_b_dec_to_input, Path("<in memory>"))
     raw.folded_norm_scale = s
     return raw
 
@@ -79,18 +72,14 @@ def _saelens_cfg(sae: SAE, metadata: dict[str, Any]) -> dict[str, Any]:
         "normalize_activations": "none",
         "reshape_activations": "none",
         "metadata": dict(metadata),
-        # Older SAELens (< 6) reads these at the top level.
-        "activation_fn_str": "topk" if sae.saelens_architecture == "topk" else "relu",
-        "activation_fn_kwargs": {"k": cfg.k} if sae.saelens_architecture == "topk" else {},
+        # Older SAELens (< 6) reads these (and activation_fn_str/kwargs) at the top level.
         "finetuning_scaling_factor": False,
         "hook_head_index": None,
     }
     for key in ("model_name", "hook_name", "hook_layer", "context_size", "prepend_bos", "dataset_path"):
         if key in metadata:
             out[key] = metadata[key]
-    if sae.saelens_architecture == "topk":
-        out["k"] = cfg.k
-        out["rescale_acts_by_decoder_norm"] = False
+    out.update(sae.saelens_cfg())
     return out
 
 
@@ -145,17 +134,17 @@ def _read_cfg(directory: Path) -> dict:
 
 
 def _config_from(cfg: dict, path: Path) -> tuple[SAEConfig, float, float]:
-    """-> (our config in raw units, trained norm scale, SAELens's apply_b_dec_to_input)."""
+    """Our own cfg.json -> (config in raw units, trained norm scale, apply_b_dec_to_input)."""
     apply = bool(cfg.get("apply_b_dec_to_input", False))
-    ours = cfg.get("monosemantic")
+    ours = cfg["monosemantic"]
     arch = ours.get("architecture")
     if arch not in ALL_ARCHITECTURES:
         raise _fail(path, f"unknown architecture {arch!r} (known: {sorted(ALL_ARCHITECTURES)})")
     raw = ours.get("config", {})
-    known = {f.name for f in fields(SAEConfig)}
+    known = {f.name for f in fields(ALL_ARCHITECTURES[arch].config_class)}
     try:
-        config = SAEConfig(**{k: v for k, v in raw.items() if k in known})
-    except TypeError as e:
+        config = config_for({k: v for k, v in raw.items() if k in known})
+    except ConfigError as e:
         raise _fail(path, f"incomplete config ({e})") from e
     return config, float(ours.get("folded_norm_scale", 1.0)), apply
 
@@ -192,52 +181,38 @@ def read_safetensors(wpath: Path) -> dict[str, torch.Tensor]:
         raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
 
 
-def expected_shapes(config: SAEConfig) -> dict[str, tuple[int, ...]]:
-    """SAELens tensor names and shapes for an architecture of ours."""
-    d, n = config.d_in, config.n_latents
-    shapes = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)}
-    if config.architecture in ("jumprelu", "batchtopk"):
-        shapes["threshold"] = (n,)
-    if config.architecture == "gated":
-        shapes |= {"r_mag": (n,), "b_mag": (n,)}
-    return shapes
-
-
 def sae_from_tensors(config: SAEConfig, tensors: dict[str, torch.Tensor], saved_apply: bool, where: Path) -> SAE:
     """Our SAE (float32, CPU, eval mode) from SAELens-named tensors in raw units.
     `saved_apply`: whether the encoder these tensors came from subtracts b_dec from
-    its input; where it differs from ours, b_dec @ W_enc moves into the biases:
+    its input; where it differs from ours, b_dec @ W_enc moves into the encoder
+    biases (the class's `absorb_input_shift`):
     x@W + b_enc − a·b_dec@W  ==  x@W + b_enc' − a_ours·b_dec@W."""
     try:
         sae = make_sae(config)
     except ConfigError as e:
         raise _fail(where, str(e)) from e
-    if config.architecture == "gated" and "b_enc" not in tensors and "b_gate" in tensors:
-        tensors = {**tensors, "b_enc": tensors["b_gate"]}
-    for name, shape in expected_shapes(config).items():
-        if name not in tensors:
-            raise _fail(where, f"has no tensor {name!r}")
-        if tuple(tensors[name].shape) != shape:
-            raise _fail(where, f"tensor {name!r} has shape {tuple(tensors[name].shape)}, the config says {shape}")
-    t = {k: v.detach().float().cpu() for k, v in tensors.items()}
-    if not all(bool(torch.isfinite(t[k]).all()) for k in expected_shapes(config)):
+    theirs = {v: k for k, v in sae.saelens_renames.items()}
+    t = {theirs.get(k, k): v.detach().float().cpu() for k, v in tensors.items()}
+    d, n = config.d_in, config.n_latents
+    expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | type(sae).extra_tensor_shapes(config)
+    for name, shape in expected.items():
+        if name not in t:
+            raise _fail(where, f"has no tensor {sae.saelens_renames.get(name, name)!r}")
+        if tuple(t[name].shape) != shape:
+            raise _fail(where, f"tensor {name!r} has shape {tuple(t[name].shape)}, the config says {shape}")
+    if not all(bool(torch.isfinite(t[name]).all()) for name in expected):
         raise _fail(where, "holds NaN or infinite weights")
     shift = int(sae.apply_b_dec_to_input) - int(saved_apply)
-    moved = t["b_dec"] @ t["W_enc"]                                       # [n]
+    if shift:
+        t = type(sae).absorb_input_shift(t, shift * (t["b_dec"] @ t["W_enc"]))
     with torch.no_grad():
         sae.W_enc.copy_(t["W_enc"])
         sae.W_dec.copy_(t["W_dec"])
-        sae.b_enc.copy_(t["b_enc"] + shift * moved if shift else t["b_enc"])
+        sae.b_enc.copy_(t["b_enc"])
         sae.b_dec.copy_(t["b_dec"])
-        if config.architecture == "gated":
-            sae.r_mag.copy_(t["r_mag"])
-            sae.b_mag.copy_(t["b_mag"] + shift * moved * t["r_mag"].exp() if shift else t["b_mag"])
-        elif config.architecture == "jumprelu":
-            # ReLU(pre)·[pre > θ] (SAELens, dictionary_learning) equals our pre·[pre > θ]
-            # for θ > 0; θ ≤ 0 acts as θ = 0, kept positive for the log parametrisation.
-            sae.log_threshold.copy_(t["threshold"].clamp_min(1e-12).log())
-        elif config.architecture == "batchtopk":
-            sae.threshold.copy_(t["threshold"].max())
-            sae.threshold_updates.fill_(1)
+        try:
+            sae.load_extra_tensors(t)
+        except ValueError as e:
+            raise _fail(where, str(e)) from e
     sae.folded_norm_scale = 1.0
     return sae.eval()

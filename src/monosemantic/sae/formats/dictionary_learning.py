@@ -55,7 +55,8 @@ def _tensors(kind: str, s: dict) -> tuple[dict, bool, int, str]:
         return {"W_enc": s["encoder.weight"].t(), "b_enc": s["gate_bias"], "b_mag": s["mag_bias"], "r_mag": s["r_mag"],
                 "W_dec": s["decoder.weight"].t(), "b_dec": s["decoder_bias"]}, True, k, "gated"
     if kind == "JumpReluAutoEncoder":
-        return {n: s[n] for n in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")}, False, k, "jumprelu"
+        t = {n: s[n] for n in ("W_enc", "b_enc", "W_dec", "b_dec")}         # θ ≤ 0 acts as θ = 0 (ReLU first)
+        return t | {"threshold": s["threshold"].float().clamp_min(1e-12)}, False, k, "jumprelu"
     if kind in ("AutoEncoderTopK", "BatchTopKSAE"):
         t = {"W_enc": s["encoder.weight"].t(), "b_enc": s["encoder.bias"], "W_dec": s["decoder.weight"].t(), "b_dec": s["b_dec"]}
         if kind == "AutoEncoderTopK":

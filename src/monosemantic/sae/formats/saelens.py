@@ -20,12 +20,17 @@ import json
 from pathlib import Path
 
 from ...errors import CheckpointError
-from ..base import SAEConfig
 from ..io import CFG, WEIGHTS, read_safetensors, sae_from_tensors
+from ..registry import ALL_ARCHITECTURES, config_for
 from .common import Imported, hook_layer
 
-ARCHITECTURE_MAP = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated"}
 NEEDS_SCALE = "expected_average_only_in"
+
+
+def _fields(arch: str) -> set[str]:
+    from dataclasses import fields
+
+    return {f.name for f in fields(ALL_ARCHITECTURES[arch].config_class)}
 
 
 def _bad(path: Path, what: str) -> CheckpointError:
@@ -40,10 +45,11 @@ def read_saelens(directory: Path, norm_scale: float | None = None) -> Imported:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _bad(path, f"unreadable SAELens config ({e})") from e
     theirs = cfg.get("architecture", "standard")
-    arch = ARCHITECTURE_MAP.get(theirs)
+    imports = {name: ours for ours, cls in ALL_ARCHITECTURES.items() for name in cls.saelens_imports}
+    arch = imports.get(theirs)
     if arch is None:
         raise _bad(path, f"SAELens architecture {theirs!r} is not an SAE this toolkit can run "
-                         f"(supported: {', '.join(ARCHITECTURE_MAP)})")
+                         f"(supported: {', '.join(imports)})")
     try:
         d, n = int(cfg["d_in"]), int(cfg["d_sae"])
         k = int(cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 32)
@@ -72,7 +78,11 @@ def read_saelens(directory: Path, norm_scale: float | None = None) -> Imported:
         raise _bad(path, f"normalize_activations={norm!r} rescales every token by its own norm or statistics; "
                          "that is not linear in x, so it cannot be folded into these weights")
 
-    config = SAEConfig(arch, d, n, k=k)
+    if "threshold" in t:
+        # ReLU(pre)·[pre > θ] (SAELens) equals our pre·[pre > θ] for θ > 0; θ ≤ 0 acts as
+        # θ = 0, kept a hair above it for our log-parametrised threshold.
+        t["threshold"] = t["threshold"].clamp_min(1e-12)
+    config = config_for({"architecture": arch, "d_in": d, "n_latents": n} | ({"k": k} if "k" in _fields(arch) else {}))
     sae = sae_from_tensors(config, t, bool(cfg.get("apply_b_dec_to_input", True)), directory / WEIGHTS)
     meta = dict(cfg.get("metadata") or {})
     for key in ("model_name", "hook_name", "hook_layer", "context_size", "prepend_bos", "dataset_path"):
