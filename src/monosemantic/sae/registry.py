@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import asdict, fields
 
 from ..errors import ConfigError
@@ -23,7 +24,7 @@ ARCHITECTURES: dict[str, type[SAE]] = {
 # Architectures that load and run (encode/decode, features, steering) but are not
 # trained here: SAEs imported from other libraries (`monosemantic import`).
 INFERENCE_ONLY: dict[str, type[SAE]] = {"gated": GatedSAE}
-ALL_ARCHITECTURES: dict[str, type[SAE]] = ARCHITECTURES | INFERENCE_ONLY
+ALL_ARCHITECTURES: ChainMap[str, type[SAE]] = ChainMap(ARCHITECTURES, INFERENCE_ONLY)  # a live view of both
 
 
 def config_for(values: dict | SAEConfig) -> SAEConfig:
