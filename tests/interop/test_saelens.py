@@ -48,17 +48,22 @@ def _x(seed=1, n=64):
     return torch.randn(n, D, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("kind", ["standard", "standard_no_bdec", "topk", "topk_rescaled", "jumprelu", "gated", "gated_no_bdec"])
-def test_saelens_folders_load_here_with_the_same_encode_decode(kind, tmp_path):
-    theirs = _randomise(_theirs(kind)).eval()
-    theirs.save_model(tmp_path / "lens")
-    ours = read_sae(tmp_path / "lens").sae
+def _assert_same(ours, theirs):
+    """Ours encodes and decodes as SAELens's SAE does (raw units, no scale folded)."""
     x = _x()
     with torch.no_grad():
         f = theirs.encode(x)
         assert (f > 0).any()
         torch.testing.assert_close(ours.encode(x), f, **TOL)
         torch.testing.assert_close(ours.decode(ours.encode(x)), theirs.decode(f), **TOL)
+
+
+@pytest.mark.parametrize("kind", ["standard", "standard_no_bdec", "topk", "topk_rescaled", "jumprelu", "gated", "gated_no_bdec"])
+def test_saelens_folders_load_here_with_the_same_encode_decode(kind, tmp_path):
+    theirs = _randomise(_theirs(kind)).eval()
+    theirs.save_model(tmp_path / "lens")
+    ours = read_sae(tmp_path / "lens").sae
+    _assert_same(ours, theirs)
 
 
 @pytest.mark.parametrize("trainer", ["batchtopk", "matryoshka_batchtopk"])
@@ -74,12 +79,7 @@ def test_saelens_batchtopk_inference_folders_load_here(trainer, tmp_path):
     sae.save_inference_model(tmp_path / "lens")
     theirs = s.SAE.load_from_disk(tmp_path / "lens", device="cpu").eval()
     ours = read_sae(tmp_path / "lens").sae
-    x = _x()
-    with torch.no_grad():
-        f = theirs.encode(x)
-        assert (f > 0).any()
-        torch.testing.assert_close(ours.encode(x), f, **TOL)
-        torch.testing.assert_close(ours.decode(ours.encode(x)), theirs.decode(f), **TOL)
+    _assert_same(ours, theirs)
 
 
 def test_expected_average_only_in_is_folded_with_the_given_scale(tmp_path):
