@@ -84,7 +84,7 @@ def test_the_cli_line_check_can_fail(tmp_path):
     assert e.value.code != 0
 
 
-def _tokens(lm, n_contexts=48, ctx_len=64):
+def _tokens(lm, n_contexts=32, ctx_len=64):
     """Real text packed as the harvest packs it: BOS-like token, then a document."""
     from monosemantic.activations import Tokens
 
