@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-# Commands whose RUN is not read through its SAE: --sae would mean nothing there.
-NO_SAE_OPTION = {"harvest", "train", "import", "export", "corpus", "store", "sweep", "scaling", "flops"}
+# Commands whose RUN is not read through its SAE, or that make the SAE (pipeline trains it).
+NO_SAE_OPTION = {"harvest", "train", "pipeline", "import", "export", "corpus", "store", "sweep", "scaling", "flops"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
