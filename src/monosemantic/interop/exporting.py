@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..activations import open_store
 from ..errors import ConfigError, MonosemanticError
-from ..run_config import data_root
+from ..run import Run
 from ..sae import load_sae, save_sae
 from ..sae.formats.sparsify import write_sparsify
 from .metadata import run_metadata
@@ -30,11 +29,12 @@ def _saved(run_dir: Path) -> tuple[dict, dict | None]:
 
 
 def _metadata(run_dir: Path, saved: dict) -> dict:
+    run = Run(run_dir)
     try:
-        store = open_store(data_root(run_dir))
+        store = run.store()
     except MonosemanticError:
         return dict(saved)                          # no store here: keep what was saved
-    return dict(saved) | run_metadata(store, data_root(run_dir))
+    return dict(saved) | run_metadata(store, run.data_root)
 
 
 def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..activations import open_store
 from ..activations.layout import MANIFEST, activations_dir
 from ..errors import ConfigError, StoreError
-from ..run_config import data_root, read_config, record_stage
+from ..run import Run
 from ..sae import save_sae
 from ..sae.formats import Imported, detect, hook_layer, read_sae
 from .metadata import hub_id, run_metadata, same_model
@@ -31,7 +31,7 @@ class ImportResult:
 def _store_for(run_dir: Path, activations: str | Path | None):
     if activations is not None:
         return open_store(activations)
-    root = data_root(run_dir)
+    root = Run(run_dir).data_root
     if not (activations_dir(root) / MANIFEST).is_file():
         raise StoreError(f"{run_dir} has no activation store to check the SAE against: pass --activations "
                          f"RUN_WITH_STORE, or harvest one first (`monosemantic harvest {run_dir}`)")
@@ -62,7 +62,7 @@ def _refuse_other_sae(run_dir: Path, source: Path) -> None:
     sae_dir = run_dir / "sae"
     if not sae_dir.exists():
         return
-    previous = (read_config(run_dir).get("import") or {}).get("source")
+    previous = (Run(run_dir).config.get("import") or {}).get("source")
     if previous != str(source.resolve()):
         what = f"imported from {previous}" if previous else "trained by `monosemantic train`"
         raise ConfigError(f"{sae_dir} already holds an SAE ({what}): import into a new run directory "
@@ -103,11 +103,12 @@ def import_sae(source: str | Path, run_dir: str | Path, *, activations: str | Pa
     settings = {"source": str(where.resolve()), "format": fmt, "activations": str(Path(activations).resolve()) if activations else None,
                 "norm_scale": norm_scale, "architecture": architecture, "k": k, "subtract_b_dec": subtract_b_dec,
                 "allow_mismatch": allow_mismatch}
-    record_stage(run_dir, "import", settings, replace=force)
+    run = Run(run_dir)
+    run.record("import", settings, replace=force)
     if force:
         (run_dir / "eval.json").unlink(missing_ok=True)   # it described the SAE being replaced
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    metadata = run_metadata(store, data_root(run_dir) if activations is None else Path(store.path).parent)
+    metadata = run_metadata(store, run.data_root)
     metadata["source_metadata"] = {k: v for k, v in imported.metadata.items() if isinstance(v, (str, int, float, bool))}
     sae_dir = save_sae(imported.sae, run_dir / "sae", metadata=metadata, source=imported.source | {"notes": notes})
     return ImportResult(imported, sae_dir, notes)

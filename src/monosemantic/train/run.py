@@ -8,20 +8,21 @@ from pathlib import Path
 
 from ..activations import open_store
 from ..errors import ConfigError
-from ..run_config import record_stage
-from ..sae import load_sae, save_sae
+from ..run import Run
+from ..sae import save_sae
 from ..sae.registry import config_for
+from ..interop.metadata import run_metadata
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
 
 
-def sae_is_complete(run_dir: Path) -> bool:
-    return (run_dir / "sae" / "cfg.json").is_file() and (run_dir / "sae" / "sae_weights.safetensors").is_file()
+def sae_is_complete(run: Run | str | Path) -> bool:
+    return Run.of(run).has_sae
 
 
 def train_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     sae_cfg: dict | None = None,
     cfg: TrainConfig | None = None,
     *,
@@ -34,7 +35,8 @@ def train_run(
     to RUN/sae in raw units. `sae_cfg` holds SAEConfig fields other than d_in and
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings."""
-    run_dir = Path(run_dir)
+    run = Run.of(run)
+    run_dir = run.dir
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
@@ -45,9 +47,9 @@ def train_run(
     if force:
         for stale in ("sae", "checkpoints"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    record_stage(run_dir, "train", settings, replace=force)
-    if sae_is_complete(run_dir):
+        run.metrics_path.unlink(missing_ok=True)
+    run.record("train", settings, replace=force)
+    if run.has_sae:
         return None
     if has_checkpoint(run_dir / "checkpoints") and not resume:
         raise ConfigError(f"{run_dir} has a training checkpoint: add --resume to continue it, or --force to start again")
@@ -56,16 +58,10 @@ def train_run(
         return store.batches(cfg.batch_size, split="train", seed=cfg.seed, start_batch=start)
 
     result = train_sae(batches, full_cfg, cfg, out_dir=run_dir, resume=resume and has_checkpoint(run_dir / "checkpoints"), progress=progress)
-    from ..interop.metadata import run_metadata
-    from ..run_config import data_root
-
-    metadata = run_metadata(store, data_root(run_dir)) | {"training_tokens": result.tokens}
-    save_sae(result.sae, run_dir / "sae", metadata=metadata)
+    metadata = run_metadata(store, run.data_root) | {"training_tokens": result.tokens}
+    save_sae(result.sae, run.sae_dir, metadata=metadata)
     # latest.pt stays (training can be continued from it); its predecessor is only
     # a safety net while training runs.
     (run_dir / "checkpoints" / "previous.pt").unlink(missing_ok=True)
     return result
 
-
-def load_run_sae(run_dir: str | Path):
-    return load_sae(Path(run_dir) / "sae")
