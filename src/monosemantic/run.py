@@ -86,7 +86,8 @@ class Run:
     # --- store and tokens -------------------------------------------------------------
     @property
     def _shared(self) -> Path | None:
-        shared = (self.config.get("train") or {}).get("activations")
+        config = self.config   # a store lent by `train --activations` or `import --activations`
+        shared = (config.get("train") or {}).get("activations") or (config.get("import") or {}).get("activations")
         return Path(shared) if shared else None
 
     @property

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from .. import atomic
 from ..errors import StoreError
@@ -134,7 +134,7 @@ def harvest(
     n_ctx, ctx_len = tokens.contexts.shape
     n_shards = math.ceil(n_ctx / cfg.shard_contexts)
     summaries = []
-    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", disable=not progress) as bar:
+    with progress_bar(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", enabled=progress) as bar:
         for i in range(n_shards):
             data_path, rows_path, json_path = shard_paths(out, i)
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)

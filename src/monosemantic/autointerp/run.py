@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..features import FeatureDB
+from ..progress import progress_bar
 from .clients.base import ClientError
 from .examples import split_examples
 from .explainers import EXPLAINERS
@@ -149,7 +149,7 @@ async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_f
             todo.append(fid)
     bar = None
     if progress and todo:
-        bar = tqdm(total=len(todo), desc=f"explain {kind}s", unit=kind)
+        bar = progress_bar(total=len(todo), desc=f"explain {kind}s", unit=kind)
     sem = asyncio.Semaphore(parallel_features)
 
     async def guarded(fid):

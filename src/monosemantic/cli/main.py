@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
+import os
 import sys
 
+from .. import __version__
 from ..errors import ConfigError, MonosemanticError
+from .interop import add_sae_option, use_sae_option
 
 COMMAND_MODULES = [
     "monosemantic.cli.corpus",
@@ -28,6 +32,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.autointerp",
     "monosemantic.cli.serve",
     "monosemantic.cli.scaling",
+    "monosemantic.cli.interop",
 ]
 
 
@@ -36,9 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="monosemantic",
         description="Dictionary learning on language models: corpus -> harvest -> train -> eval.",
     )
+    parser.add_argument("--version", action="version", version=f"monosemantic {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log messages, only results and errors (TQDM_DISABLE=1 turns off the bars alone)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    add_sae_option(sub)
     return parser
 
 
@@ -48,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    saved_env, saved_level = os.environ.get("TQDM_DISABLE"), logging.getLogger().level
+    if args.quiet:  # progress.py reads TQDM_DISABLE; restored below for in-process callers
+        os.environ["TQDM_DISABLE"] = "1"
+        logging.getLogger().setLevel(logging.ERROR)
     try:
         check_utf8(args)
+        use_sae_option(args)
         return int(args.func(args) or 0)
     except MonosemanticError as e:
         print(f"monosemantic: error: {e}", file=sys.stderr)
@@ -60,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("monosemantic: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if args.quiet:
+            if saved_env is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = saved_env
+            logging.getLogger().setLevel(saved_level)
 
 
 def check_utf8(args: argparse.Namespace) -> None:

@@ -40,10 +40,16 @@ def spliced_stats(
     mean_activation: torch.Tensor,  # [d], raw units
     outlier_threshold: float | None = None,
     batch_size: int = 8,
+    progress: bool = False,
 ) -> SplicedStats:
+    from ..progress import progress_bar
+
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
     special = excluded_ids(lm)
+    # 4 forwards per context (clean, SAE, zero, mean): the bar counts forwards, so a
+    # single batch of contexts still moves it.
+    bar = progress_bar(total=4 * contexts.shape[0], unit="fwd", desc="eval spliced loss", enabled=progress)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
@@ -57,9 +63,12 @@ def spliced_stats(
                 return out
 
             with lm.patch_residual(layer, fn):
-                return lm.logits(ids)[:, :-1].float()
+                logits = lm.logits(ids)[:, :-1].float()
+            bar.update(ids.shape[0])
+            return logits
 
         clean = lm.logits(ids)[:, :-1].float()  # [B, T-1, V]
+        bar.update(ids.shape[0])
         variants = {
             "sae": splice(reconstruct),
             "zero": splice(torch.zeros_like),
@@ -73,6 +82,7 @@ def spliced_stats(
                 kl = F.kl_div(logits.log_softmax(-1), clean_logp, log_target=True, reduction="sum")
                 sums[f"kl_{name}"] += float(kl)
         n_tok += targets.numel()
+    bar.close()
     ce = {k: v / n_tok for k, v in sums.items()}
 
     def recovered(ablated: float) -> float:

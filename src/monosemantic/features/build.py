@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import atomic
 from ..activations.harvest import Tokens
 from ..errors import ConfigError, StoreError
 from ..preflight import check_disk, check_memory
+from ..progress import progress_bar
 from ..run import Run
 from ..state_file import load_state
 from .config import CHECKPOINT, DEFAULT_TOKENS, PARTIAL, BuildResult, FeatureDBConfig
@@ -155,7 +155,7 @@ def build_feature_db(
         }, p))
 
     last_checkpoint = time.monotonic()
-    with tqdm(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", disable=not progress) as bar:
+    with progress_bar(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", enabled=progress) as bar:
         for i in range(start_batch, streamer.n_batches):
             t0 = time.perf_counter()
             streamer.step(i)

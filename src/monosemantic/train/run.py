@@ -12,6 +12,7 @@ from ..preflight import check_disk, check_duration, check_memory
 from ..run import Run
 from ..sae import SAEConfig, save_sae
 from ..sae.registry import ARCHITECTURES, config_for
+from ..interop.metadata import run_metadata
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
@@ -59,9 +60,7 @@ def train_run(
         return store.batches(cfg.batch_size, split="train", seed=cfg.seed, start_batch=start)
 
     result = train_sae(batches, full_cfg, cfg, out_dir=run_dir, resume=resume and has_checkpoint(run_dir / "checkpoints"), progress=progress)
-    metadata = {"model_name": store.model, "hook_layer": store.layer,
-                "hook_name": f"blocks.{store.layer}.hook_resid_post" if store.layer is not None else None,
-                "training_tokens": result.tokens}
+    metadata = run_metadata(store, run.data_root) | {"training_tokens": result.tokens}
     save_sae(result.sae, run.sae_dir, metadata=metadata)
     # latest.pt stays (training can be continued from it); its predecessor is only
     # a safety net while training runs.
