@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..token_text import token_texts
 from .schema import (
     DB_NAME, FeatureDBError, check_schema, f16_from_blob, i32_from_blob, ids_values_from_blob,
 )
@@ -34,7 +35,7 @@ class Example:
     start: int  # context position of tokens[0]
     token_ids: list[int]
     acts: list[float]  # the feature's activation on each window token
-    tokens: list[str]  # decoded window tokens
+    tokens: list[str]  # display text per token, decoded by bytes ("" = continues the previous token's character)
 
 
 @dataclass
@@ -115,7 +116,8 @@ class FeatureDB:
             self.conn.close()
             raise
         self.meta = {k: (v if k in ("model", "model_spec", "created", "schema_version", "complete") else json.loads(v)) for k, v in raw.items()}
-        self._vocab: dict[int, str] = {}
+        self._vocab: dict[int, bytes] = {}
+        self._has_bytes: bool | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -131,14 +133,24 @@ class FeatureDB:
         return self.path.parent
 
     # --- vocabulary ----------------------------------------------------------------
-    def decode(self, token_ids) -> list[str]:
+    def token_bytes(self, token_ids) -> list[bytes]:
+        """Raw bytes of each token (a database written before the vocab had bytes: the
+        token's own text, so characters split across tokens stay unjoined)."""
         ids = [int(i) for i in token_ids]
         missing = [i for i in set(ids) if i not in self._vocab]
+        if missing and self._has_bytes is None:
+            self._has_bytes = any(r[1] == "bytes" for r in self.conn.execute("PRAGMA table_info(vocab)"))
+        column = "coalesce(bytes, CAST(text AS BLOB))" if self._has_bytes else "CAST(text AS BLOB)"
         for i in range(0, len(missing), 900):
             chunk = missing[i : i + 900]
-            rows = self.conn.execute(f"SELECT token_id, text FROM vocab WHERE token_id IN ({','.join('?' * len(chunk))})", chunk)
+            rows = self.conn.execute(f"SELECT token_id, {column} FROM vocab WHERE token_id IN ({','.join('?' * len(chunk))})", chunk)
             self._vocab.update(rows.fetchall())
-        return [self._vocab.get(i, f"<{i}>") for i in ids]
+        return [self._vocab.get(i, f"<{i}>".encode()) for i in ids]
+
+    def decode(self, token_ids) -> list[str]:
+        """Display text of each token of one sequence, decoded by bytes
+        (`token_text.token_texts`: "" continues the previous token's character)."""
+        return token_texts(self.token_bytes(token_ids))
 
     # --- one feature --------------------------------------------------------------
     def _example(self, row) -> Example:
@@ -160,7 +172,7 @@ class FeatureDB:
         feature.hist_log10_edges = self.meta["hist_log10_edges"]
         for target, blob in ((feature.promoted, ltop), (feature.suppressed, lbottom)):
             ids, vals = ids_values_from_blob(blob)
-            target.extend(TokenEffect(int(i), t, float(v)) for i, t, v in zip(ids, self.decode(ids), vals))
+            target.extend(TokenEffect(int(i), self.decode([i])[0], float(v)) for i, v in zip(ids, vals))
         ids, cos = ids_values_from_blob(nbs)
         feature.neighbours = [(int(i), float(c)) for i, c in zip(ids, cos)]
         rows = self.conn.execute(

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from ..token_text import segments_of
 from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
 from .state import PLOTS, scalar_items
 
@@ -22,6 +23,18 @@ router = APIRouter(include_in_schema=False)
 def token_text(token: str) -> str:
     """Whitespace made visible; the template escapes the rest."""
     return token.replace("\n", "↵").replace("\t", "⇥") if token else "∅"
+
+
+def example_spans(ex) -> list[dict]:
+    """An example's tokens as display spans: tokens that split a character are one
+    span (token_text.segments_of), coloured by their strongest activation."""
+    peak = ex.position - ex.start
+    out = []
+    for seg in segments_of(ex.tokens):
+        acts = ex.acts[seg.start : seg.stop]
+        title = "activation " + " / ".join(f"{a:.3f}" for a in acts)
+        out.append({"text": seg.text, "act": max(acts), "peak": seg.start <= peak < seg.stop, "title": title})
+    return out
 
 
 def act_alpha(act: float, max_act: float) -> str:
@@ -41,7 +54,7 @@ def histogram_bars(counts: list[int], edges: list[float]) -> list[dict]:
 
 
 templates.env.filters["tok"] = token_text
-templates.env.globals.update(act_alpha=act_alpha, zip=zip, limits=LIMITS)
+templates.env.globals.update(act_alpha=act_alpha, example_spans=example_spans, zip=zip, limits=LIMITS)
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
