@@ -93,7 +93,7 @@ def test_every_page_loads(browser, server):
     from selenium.webdriver.common.by import By
 
     for path, marker, name in [("/", "eval-table", "overview"), ("/features", "feature-table", "feature_list"),
-                               ("/search?q=rivers&by=explanation", "search-results", "search"),
+                               ("/search?q=rivers&by=explanation", "explanation-results", "search"),
                                ("/inspect", "inspect-form", "inspector_empty"), ("/steer", "steer-form", "steering_empty"),
                                ("/docs", "api-endpoints", "api_docs")]:
         browser.get(server + path)

@@ -24,7 +24,9 @@ from .schema import (
 )
 
 KINDS = ("feature", "neuron")
-SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score"}
+SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score",
+                # a seeded permutation of the ids (Knuth's multiplicative hash): a random sample that pages stably
+                "random": "((f.id + :seed) * 2654435761) % 4294967296"}
 
 
 @dataclass
@@ -92,6 +94,7 @@ class PromptFeatures:
     tokens: list[str]  # the prompt's tokens (BOS-like token first, not scored)
     top: list[tuple[int, float, int]]  # (feature id, max activation, position of the max)
     per_token: list[list[tuple[int, float]]]  # for each position, its strongest features
+    selected: dict[int, list[float]] = field(default_factory=dict)  # requested features' activation per position
 
 
 def _check_kind(kind: str) -> str:
@@ -226,9 +229,11 @@ class FeatureDB:
         min_score: float | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        seed: int = 0,
     ) -> list[FeatureSummary]:
-        """Features sorted by `sort` (id, density, max_act, mean_act, count, score) and
-        filtered; `explanation` is a case-insensitive substring of the explanation text."""
+        """Features sorted by `sort` (id, density, max_act, mean_act, count, score, or
+        random: a permutation chosen by `seed`) and filtered; `explanation` is a
+        case-insensitive substring of the explanation text."""
         kind = _check_kind(kind)
         if sort not in SORT_COLUMNS:
             raise FeatureDBError(f"cannot sort by {sort!r}: use one of {', '.join(SORT_COLUMNS)}")
@@ -248,7 +253,7 @@ class FeatureDB:
         join_e = "LEFT JOIN explanations e ON e.kind = f.kind AND e.feature_id = f.id" + (" AND e.explainer = ?" if explainer else "")
         join_s = "LEFT JOIN scores s ON s.kind = f.kind AND s.feature_id = f.id" + (" AND s.scorer = ?" if scorer else "")
         join_args = ([explainer] if explainer else []) + ([scorer] if scorer else [])
-        order = f"{SORT_COLUMNS[sort]} {'DESC' if descending else 'ASC'}, f.id"
+        order = f"{SORT_COLUMNS[sort].replace(':seed', str(int(seed) % 2**31))} {'DESC' if descending else 'ASC'}, f.id"
         sql = (f"SELECT f.id, f.kind, f.count, f.density, f.max_act, f.mean_act, e.text, s.score FROM features f {join_e} {join_s} "
                f"WHERE {' AND '.join(where)} GROUP BY f.id ORDER BY {order}")
         if limit is not None:
@@ -257,6 +262,37 @@ class FeatureDB:
 
     def densities(self, kind: str = "feature") -> np.ndarray:
         return np.array([r[0] for r in self.conn.execute("SELECT density FROM features WHERE kind = ? ORDER BY id", (_check_kind(kind),))])
+
+    def labels(self, ids, kind: str = "feature") -> dict[int, str]:
+        """The first explanation of each of `ids` (the label shown next to an id)."""
+        kind, ids = _check_kind(kind), sorted({int(i) for i in ids})
+        out: dict[int, str] = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            for fid, text in self.conn.execute(
+                    f"SELECT feature_id, text FROM explanations WHERE kind = ? AND feature_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY created, explainer", [kind, *chunk]):
+                out.setdefault(fid, text)
+        return out
+
+    def n_explained(self, kind: str = "feature") -> int:
+        return self.conn.execute("SELECT COUNT(DISTINCT feature_id) FROM explanations WHERE kind = ?", (_check_kind(kind),)).fetchone()[0]
+
+    def token_index(self, token_ids, kind: str = "feature") -> dict[int, list[tuple[int, float]]]:
+        """Per token id: (feature, its highest activation on that token), strongest
+        first; a token absent from the result never occurred in the streamed text."""
+        ids = sorted({int(i) for i in token_ids})
+        out: dict[int, list[tuple[int, float]]] = {}
+        for tok, fid, act in self.conn.execute(
+                f"SELECT token_id, feature_id, activation FROM token_index WHERE kind = ? AND token_id IN ({','.join('?' * len(ids))}) "
+                "ORDER BY token_id, rank", [_check_kind(kind), *ids]):
+            out.setdefault(tok, []).append((fid, act))
+        return out
+
+    def vocab_ids(self, texts) -> list[int]:
+        """Vocabulary ids whose whole text is one of `texts` (no tokenizer needed)."""
+        texts = list(texts)
+        return [r[0] for r in self.conn.execute(f"SELECT token_id FROM vocab WHERE text IN ({','.join('?' * len(texts))})", texts)]
 
     # --- search -----------------------------------------------------------------------
     def _text_to_ids(self, text: str) -> list[int]:
@@ -294,9 +330,10 @@ class FeatureDB:
             self.sae = load_sae(self.run_dir / "sae")
         return self.lm, self.sae
 
-    def top_for_prompt(self, prompt: str, k: int = 10, per_token: int = 5) -> PromptFeatures:
+    def top_for_prompt(self, prompt: str, k: int = 10, per_token: int = 5, features=()) -> PromptFeatures:
         """Run the model and the SAE on `prompt` (BOS-like token prepended, as in the
-        build) and return its strongest features overall and at each position."""
+        build) and return its strongest features overall and at each position, and
+        the activation of each of `features` at every position."""
         import torch
 
         lm, sae = self._model_and_sae()
@@ -310,7 +347,8 @@ class FeatureDB:
         top = [(int(f), float(mx[f]), int(pos[f])) for f in order if mx[f] > 0]
         vals, idx = torch.topk(acts, min(per_token, acts.shape[1]), dim=1)
         rows = [[(int(i), float(v)) for v, i in zip(vr, ir) if v > 0] for vr, ir in zip(vals, idx)]
-        return PromptFeatures(self.decode(ids), top, rows)
+        selected = {int(f): acts[:, int(f)].tolist() for f in features}
+        return PromptFeatures(self.decode(ids), top, rows, selected)
 
     # --- annotations (autointerp) ---------------------------------------------------
     def add_explanation(self, feature_id: int, explainer: str, text: str, kind: str = "feature") -> None:

@@ -30,13 +30,14 @@ class TokenFeatures:
 class Inspection:
     tokens: list[TokenFeatures]          # position 0 (the BOS-like sink) left out
     top: list[tuple[int, float, int]]    # (feature, max activation, position)
+    selected: list[float] | None = None  # the requested feature's activation per token (same positions)
 
 
 def count_tokens(lm, text: str) -> int:
     return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10) -> Inspection:
+def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10, feature: int | None = None) -> Inspection:
     state.ensure_model()
     limits = state.limits
     n = count_tokens(state.lm, prompt)
@@ -45,9 +46,36 @@ def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 1
     if n > limits.max_prompt_tokens:
         raise ConfigError(f"the prompt has {n} tokens; the limit is {limits.max_prompt_tokens}: shorten it")
     with state.model_lock:
-        result = state.db().top_for_prompt(prompt, k=k, per_token=per_token)
+        result = state.db().top_for_prompt(prompt, k=k, per_token=per_token, features=[] if feature is None else [feature])
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
-    return Inspection(tokens, result.top)
+    return Inspection(tokens, result.top, None if feature is None else result.selected[feature][1:])
+
+
+def concept_features(state: RunState, name: str | None, positive: Sequence[str], negative: Sequence[str], top: int = 20):
+    """-> (how it was ranked, [RankedFeature]): steering/concepts.py's procedures, the
+    same as `monosemantic concept`. Only shipped set names are accepted, never a path."""
+    from ..steering import concepts as C
+
+    positive = [t for t in positive if t.strip()]
+    negative = [t for t in negative if t.strip()]
+    if name:
+        if name not in C.concept_names():
+            raise ConfigError(f"unknown concept {name!r}: choose one of {', '.join(C.concept_names())}")
+        concept = C.load_concept(name)
+        texts = concept.positive + concept.negative
+    elif positive and negative:
+        concept, texts = None, positive + negative
+    else:
+        raise ConfigError("choose a concept set, or give texts with the concept and texts without it (one per line)")
+    state.ensure_model()
+    for text in texts:
+        if count_tokens(state.lm, text) > state.limits.max_prompt_tokens:
+            raise ConfigError(f"a concept text has more than {state.limits.max_prompt_tokens} tokens: shorten it")
+    with state.model_lock:
+        if concept is not None:
+            return f"concept {concept.name}: contrastive, re-ranked by logit effect", C.find_concept_features(
+                state.lm, state.sae, state.layer, concept, top=top)
+        return "contrastive (your texts)", C.rank_contrastive(state.lm, state.sae, state.layer, positive, negative, top=top)
 
 
 @dataclass
