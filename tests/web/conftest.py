@@ -29,7 +29,7 @@ def build_web_run(lm, run: Path) -> Path:
         sae.b_enc.copy_(-0.3 * torch.rand(N_LATENTS, generator=g))
     save_sae(sae, run / "sae")
     build_feature_db(run, lm=lm, sae=load_sae(run / "sae"), tokens=multilingual_tokens(lm.tokenizer, 24, 32, lm.bos_id), layer=LAYER,
-                     n_tokens=600, progress=False)
+                     n_tokens=600, neurons=True, progress=False)
     with FeatureDB(run) as db:
         for fid in range(0, N_LATENTS, 3):
             db.add_explanation(fid, "test-explainer", f"explanation number {fid} about {'rivers' if fid % 2 else 'mountains'}")

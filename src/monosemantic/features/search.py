@@ -35,13 +35,18 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)  # how the query was read; why a list is empty
 
 
-def forms(query: str) -> list[str]:
-    """The query as typed, then with/without a leading space, then lower/capitalised."""
+def forms(query: str) -> list[tuple[str, bool]]:
+    """(form, as typed): the query as typed and with/without a leading space, then
+    lower-cased and capitalised (those only where they are one token: "paris" split
+    into "par" + "is" would match every "par" and "is")."""
     word = query.strip()
-    out = [query, " " + word, word]
-    for w in (word.lower(), word[:1].upper() + word[1:]):
-        out += [" " + w, w]
-    return list(dict.fromkeys(f for f in out if f.strip()))
+    typed = [query, " " + word, word]
+    cased = [f for w in (word.lower(), word[:1].upper() + word[1:]) for f in (" " + w, w)]
+    out: dict[str, bool] = {}
+    for f, as_typed in [(f, True) for f in typed] + [(f, False) for f in cased]:
+        if f.strip() and f not in out:
+            out[f] = as_typed
+    return list(out.items())
 
 
 def _pieces(db: FeatureDB, form: str, tokenizer) -> list[int]:
@@ -73,18 +78,18 @@ def search_features(db: FeatureDB, query: str, tokenizer=None, by: str = "all", 
 def _by_tokens(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, result: SearchResult) -> None:
     best: dict[int, TokenMatch] = {}
     looked, missing, split = [], [], []
-    for form in forms(query):
+    for form, as_typed in forms(query):
         ids = _pieces(db, form, tokenizer)
-        if not ids:
+        if not ids or (len(ids) > 1 and not as_typed):
             continue
         shown = "|".join(s.text for s in segments_of(db.decode(ids)))
         index = db.token_index(ids, kind)
         looked.append(repr(shown))
+        if len(ids) > 1:
+            split.append(f"{form!r} is {len(ids)} tokens ({' + '.join(repr(t) for t in db.decode(ids) if t)})")
         if not index:
             missing.append(repr(shown))
             continue
-        if len(ids) > 1:
-            split.append(f"{form.strip()!r} is {len(ids)} tokens ({' + '.join(repr(t) for t in db.decode(ids) if t)})")
         scores: dict[int, float] = {}
         for tok in ids:  # a split word: the mean over its pieces (0 where a piece's list lacks the feature)
             for fid, act in index.get(tok, []):
@@ -98,7 +103,7 @@ def _by_tokens(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, resu
         h.explanation = labels.get(h.feature_id)
     result.by_token = hits
     if split:
-        result.notes.append("; ".join(split) + ": features ranked by their mean activation over the pieces.")
+        result.notes.append("; ".join(split) + f": {kind}s ranked by their mean activation over the pieces.")
     if not looked:
         result.notes.append(f"{query.strip()!r} is not a token of the vocabulary (the server has no tokenizer to split it).")
     elif not hits:
