@@ -78,7 +78,7 @@ def rows(d: dict, names: dict) -> list[tuple[str, str]]:
     known = [k for k in names if k in d] + sorted(k for k in d if k not in names)
     for k in known:
         v = d[k]
-        if isinstance(v, (list, dict)) or (isinstance(v, str) and len(v) > 200):
+        if v is None or isinstance(v, (list, dict)) or (isinstance(v, str) and len(v) > 200):
             continue
         name, unit = names.get(k, (k.replace("_", " "), "x4" if isinstance(v, float) else "int"))
         if name is None:
