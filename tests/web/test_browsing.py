@@ -61,6 +61,23 @@ def test_search_explains_empty_results(client, web_run, tiny_llama):
     assert "never occurred" in page and "No features found" not in page
 
 
+def test_search_finds_features_promoting_a_word_never_streamed(client, web_run, tiny_llama):
+    from monosemantic.steering.concepts import rank_logit_effect
+
+    state = client.app.state.run
+    state.ensure_model()  # with the model: every feature ranked by its logit effect on the word's tokens
+    firsts = [tiny_llama.tokenizer(f, add_special_tokens=False)["input_ids"][0] for f in ("Paris", " Paris")]
+    r = client.get("/api/search", params={"q": "Paris", "by": "tokens", "limit": 5}).json()
+    assert r["items"] == [] and "z-score" in r["logit_how"]
+    assert [i["id"] for i in r["logit_items"]] == [f.feature for f in rank_logit_effect(tiny_llama, state.sae, firsts, top=5)]
+    with FeatureDB(web_run) as db:  # without it: the stored most promoted tokens
+        tok, fid = next((int(t.token_id), f) for f in range(48) for t in db.get(f).promoted[:1] if t.token.strip().isalpha())
+        word = db.decode([tok])[0]
+    with TestClient(create_app(web_run, model=False)) as browse:
+        r = browse.get("/api/search", params={"q": word, "by": "tokens", "limit": 200}).json()
+    assert fid in [i["id"] for i in r["logit_items"]] and "most promoted" in r["logit_how"]
+
+
 def test_search_splits_words_into_pieces(client, tiny_llama):
     word = "Debian"
     pieces = tiny_llama.tokenizer(word, add_special_tokens=False)["input_ids"]

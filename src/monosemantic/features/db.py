@@ -289,6 +289,16 @@ class FeatureDB:
             out.setdefault(tok, []).append((fid, act))
         return out
 
+    def promoting(self, token_ids, kind: str = "feature") -> list[tuple[int, int, float]]:
+        """(feature, token, logit effect) for every feature whose most promoted tokens
+        (the stored logit effects) include one of `token_ids`, strongest first."""
+        wanted = {int(i) for i in token_ids}
+        out = []
+        for fid, blob in self.conn.execute("SELECT id, logit_top FROM features WHERE kind = ?", (_check_kind(kind),)):
+            ids, vals = ids_values_from_blob(blob)
+            out += [(int(fid), int(t), float(v)) for t, v in zip(ids, vals) if int(t) in wanted]
+        return sorted(out, key=lambda r: -r[2])
+
     def vocab_ids(self, texts) -> list[int]:
         """Vocabulary ids whose whole text is one of `texts` (no tokenizer needed)."""
         texts = list(texts)

@@ -32,6 +32,8 @@ class SearchResult:
     query: str
     by_token: list[TokenMatch] = field(default_factory=list)
     by_explanation: list[FeatureSummary] = field(default_factory=list)
+    by_logit: list[TokenMatch] = field(default_factory=list)  # features whose decoder promotes the word (activation: see logit_how)
+    logit_how: str = ""
     notes: list[str] = field(default_factory=list)  # how the query was read; why a list is empty
 
 
@@ -56,9 +58,11 @@ def _pieces(db: FeatureDB, form: str, tokenizer) -> list[int]:
 
 
 def search_features(db: FeatureDB, query: str, tokenizer=None, by: str = "all", kind: str = "feature",
-                    limit: int = 50) -> SearchResult:
+                    limit: int = 50, rank_logit=None) -> SearchResult:
     """tokenizer: the run's (to split phrases); without it only forms that are one
-    vocabulary entry are looked up."""
+    vocabulary entry are looked up. rank_logit(token_ids, top) -> [RankedFeature]:
+    every feature's logit effect on those tokens (steering/concepts.rank_logit_effect,
+    needs the model); without it the stored top promoted tokens are searched."""
     if by not in BY:
         raise FeatureDBError(f"cannot search by {by!r}: use one of {', '.join(BY)}")
     if not query.strip():
@@ -66,6 +70,7 @@ def search_features(db: FeatureDB, query: str, tokenizer=None, by: str = "all", 
     result = SearchResult(query)
     if by in ("all", "tokens"):
         _by_tokens(db, query, tokenizer, kind, limit, result)
+        _by_logit(db, query, tokenizer, kind, limit, result, rank_logit if kind == "feature" else None)
     if by in ("all", "explanation"):
         result.by_explanation = db.list(kind=kind, explanation=query.strip(), sort="max_act", limit=limit)
         if not result.by_explanation:
@@ -111,3 +116,26 @@ def _by_tokens(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, resu
         result.notes.append(f"No {kind} fires on {', '.join(missing)}: "
                             f"{'that token' if len(missing) == 1 else 'these tokens'} never occurred in the {n:,} tokens "
                             f"this database streamed (build it over more text with `monosemantic features RUN --tokens N`).")
+
+
+def _by_logit(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, result: SearchResult, rank_logit) -> None:
+    """Features whose decoder direction promotes the word's first token (in any form):
+    found from the weights alone, so a word the streamed text never held still finds them."""
+    firsts = list(dict.fromkeys(ids[0] for form, as_typed in forms(query)
+                                if (ids := _pieces(db, form, tokenizer)) and (as_typed or len(ids) == 1)))
+    if not firsts:
+        return
+    shown = "|".join(t for t in (db.decode([i])[0] for i in firsts))
+    if rank_logit is not None:
+        hits = [TokenMatch(r.feature, r.score, shown) for r in rank_logit(firsts, limit)]
+        result.logit_how = "z-score of the mean logit effect on these tokens against the whole vocabulary"
+    else:
+        best: dict[int, TokenMatch] = {}
+        for fid, tok, value in db.promoting(firsts, kind):
+            best.setdefault(fid, TokenMatch(fid, value, db.decode([tok])[0]))
+        hits = list(best.values())[:limit]
+        result.logit_how = "logit effect, among each feature's most promoted tokens (start the server with the model to rank every feature)"
+    labels = db.labels([h.feature_id for h in hits], kind)
+    for h in hits:
+        h.explanation = labels.get(h.feature_id)
+    result.by_logit = hits

@@ -111,14 +111,17 @@ def feature(request: Request, feature_id: int = Path(..., ge=0, le=2**31 - 1), k
 
 
 # --- search ----------------------------------------------------------------------------------
-@router.get("/search", summary="Features by the tokens they fire on (a word in any spacing or case, split words too) "
-            "and by explanation text; `notes` say how the query was read and why a list is empty")
+@router.get("/search", summary="Features by the tokens they fire on (a word in any spacing or case, split words too), "
+            "by the tokens their decoder promotes (`logit_items`) and by explanation text; `notes` say how the query was "
+            "read and why a list is empty")
 def search(request: Request, q: str = Query(..., min_length=1, max_length=200), by: Literal["all", "tokens", "explanation"] = "tokens",
            limit: int = Query(20, ge=1, le=LIMITS.page_size_max), kind: KINDS = "feature") -> dict:
     result = run_search(state_of(request), q, by, limit, kind)
     return {"by": by, "q": q, "items": [asdict(h) | {"id": h.feature_id} for h in result.by_token] if by != "explanation"
             else [asdict(r) for r in result.by_explanation],
-            "explanation_items": [asdict(r) for r in result.by_explanation], "notes": result.notes}
+            "explanation_items": [asdict(r) for r in result.by_explanation],
+            "logit_items": [asdict(h) | {"id": h.feature_id} for h in result.by_logit], "logit_how": result.logit_how,
+            "notes": result.notes}
 
 
 def run_search(state: RunState, q: str, by: str, limit: int, kind: str = "feature"):
@@ -126,7 +129,15 @@ def run_search(state: RunState, q: str, by: str, limit: int, kind: str = "featur
 
     if not q.strip():
         raise HTTPException(422, "search text is blank: type a word, a phrase or words of an explanation")
-    return search_features(state.db(), q, state.tokenizer(), by=by, kind=kind, limit=limit)
+    rank_logit = None
+    if state.model_loaded:  # the model is not loaded for a search, but used once it is there
+        from ..steering.concepts import rank_logit_effect
+
+        def rank_logit(ids, top):
+            with state.model_lock:
+                return rank_logit_effect(state.lm, state.sae, ids, top=top)
+
+    return search_features(state.db(), q, state.tokenizer(), by=by, kind=kind, limit=limit, rank_logit=rank_logit)
 
 
 # --- model: inspector and steering -----------------------------------------------------------
