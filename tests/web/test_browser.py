@@ -244,6 +244,12 @@ def test_concept_search_in_the_ui(browser, server):
     browser.get(browser.current_url)  # the URL runs it again
     _wait(browser, lambda d: d.find_element(By.ID, "concept-form").get_attribute("data-done") == "1", timeout=60)
     assert browser.find_elements(By.CSS_SELECTOR, "#concept-results a.feature-link")[0].text.lstrip("#") == first
+    inspect = browser.find_elements(By.CSS_SELECTOR, "#concept-results a.inspect-link")[0]
+    inspect.click()  # the feature on one of the concept's own texts
+    _wait(browser, lambda d: d.find_element(By.ID, "inspect-form").get_attribute("data-done") == "1")
+    assert f"#{first}" in browser.find_element(By.ID, "selected-feature").text
+    browser.back()
+    _wait(browser, lambda d: d.find_element(By.ID, "concept-form").get_attribute("data-done") == "1", timeout=60)
     # own texts instead of a shipped set
     Select(browser.find_element(By.ID, "concept-set")).select_by_value("")
     browser.find_element(By.ID, "concept-positive").send_keys("The dog barked.\nA puppy played.")

@@ -128,7 +128,8 @@ def _by_logit(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, resul
     shown = "|".join(t for t in (db.decode([i])[0] for i in firsts))
     if rank_logit is not None:
         hits = [TokenMatch(r.feature, r.score, shown) for r in rank_logit(firsts, limit)]
-        result.logit_how = "z-score of the mean logit effect on these tokens against the whole vocabulary"
+        result.logit_how = (f"z-score of the mean logit effect on {', '.join(repr(t) for t in shown.split('|'))} "
+                            "against the whole vocabulary")
     else:
         best: dict[int, TokenMatch] = {}
         for fid, tok, value in db.promoting(firsts, kind):

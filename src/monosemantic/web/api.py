@@ -193,7 +193,13 @@ def concept(request: Request, body: ConceptRequest) -> dict:
     state = state_of(request)
     how, ranked = concept_features(state, body.concept, body.positive, body.negative, body.top)
     labels = explanations_for(state, [r.feature for r in ranked])
-    return {"how": how, "items": [{"id": r.feature, "score": r.score, "detail": r.detail, "explanation": labels.get(r.feature),
+    if body.concept:
+        from ..steering.concepts import load_concept
+
+        example = load_concept(body.concept).positive[0]
+    else:
+        example = next(t for t in body.positive if t.strip())
+    return {"how": how, "example": example, "items": [{"id": r.feature, "score": r.score, "detail": r.detail, "explanation": labels.get(r.feature),
                                    "max_act": float(state.max_acts[r.feature]) if state.max_acts is not None else None}
                                   for r in ranked]}
 

@@ -15,7 +15,7 @@ EVAL = {
     "dense_fraction": ("dense features (> 10 % of tokens)", "pct"),
     "dead_window_tokens": ("dead = never fired in", "tokens"),
     "loss_recovered": ("loss recovered (vs zero ablation)", "pct"),
-    "spliced_loss_recovered": ("loss recovered (vs zero ablation)", "pct"),
+    "spliced_loss_recovered": (None, None),  # the same number as loss_recovered
     "spliced_loss_recovered_mean_ablation": ("loss recovered (vs mean ablation)", "pct"),
     "spliced_ce_clean": ("cross-entropy, clean", "nats"),
     "spliced_ce_sae": ("cross-entropy, SAE spliced in", "nats"),

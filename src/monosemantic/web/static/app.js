@@ -159,7 +159,7 @@ function setupConcepts() {
         const tr = el("tr");
         const link = el("a", {href: "/features/" + r.id, class: "feature-link"}, "#" + r.id);
         const actions = el("td");
-        actions.append(el("a", {href: "/inspect?feature=" + r.id + "&prompt=" + encodeURIComponent((body.positive || [])[0] || ""), class: "inspect-link"}, "inspect"),
+        actions.append(el("a", {href: "/inspect?feature=" + r.id + "&prompt=" + encodeURIComponent(data.example), class: "inspect-link"}, "inspect"),
                        " ", el("a", {href: "/steer?feature=" + r.id}, "steer"));
         const cells = [el("td"), el("td", {}, r.score.toFixed(3)), el("td", {}, r.max_act === null ? "" : r.max_act.toFixed(2)),
                        el("td", {class: "muted"}, r.detail), el("td", {}, r.explanation || ""), actions];
