@@ -59,15 +59,16 @@ class RunState:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _open_meta(self) -> None:
-        self._db_stamp = self._stamp()
-        self.db_error, self.meta = None, {}
+        stamp, error, meta = self._stamp(), None, {}
         try:
             with FeatureDB(self.run_dir, readonly=True) as db:
-                self.meta = dict(db.meta)
+                meta = dict(db.meta)
         except FeatureDBError as e:
-            self.db_error = str(e)
+            error = str(e)
         except Exception as e:  # not SQLite, unreadable: still a readable page
-            self.db_error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+            error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+        # swapped together: a request running meanwhile sees the old database or the new one
+        self._db_stamp, self.db_error, self.meta = stamp, error, meta
 
     def refresh(self) -> bool:
         """Notice a rebuilt (or newly built) features.db: the builder renames a new file
