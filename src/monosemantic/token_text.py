@@ -11,7 +11,7 @@ character is given to the token where it starts, so
 
 A token whose text is "" continues the character of the token before it: a display
 joins it to that token (`segments`). Bytes that cannot be decoded (a window cut in
-the middle of a character, an invalid sequence) show as `⟨NN⟩` (hex), never as "�"
+the middle of a character, an invalid sequence) show as `‹NN›` (hex), never as "�"
 (and never as a `\\xNN` that the Python sources in the corpus could contain).
 Every display of token ids (web UI, JSON API, report, autointerp labels, CLI) goes
 through this module."""
@@ -40,7 +40,7 @@ def _utf8_length(lead: int) -> int:
 
 def _units(data: bytes) -> list[tuple[int, int, str]]:
     """(start, stop, text) of each character of `data`; an undecodable byte is its
-    own unit, shown as ⟨NN⟩."""
+    own unit, shown as ‹NN›."""
     out, i, n = [], 0, len(data)
     while i < n:
         if data[i] < 0x80:  # ASCII: most text, one byte each
@@ -53,7 +53,7 @@ def _units(data: bytes) -> list[tuple[int, int, str]]:
         except UnicodeDecodeError:
             text = None
         if text is None:
-            out.append((i, i + 1, f"⟨{data[i]:02x}⟩"))
+            out.append((i, i + 1, f"‹{data[i]:02x}›"))
             i += 1
         else:
             out.append((i, i + length, text))
