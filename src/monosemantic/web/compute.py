@@ -147,6 +147,7 @@ class SteeredDecoding:
         past = None
         out_ids: list[list[int]] = [[], []]
         done = [False, False]
+        shown = ["", ""]  # what each row has streamed so far
         for _ in range(self.max_new_tokens):
             with self.state.model_lock, torch.inference_mode(), lm.patch_residual(self.layer, patched):
                 out = lm.model(input_ids=inputs, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
@@ -165,14 +166,20 @@ class SteeredDecoding:
                 if t in eos:
                     done[row] = True
                     continue
-                before = self.completions[self.ROWS[row]]
+                before = shown[row]
                 out_ids[row].append(t)
                 text = tok.decode(out_ids[row], skip_special_tokens=True)
                 self.completions[self.ROWS[row]] = text
-                if len(text) > len(before) and text.startswith(before):
-                    yield SteerEvent(self.ROWS[row], text[len(before):])
-                elif text != before:  # a multi-byte character completed differently: resend the row
-                    yield SteerEvent(self.ROWS[row], text, replace=True)
+                # a character whose last bytes are still to come decodes as a trailing "�": hold it back
+                shown[row] = visible = text.rstrip("\ufffd")
+                if len(visible) > len(before) and visible.startswith(before):
+                    yield SteerEvent(self.ROWS[row], visible[len(before):])
+                elif visible != before:  # the text before changed (rare): resend the row
+                    yield SteerEvent(self.ROWS[row], visible, replace=True)
             if all(done):
                 break
             inputs = nxt[:, None]                                                # [2, 1]
+        for row, name in enumerate(self.ROWS):  # a character left incomplete at the end: its bytes as they are
+            text = self.completions[name]
+            if text != shown[row]:
+                yield SteerEvent(name, text[len(shown[row]):]) if text.startswith(shown[row]) else SteerEvent(name, text, replace=True)
