@@ -81,6 +81,15 @@ def _wait(driver, condition, timeout: float = 30):
     return WebDriverWait(driver, timeout).until(condition)
 
 
+def _post(url: str, body: dict) -> dict:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())
+
+
 def _no_console_errors(driver):
     try:
         logs = driver.get_log("browser")
@@ -195,6 +204,8 @@ def test_inspector_selects_a_feature_and_keeps_it_in_the_url(browser, server):
     assert all(s.get_attribute("title").startswith(f"feature #{fid}: ") for s in spans)
     acts = [float(s.get_attribute("data-act")) for s in spans]
     assert max(acts) > 0 and len(set(acts)) > 1  # coloured by this feature's activation, token by token
+    api = _post(server + "/api/inspect", {"prompt": prompt, "feature": int(fid)})
+    assert acts == pytest.approx([round(a, 4) for a in api["feature"]["acts"]], abs=1e-4)  # (an ASCII prompt: one span per token)
     colours = {s.value_of_css_property("background-color") for s in spans}
     assert len(colours) > 1
     query = parse_qs(urlparse(browser.current_url).query)
