@@ -7,7 +7,7 @@ import asyncio
 
 from monosemantic.autointerp.examples import _sample
 from monosemantic.autointerp.explainers import TokenExplainer
-from monosemantic.features.db import Example
+from monosemantic.features.records import Example
 
 
 def test_sample_joins_split_characters_and_the_label_names_them():

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..token_text import segments_of
-from .db import FeatureDB, FeatureSummary
+from .db import FeatureDB
+from .records import FeatureSummary
 from .schema import FeatureDBError
 
 BY = ("all", "tokens", "explanation")
@@ -103,7 +104,7 @@ def _by_tokens(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, resu
             if fid not in best or act > best[fid].activation:
                 best[fid] = TokenMatch(fid, act, shown)
     hits = sorted(best.values(), key=lambda h: -h.activation)[:limit]
-    labels = db.labels([h.feature_id for h in hits], kind)
+    labels = db.explanations_of([h.feature_id for h in hits], kind)
     for h in hits:
         h.explanation = labels.get(h.feature_id)
     result.by_token = hits
@@ -136,7 +137,7 @@ def _by_logit(db: FeatureDB, query: str, tokenizer, kind: str, limit: int, resul
             best.setdefault(fid, TokenMatch(fid, value, db.decode([tok])[0]))
         hits = list(best.values())[:limit]
         result.logit_how = "logit effect, among each feature's most promoted tokens (start the server with the model to rank every feature)"
-    labels = db.labels([h.feature_id for h in hits], kind)
+    labels = db.explanations_of([h.feature_id for h in hits], kind)
     for h in hits:
         h.explanation = labels.get(h.feature_id)
     result.by_logit = hits

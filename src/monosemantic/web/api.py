@@ -13,6 +13,8 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ..steering.interventions import Intervention
+from .compute import SteeredDecoding, concept_features, inspect_prompt
 from .state import Limits, RunState, scalar_items
 
 LIMITS = Limits()
@@ -37,8 +39,8 @@ def check_feature_id(state: RunState, fid: int, status: int = 404, kind: str = "
 
 
 def explanations_for(state: RunState, ids: list[int], kind: str = "feature") -> dict[int, str]:
-    """The label of each feature (its first explanation), for lists of ids."""
-    return state.db().labels(ids, kind)
+    """The first explanation of each feature (for labels next to ids)."""
+    return state.db().explanations_of(ids, kind)
 
 
 # --- run -----------------------------------------------------------------------------------
@@ -150,8 +152,6 @@ class InspectRequest(BaseModel):
 
 @router.post("/inspect", summary="Run the model and SAE on a prompt: top features overall and per token")
 def inspect(request: Request, body: InspectRequest) -> dict:
-    from .compute import inspect_prompt
-
     state = state_of(request)
     if body.feature is not None:
         check_feature_id(state, body.feature, status=422)
@@ -188,8 +188,6 @@ def concepts() -> list[dict]:
 @router.post("/concept", summary="Features behind a concept: a shipped set (contrastive, re-ranked by logit effect on its "
              "tokens, as `monosemantic concept --concept`) or your positive and negative texts (contrastive)")
 def concept(request: Request, body: ConceptRequest) -> dict:
-    from .compute import concept_features
-
     state = state_of(request)
     how, ranked = concept_features(state, body.concept, body.positive, body.negative, body.top)
     labels = explanations_for(state, [r.feature for r in ranked])
@@ -221,9 +219,6 @@ class SteerRequest(BaseModel):
 
 
 def _decoding(state: RunState, body: SteerRequest):
-    from ..steering.interventions import Intervention
-    from .compute import SteeredDecoding
-
     for iv in body.interventions:
         check_feature_id(state, iv.feature, status=422)
     ivs = [Intervention(iv.feature, iv.mode, float(iv.value), iv.unit) for iv in body.interventions]

@@ -14,8 +14,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from ..token_text import segments_of
-from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, run_search, state_of
 from . import readable
+from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, run_search, state_of
 from .state import PLOTS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
