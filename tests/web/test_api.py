@@ -45,7 +45,9 @@ def test_pages_render(client, url, marker):
 
 def test_overview_plots_and_static(client):
     html = client.get("/").text
-    assert "loss_recovered" in html and "0.9" in html
+    # readable names and formatted numbers, not raw keys (eval.json: dead_fraction 0.05, loss_recovered 0.9)
+    assert "loss recovered (vs zero ablation)</th><td>90 %" in html and "dead features</th><td>5 %" in html
+    assert "dead_fraction" not in html and "n_tokens" not in html and "tokens streamed</th><td>" in html
     for src in re.findall(r'src="(/plots/[^"]+)"', html):
         assert client.get(src).content[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"/plots/training_curves.png", "/plots/density.png"} <= set(re.findall(r'src="(/plots/[^"]+)"', html))
@@ -101,7 +103,7 @@ def test_search(client, web_run):
     hits = client.get("/api/search", params={"q": token, "by": "tokens"}).json()["items"]
     assert hits and all(h["activation"] > 0 for h in hits)
     assert "#" in client.get("/search", params={"q": token}).text
-    assert 'id="search-results"' in client.get("/search", params={"q": "rivers", "by": "explanation"}).text
+    assert 'id="explanation-results"' in client.get("/search", params={"q": "rivers", "by": "explanation"}).text
 
 
 def test_inspect(client, tiny_llama):

@@ -102,6 +102,7 @@ def _steer(args: argparse.Namespace) -> int:
 def _attribute(args: argparse.Namespace) -> int:
     from ..steering.attribution import Target, attribute, token_id
     from ..steering.generate import check_length, encode_prompt
+    from ..token_text import show_tokens
 
     run = _open(args)
     tok = run.lm.tokenizer
@@ -111,7 +112,7 @@ def _attribute(args: argparse.Namespace) -> int:
     if target.versus == target.token:
         raise ConfigError("--target and --versus are the same token: the difference is always 0")
     res = attribute(run.lm, run.sae, run.layer, ids, target, top=args.top, max_ablations=args.max_ablations)
-    name = repr(tok.decode([target.token])) + (f" - {tok.decode([target.versus])!r}" if target.versus is not None else "")
+    name = repr(show_tokens(tok, [target.token])[0]) + (f" - {show_tokens(tok, [target.versus])[0]!r}" if target.versus is not None else "")
     print(f"target logit {name} = {res.target_value:.3f}; {len(res.effects)} active features ablated")
     for title, rows in (("by attribution", res.by_attribution), ("by ablation (drop in target when set to 0)", res.by_ablation)):
         print(f"\ntop {len(rows)} {title}:")

@@ -97,7 +97,11 @@ CREATE TABLE token_index (
     activation REAL NOT NULL,      -- the feature's highest activation on this token
     PRIMARY KEY (kind, token_id, rank)
 ) WITHOUT ROWID;
-CREATE TABLE vocab (token_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE vocab (
+    token_id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,            -- the token alone, as token_text shows it
+    bytes BLOB                     -- its raw bytes: sequences are decoded from these (token_text.py)
+);
 CREATE INDEX vocab_by_text ON vocab (text);
 CREATE TABLE explanations (
     feature_id INTEGER NOT NULL,

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import ConfigError
 from ..features.prompt import top_for_prompt
+from ..steering import concepts as C
 from ..steering.generate import check_length, encode_prompt
 from ..steering.interventions import check_compatible, resolve, steering_fn
 from .state import RunState
@@ -39,6 +40,7 @@ class TokenFeatures:
 class Inspection:
     tokens: list[TokenFeatures]          # position 0 (the BOS-like sink) left out
     top: list[tuple[int, float, int]]    # (feature, max activation, position)
+    selected: list[float] | None = None  # the requested feature's activation per token (same positions)
 
 
 def count_tokens(lm, text: str) -> int:
@@ -54,13 +56,39 @@ def check_prompt_tokens(state: RunState, prompt: str) -> None:
         raise ConfigError(f"the prompt has {n} tokens; the limit is {state.limits.max_prompt_tokens}: shorten it")
 
 
-def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10) -> Inspection:
+def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10, feature: int | None = None) -> Inspection:
     state.ensure_model()
     check_prompt_tokens(state, prompt)
     with state.model_lock:
-        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token)
+        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token,
+                                features=[] if feature is None else [feature])
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
-    return Inspection(tokens, result.top)
+    return Inspection(tokens, result.top, None if feature is None else result.selected[feature][1:])
+
+
+def concept_features(state: RunState, name: str | None, positive: Sequence[str], negative: Sequence[str], top: int = 20):
+    """-> (how it was ranked, [RankedFeature]): steering/concepts.py's procedures, the
+    same as `monosemantic concept`. Only shipped set names are accepted, never a path."""
+    positive = [t for t in positive if t.strip()]
+    negative = [t for t in negative if t.strip()]
+    if name:
+        if name not in C.concept_names():
+            raise ConfigError(f"unknown concept {name!r}: choose one of {', '.join(C.concept_names())}")
+        concept = C.load_concept(name)
+        texts = concept.positive + concept.negative
+    elif positive and negative:
+        concept, texts = None, positive + negative
+    else:
+        raise ConfigError("choose a concept set, or give texts with the concept and texts without it (one per line)")
+    state.ensure_model()
+    for text in texts:
+        if count_tokens(state.lm, text) > state.limits.max_prompt_tokens:
+            raise ConfigError(f"a concept text has more than {state.limits.max_prompt_tokens} tokens: shorten it")
+    with state.model_lock:
+        if concept is not None:
+            return f"concept {concept.name}: contrastive, re-ranked by logit effect", C.find_concept_features(
+                state.lm, state.sae, state.layer, concept, top=top)
+        return "contrastive (your texts)", C.rank_contrastive(state.lm, state.sae, state.layer, positive, negative, top=top)
 
 
 @dataclass
@@ -163,6 +191,7 @@ class SteeredDecoding:
             inputs = inputs[:, chunk:]
         out_ids: list[list[int]] = [[], []]
         done = [False, False]
+        shown = ["", ""]  # what each row has streamed so far
         for _ in range(self.max_new_tokens):
             if self._should_stop(deadline):
                 return
@@ -182,16 +211,22 @@ class SteeredDecoding:
                 if t in eos:
                     done[row] = True
                     continue
-                before = self.completions[self.ROWS[row]]
+                before = shown[row]
                 out_ids[row].append(t)
                 text = tok.decode(out_ids[row], skip_special_tokens=True)
                 self.completions[self.ROWS[row]] = text
-                if len(text) > len(before) and text.startswith(before):
-                    yield SteerEvent(self.ROWS[row], text[len(before):])
-                elif text != before:  # a multi-byte character completed differently: resend the row
-                    yield SteerEvent(self.ROWS[row], text, replace=True)
+                # a character whose last bytes are still to come decodes as a trailing "�": hold it back
+                shown[row] = visible = text.rstrip("\ufffd")
+                if len(visible) > len(before) and visible.startswith(before):
+                    yield SteerEvent(self.ROWS[row], visible[len(before):])
+                elif visible != before:  # the text before changed (rare): resend the row
+                    yield SteerEvent(self.ROWS[row], visible, replace=True)
             if all(done):
                 break
             inputs = nxt[:, None]                                                # [2, 1]
+        for row, name in enumerate(self.ROWS):  # a character left incomplete at the end: its bytes as they are
+            text = self.completions[name]
+            if text != shown[row]:
+                yield SteerEvent(name, text[len(shown[row]):]) if text.startswith(shown[row]) else SteerEvent(name, text, replace=True)
         with self._stop_lock:
             self.finished = self.stopped is None

@@ -9,6 +9,7 @@ import contextlib
 import math
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,30 +62,89 @@ class RunState:
         self._load_lock = threading.Lock()
         self._local = threading.local()
         self._plots: dict[str, bytes] = {}
-        self.db_error: str | None = None
-        self.meta: dict = {}
-        try:
-            with FeatureDB(self.run_dir, readonly=True) as db:
-                self.meta = dict(db.meta)
-        except FeatureDBError as e:
-            self.db_error = str(e)
-        except Exception as e:  # not SQLite, unreadable: still a readable page
-            self.db_error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+        self._tokenizer = None
+        self._db_stamp: tuple | None = None
+        self._db_generation = 0
+        self._checked_at = 0.0
+        self._reload_lock = threading.Lock()
+        self._open_meta()
 
     # --- database ------------------------------------------------------------------
+    def _stamp(self) -> tuple | None:
+        try:
+            st = self.run.features_db_path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _open_meta(self) -> None:
+        stamp, error, meta = self._stamp(), None, {}
+        try:
+            with FeatureDB(self.run_dir, readonly=True) as db:
+                meta = dict(db.meta)
+        except FeatureDBError as e:
+            error = str(e)
+        except Exception as e:  # not SQLite, unreadable: still a readable page
+            error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+        # swapped together: a request running meanwhile sees the old database or the new one
+        self._db_stamp, self.db_error, self.meta = stamp, error, meta
+
+    def refresh(self) -> bool:
+        """Notice a rebuilt (or newly built) features.db: the builder renames a new file
+        into place, so its inode and mtime change. Checked at most once a second; on a
+        change every thread reopens its connection and the cached plots are redrawn."""
+        now = time.monotonic()
+        if now - self._checked_at < 1.0:
+            return False
+        self._checked_at = now
+        if self._stamp() == self._db_stamp:
+            return False
+        with self._reload_lock:
+            if self._stamp() == self._db_stamp:
+                return False
+            self._open_meta()
+            self._plots.clear()
+            self._db_generation += 1
+            if self.max_acts is not None and self.sae is not None and self.db_error is None:
+                self.max_acts = read_max_acts(self.run.features_db_path, int(self.sae.W_dec.shape[0]))
+        return True
+
     @property
     def n_features(self) -> int:
         return int(self.meta.get("n_features", 0) or 0)
 
+    @property
+    def n_neurons(self) -> int:
+        return int(self.meta.get("n_neurons", 0) or 0)
+
     def db(self) -> FeatureDB:
         """This thread's connection (sqlite3 connections are not shared across threads)."""
+        self.refresh()
         if self.db_error is not None:
             raise FeatureDBError(self.db_error)
         db = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "generation", -1) != self._db_generation:
+            db.close()
+            db = None
         if db is None:
             db = self._local.db = FeatureDB(self.run_dir, readonly=True)
+            self._local.generation = self._db_generation
         db.lm = self.lm                   # its tokenizer, for searching phrases
         return db
+
+    def tokenizer(self):
+        """The run's tokenizer for search: the loaded model's, or loaded alone (no model
+        weights) from the spec features.db records; None if it cannot be loaded."""
+        if self.lm is not None:
+            return self.lm.tokenizer
+        if self._tokenizer is None and self.meta.get("model_spec"):
+            from ..models.tokenizer import load_tokenizer
+
+            try:
+                self._tokenizer = load_tokenizer(str(self.meta["model_spec"]))
+            except MonosemanticError:
+                self._tokenizer = False
+        return self._tokenizer or None
 
     # --- model -------------------------------------------------------------------------
     @property
