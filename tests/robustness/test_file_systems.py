@@ -56,7 +56,7 @@ def test_up_to_date_features_in_a_read_only_run(web_run, tiny_llama, tmp_path, c
     from monosemantic.sae import load_sae
 
     from web.conftest import LAYER
-    from feature_helpers import make_tokens
+    from feature_helpers import multilingual_tokens
 
     run = tmp_path / "run"
     shutil.copytree(web_run, run)
@@ -67,8 +67,8 @@ def test_up_to_date_features_in_a_read_only_run(web_run, tiny_llama, tmp_path, c
             pytest.skip("cannot remount read-only")
         with pytest.raises(OSError):
             (run / "probe").write_text("x")
-        result = build_feature_db(run, lm=tiny_llama, sae=load_sae(run / "sae"), tokens=make_tokens(24, 32, tiny_llama.bos_id),
-                                  layer=LAYER, n_tokens=600, progress=False)  # the arguments build_web_run used
+        result = build_feature_db(run, lm=tiny_llama, sae=load_sae(run / "sae"), tokens=multilingual_tokens(tiny_llama.tokenizer, 24, 32, tiny_llama.bos_id),
+                                  layer=LAYER, n_tokens=600, neurons=True, progress=False)  # the arguments build_web_run used
         assert result.reused
         code = main(["report", str(run)])  # writes report/: refused in one line
         err = capsys.readouterr().err.strip().splitlines()
