@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
-from tqdm import tqdm
-
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..sae import SAE, SAEConfig, make_sae
@@ -138,71 +136,95 @@ def train_sae(
     """Train an SAE on `batches` (an iterable of float [B, d] tensors, or a callable
     giving the stream from a step on). With `out_dir`, writes out_dir/metrics.jsonl
     and out_dir/checkpoints/; `resume=True` continues from the latest checkpoint
-    with the same data order."""
-    cfg = cfg or TrainConfig()
-    cfg.validate()
-    dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out_dir / "checkpoints" if out_dir is not None else None
-    total = cfg.total_steps
+    with the same data order. The one-SAE case of `train_many`."""
+    from .many import train_many  # many.py drives SAETrainer from this module
 
-    torch.manual_seed(cfg.seed)
-    sae = make_sae(sae_cfg)
-    optimizer = _adam(sae, cfg.lr)
-    dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
-    start, elapsed_before, resumed_from = 0, 0.0, None
+    return train_many(batches, [TrainJob(sae_cfg, cfg or TrainConfig(), out_dir, resume)], progress=progress)[0]
 
-    if resume and ckpt_dir is not None and has_checkpoint(ckpt_dir):
-        state = load_checkpoint(ckpt_dir)
-        if state["sae_config"] != asdict(sae_cfg) or state["train_config"] != cfg.to_dict():
-            raise ConfigError(f"the checkpoint in {ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
-        sae.load_state_dict(state["sae"])
-        optimizer.load_state_dict(state["optimizer"])
-        dead.load_state_dict(state["dead"])
-        torch.set_rng_state(state["rng"])
-        start = resumed_from = int(state["step"])
-        elapsed_before = float(state.get("elapsed", 0.0))
-    elif resume and ckpt_dir is not None:
-        raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
 
-    metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
-    flops = _flops_before(metrics.path, start, config_step_flops(sae_cfg, cfg.batch_size))
-    stream = _stream(batches, start)
-    if resumed_from is None:
-        first = _check_batch(next(stream), sae_cfg.d_in, 0)
-        sae.init_from_data(first)
-        stream = itertools.chain([first], stream)
+@dataclass
+class TrainJob:
+    """One SAE to train: its architecture, its run settings, where it writes."""
+    sae_cfg: SAEConfig
+    cfg: TrainConfig
+    out_dir: str | Path | None = None   # metrics.jsonl and checkpoints/ go here (None: nothing written)
+    resume: bool = False                # continue from out_dir/checkpoints/latest.pt
 
-    def checkpoint(step: int) -> Path | None:
-        if ckpt_dir is None:
+
+class SAETrainer:
+    """Everything one SAE's training owns: the SAE, its optimiser, schedule, dead
+    tracker, metrics log, checkpoints, random state and clock. `step` is called once
+    per batch of the (possibly shared) stream, so N trainers can read one stream."""
+
+    def __init__(self, job: TrainJob):
+        cfg, sae_cfg = job.cfg, job.sae_cfg
+        cfg.validate()
+        self.cfg, self.sae_cfg = cfg, sae_cfg
+        self.dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
+        self.out_dir = Path(job.out_dir) if job.out_dir is not None else None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir = self.out_dir / "checkpoints" if self.out_dir is not None else None
+        self.total = cfg.total_steps
+
+        torch.manual_seed(cfg.seed)
+        self.sae = make_sae(sae_cfg)
+        self.optimizer = _adam(self.sae, cfg.lr)
+        self.dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
+        self.start, self.elapsed, self.resumed_from = 0, 0.0, None
+        if job.resume and self.ckpt_dir is not None and has_checkpoint(self.ckpt_dir):
+            state = load_checkpoint(self.ckpt_dir)
+            if state["sae_config"] != asdict(sae_cfg) or state["train_config"] != cfg.to_dict():
+                raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
+            self.sae.load_state_dict(state["sae"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.dead.load_state_dict(state["dead"])
+            torch.set_rng_state(state["rng"])
+            self.start = self.resumed_from = int(state["step"])
+            self.elapsed = float(state.get("elapsed", 0.0))
+        elif job.resume and self.ckpt_dir is not None:
+            raise ConfigError(f"no checkpoint in {self.ckpt_dir} to resume from: run without --resume")
+        # Each trainer keeps its own random state, so that training beside others
+        # gives the same weights as training alone.
+        self.rng = torch.get_rng_state()
+        self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None else None, self.resumed_from)
+        self.flops = _flops_before(self.metrics.path, self.start, config_step_flops(sae_cfg, cfg.batch_size))
+        self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
+        self.window = _Window()
+        self.last_good = None if self.resumed_from is None else self.ckpt_dir / "latest.pt"
+        self.last_record: dict = {}
+
+    @property
+    def needs_init(self) -> bool:
+        return self.resumed_from is None
+
+    def init_from_data(self, first: torch.Tensor) -> None:
+        torch.set_rng_state(self.rng)
+        self.sae.init_from_data(first)
+        self.rng = torch.get_rng_state()
+
+    def checkpoint(self, step: int) -> Path | None:
+        if self.ckpt_dir is None:
             return None
-        return save_checkpoint(ckpt_dir, {
-            "step": step, "sae_config": asdict(sae_cfg), "train_config": cfg.to_dict(), "sae": sae.state_dict(),
-            "optimizer": optimizer.state_dict(), "dead": dead.state_dict(), "rng": torch.get_rng_state(),
-            "elapsed": elapsed_before + time.perf_counter() - t0,
+        return save_checkpoint(self.ckpt_dir, {
+            "step": step, "sae_config": asdict(self.sae_cfg), "train_config": self.cfg.to_dict(), "sae": self.sae.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "dead": self.dead.state_dict(), "rng": self.rng,
+            "elapsed": self.elapsed,
         })
 
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
-    window = _Window()
-    t0 = time.perf_counter()
-    last_good = None if resumed_from is None else ckpt_dir / "latest.pt"
-    last_record: dict = {}
-    step = start
-    for step in range(start, total):
-        try:
-            x = _check_batch(next(stream), sae_cfg.d_in, step)
-        except StopIteration:
-            raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--tokens {cfg.n_tokens})") from None
+    def step(self, step: int, x: torch.Tensor, shared_seconds: float = 0.0) -> None:
+        """One optimiser step on batch `x` (already checked); `shared_seconds` is this
+        trainer's share of the time spent reading the batch."""
+        t0 = time.perf_counter()
+        torch.set_rng_state(self.rng)
+        cfg, sae, optimizer, dead, total = self.cfg, self.sae, self.optimizer, self.dead, self.total
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
-        with autocast():
+        with self.autocast():
             out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
         loss = out.loss.float()
         if not torch.isfinite(loss):
-            where = f"the last good checkpoint is {last_good} (resume with --resume and a lower --lr)" if last_good else "no checkpoint was written yet"
+            where = f"the last good checkpoint is {self.last_good} (resume with --resume and a lower --lr)" if self.last_good else "no checkpoint was written yet"
             raise TrainingDiverged(f"loss became {loss.item()} at step {step}: {where}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -210,25 +232,26 @@ def train_sae(
         torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
         optimizer.step()
         sae.after_step()
-        flops += config_step_flops(sae_cfg, x.shape[0], int(dead.mask.sum()))
+        self.flops += config_step_flops(self.sae_cfg, x.shape[0], int(dead.mask.sum()))
         dead.update(out.fired, x.shape[0])
-        window.add(x, out, loss)
+        self.window.add(x, out, loss)
+        self.rng = torch.get_rng_state()
+        self.elapsed += time.perf_counter() - t0 + shared_seconds
 
         done = step + 1
         if done % cfg.log_every == 0 or done == total:
-            record = {"step": done, "tokens": done * cfg.batch_size, **window.flush(), "dead_fraction": dead.fraction,
+            record = {"step": done, "tokens": done * cfg.batch_size, **self.window.flush(), "dead_fraction": dead.fraction,
                       "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
                       "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
-                      "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
-            metrics.write(record)
-            last_record = record
-            bar.set_postfix(loss=f"{record['loss']:.3g}", L0=f"{record['l0']:.1f}", FVE=f"{record['fve']:.3f}", dead=f"{record['dead_fraction']:.1%}", refresh=False)
+                      "elapsed_s": round(self.elapsed, 3), "flops": self.flops}
+            self.metrics.write(record)
+            self.last_record = record
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
-            last_good = checkpoint(done)
-        bar.update(1)
-    bar.close()
-    checkpoint(total)
-    return TrainResult(sae, total, total * cfg.batch_size, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
+            self.last_good = self.checkpoint(done)
+
+    def finish(self) -> TrainResult:
+        self.checkpoint(self.total)
+        return TrainResult(self.sae, self.total, self.total * self.cfg.batch_size, self.elapsed, self.last_record, self.resumed_from)
 
 
 class _Window:
