@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,35 +82,43 @@ def _drop_incomplete(directory: Path) -> None:
 
 
 @torch.inference_mode()
-def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: int, hi: int, threshold: float, bar) -> dict:
-    acts, rows, excluded = [], [], 0
+def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers: list[int], lo: int, hi: int,
+                   thresholds: dict[int, float], bar) -> dict[int, dict]:
+    """Contexts lo..hi at every layer of `layers`, one forward per batch."""
+    acts = {layer: [] for layer in layers}
+    rows = {layer: [] for layer in layers}
+    excluded = dict.fromkeys(layers, 0)
     for start in range(lo, hi, cfg.batch_contexts):
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
-        resid = lm.residual(ids, cfg.layer).float()  # [b, T, d]
-        keep = torch.ones(ids.shape, dtype=torch.bool)
-        keep[:, 0] = False
-        keep &= ids != lm.bos_id
-        norms = resid.norm(dim=-1)  # [b, T]
-        outlier = keep & (norms > threshold)
-        excluded += int(outlier.sum())
-        keep &= ~outlier
-        b, t = torch.nonzero(keep, as_tuple=True)
-        acts.append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
-        ctx = b.numpy() + start
-        pos = t.numpy()
-        rows.append(np.stack([ctx, pos, tokens.doc_ids[ctx, pos], tokens.doc_pos[ctx, pos]], axis=1).astype(np.int32))
+        resids = lm.residuals(ids, layers)
+        for layer in layers:
+            resid = resids[layer].float()  # [b, T, d]
+            keep = torch.ones(ids.shape, dtype=torch.bool)
+            keep[:, 0] = False
+            keep &= ids != lm.bos_id
+            norms = resid.norm(dim=-1)  # [b, T]
+            outlier = keep & (norms > thresholds[layer])
+            excluded[layer] += int(outlier.sum())
+            keep &= ~outlier
+            b, t = torch.nonzero(keep, as_tuple=True)
+            acts[layer].append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
+            ctx = b.numpy() + start
+            pos = t.numpy()
+            rows[layer].append(np.stack([ctx, pos, tokens.doc_ids[ctx, pos], tokens.doc_pos[ctx, pos]], axis=1).astype(np.int32))
         bar.update(ids.numel())
-    data = np.concatenate(acts)
-    return {"data": data, "rows": np.concatenate(rows), "excluded": excluded, "tokens_seen": (hi - lo) * tokens.contexts.shape[1]}
+    seen = (hi - lo) * tokens.contexts.shape[1]
+    return {layer: {"data": np.concatenate(acts[layer]), "rows": np.concatenate(rows[layer]), "excluded": excluded[layer],
+                    "tokens_seen": seen} for layer in layers}
 
 
-def _outlier_threshold(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> float:
-    """OUTLIER_FACTOR x the median norm of the first batch, fixed before any shard is
-    written so that a resumed harvest applies the same rule."""
+def _outlier_thresholds(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers: list[int]) -> dict[int, float]:
+    """OUTLIER_FACTOR x the median norm of the first batch, per layer, fixed before
+    any shard is written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
-    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)[:, 1:]
-    return float(OUTLIER_FACTOR * norms[ids[:, 1:] != lm.bos_id].median())
+    resids = lm.residuals(ids, layers)
+    valid = ids[:, 1:] != lm.bos_id
+    return {layer: float(OUTLIER_FACTOR * resids[layer].float().norm(dim=-1)[:, 1:][valid].median()) for layer in layers}
 
 
 def harvest(
@@ -118,62 +126,103 @@ def harvest(
 ) -> dict:
     """Harvest every context of `tokens` at `cfg.layer` into `out_dir`; returns the
     manifest. Run again after an interruption to continue."""
-    lm.check_layer(cfg.layer)
+    return harvest_layers(lm, tokens, {cfg.layer: out_dir}, cfg, extra_manifest, progress)[cfg.layer]
+
+
+def harvest_layers(
+    lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, extra_manifest: dict | None = None,
+    progress: bool = True,
+) -> dict[int, dict]:
+    """Harvest every context of `tokens` at each layer of `out_dirs` ({layer: store
+    directory}, `cfg.layer` ignored) from one forward per batch that stops after the
+    deepest layer; each store is the one `harvest` writes for its layer alone, row for
+    row. Returns {layer: manifest}. Run again after an interruption to continue."""
+    layers = sorted(out_dirs)
+    if not layers:
+        raise StoreError("no layer to harvest")
+    for layer in layers:
+        lm.check_layer(layer)
     if cfg.store_dtype not in STORE_DTYPES:
         raise StoreError(f"unknown store dtype {cfg.store_dtype!r}: use {' or '.join(STORE_DTYPES)}")
     if tokens.contexts.shape[0] == 0 or tokens.contexts.shape[1] < 2:
         raise StoreError("nothing to harvest: no contexts of at least 2 tokens")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = _state_for(lm, tokens, cfg)
-    previous = _check_resumable(out / STATE, state)
-    if previous is not None and (out / MANIFEST).is_file():
-        return json.loads((out / MANIFEST).read_text())
-    _drop_incomplete(out)
-    if previous is None or "outlier_threshold" not in previous:
-        state["outlier_threshold"] = _outlier_threshold(lm, tokens, cfg)
-        atomic.write_json(out / STATE, state)
-    else:
-        state["outlier_threshold"] = previous["outlier_threshold"]
+    outs = {layer: Path(out_dirs[layer]) for layer in layers}
+    states, manifests, thresholds = {}, {}, {}
+    for layer, out in outs.items():
+        out.mkdir(parents=True, exist_ok=True)
+        states[layer] = _state_for(lm, tokens, replace(cfg, layer=layer))
+        previous = _check_resumable(out / STATE, states[layer])
+        if previous is not None and (out / MANIFEST).is_file():
+            manifests[layer] = json.loads((out / MANIFEST).read_text())
+        elif previous is not None and "outlier_threshold" in previous:
+            thresholds[layer] = previous["outlier_threshold"]
+        _drop_incomplete(out)
+    todo = [layer for layer in layers if layer not in manifests]
+    if not todo:
+        return manifests
+    new = [layer for layer in todo if layer not in thresholds]
+    if new:
+        thresholds.update(_outlier_thresholds(lm, tokens, cfg, new))
+        for layer in new:
+            atomic.write_json(outs[layer] / STATE, {**states[layer], "outlier_threshold": thresholds[layer]})
 
     n_ctx, ctx_len = tokens.contexts.shape
     n_shards = math.ceil(n_ctx / cfg.shard_contexts)
-    summaries = []
-    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", disable=not progress) as bar:
+    summaries: dict[int, list[dict]] = {layer: [] for layer in todo}
+    desc = f"harvest layer {todo[0]}" if len(todo) == 1 else f"harvest layers {','.join(map(str, todo))}"
+    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=desc, disable=not progress) as bar:
         for i in range(n_shards):
-            data_path, rows_path, json_path = shard_paths(out, i)
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
-            if json_path.is_file():
-                summaries.append(json.loads(json_path.read_text()))
+            missing = [layer for layer in todo if not shard_paths(outs[layer], i)[2].is_file()]
+            for layer in todo:
+                if layer not in missing:
+                    summaries[layer].append(json.loads(shard_paths(outs[layer], i)[2].read_text()))
+            if not missing:
                 bar.update((hi - lo) * ctx_len)
                 continue
             start = time.perf_counter()
-            shard = _harvest_shard(lm, tokens, cfg, lo, hi, state["outlier_threshold"], bar)
-            data = shard["data"]
-            atomic.save_npy(data_path, data)
-            atomic.save_npy(rows_path, shard["rows"])
-            summary = {
-                "count": int(data.shape[0]),
-                "norm_sum": float(np.linalg.norm(data.astype(np.float32), axis=1).sum()),
-                "excluded": shard["excluded"],
-                "tokens_seen": shard["tokens_seen"],
-                "seconds": time.perf_counter() - start,
-            }
-            atomic.write_json(json_path, summary)  # last: marks the shard complete
-            summaries.append(summary)
+            shards = _harvest_shard(lm, tokens, cfg, missing, lo, hi, thresholds, bar)
+            seconds = (time.perf_counter() - start) / len(missing)   # each layer's share of the forward
+            for layer in missing:
+                summaries[layer].append(_write_shard(outs[layer], i, shards[layer], seconds))
 
+    for layer in todo:
+        manifests[layer] = _manifest(lm, tokens, layer, cfg, summaries[layer], thresholds[layer], states[layer], extra_manifest)
+        atomic.write_json(outs[layer] / MANIFEST, manifests[layer])
+    return manifests
+
+
+def _write_shard(out: Path, i: int, shard: dict, seconds: float) -> dict:
+    data_path, rows_path, json_path = shard_paths(out, i)
+    data = shard["data"]
+    atomic.save_npy(data_path, data)
+    atomic.save_npy(rows_path, shard["rows"])
+    summary = {
+        "count": int(data.shape[0]),
+        "norm_sum": float(np.linalg.norm(data.astype(np.float32), axis=1).sum()),
+        "excluded": shard["excluded"],
+        "tokens_seen": shard["tokens_seen"],
+        "seconds": seconds,
+    }
+    atomic.write_json(json_path, summary)  # last: marks the shard complete
+    return summary
+
+
+def _manifest(lm: LanguageModel, tokens: Tokens, layer: int, cfg: HarvestConfig, summaries: list[dict], threshold: float,
+              state: dict, extra_manifest: dict | None) -> dict:
+    n_ctx, ctx_len = tokens.contexts.shape
     count = sum(s["count"] for s in summaries)
     if count == 0:
-        raise StoreError("every token was excluded: the corpus is too short or the layer is degenerate")
+        raise StoreError(f"every token was excluded at layer {layer}: the corpus is too short or the layer is degenerate")
     mean_norm = sum(s["norm_sum"] for s in summaries) / count
     considered = count + sum(s["excluded"] for s in summaries)
-    manifest = {
+    return {
         "format": "monosemantic-activations/1",
         "model": lm.name,
         "model_dtype": str(lm.dtype).removeprefix("torch."),
         "dtype_reason": lm.dtype_reason,
-        "layer": cfg.layer,
-        "hook_name": lm.hook_name(cfg.layer),
+        "layer": layer,
+        "hook_name": lm.hook_name(layer),
         "d": lm.d_model,
         "dtype": cfg.store_dtype,
         "count": count,
@@ -183,7 +232,7 @@ def harvest(
         "tokens_seen": sum(s["tokens_seen"] for s in summaries),
         "mean_norm": mean_norm,
         "norm_scale": math.sqrt(lm.d_model) / mean_norm,
-        "outlier_threshold": state["outlier_threshold"],
+        "outlier_threshold": threshold,
         "excluded_fraction": 1 - count / considered,
         "dropped": "position 0 and BOS tokens (attention sink)",
         "heldout_fraction": HELDOUT_FRACTION,
@@ -191,5 +240,3 @@ def harvest(
         "tokens_digest": state["tokens_digest"],
         **(extra_manifest or {}),
     }
-    atomic.write_json(out / MANIFEST, manifest)
-    return manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..models import LanguageModel, load_model
 from ..run_config import record_stage
-from .harvest import HarvestConfig, Tokens, harvest
+from .harvest import HarvestConfig, Tokens, harvest, harvest_layers
 
 DEFAULT_TOKENS = 300_000  # ≥ 250k kept after dropping position 0 and outliers
 DEFAULT_CTX_LEN = 128
@@ -41,20 +41,30 @@ def harvest_run(
     force: bool = False,
     lm: LanguageModel | None = None,
     progress: bool = True,
+    layers: list[int] | None = None,
 ) -> dict:
     """Harvest `n_tokens` of corpus text at `layer` (default: the middle layer) into
-    RUN/activations; run again to resume. Returns the store manifest."""
+    RUN/activations; run again to resume. Returns the store manifest. With `layers`
+    (several), one forward per batch fills one store per layer,
+    RUN/activations-layer{L} (see `layer_store`); returns the deepest one's manifest."""
     from ..errors import ConfigError
 
     if n_tokens <= 0 or ctx_len < 2:
         raise ConfigError("--tokens must be positive and --ctx-len at least 2")
     run_dir = Path(run_dir)
     lm = lm or load_model(model, dtype=dtype)
-    layer = lm.default_layer if layer is None else layer
-    lm.check_layer(layer)
+    if layers and layer is not None:
+        raise ConfigError("give --layer or --layers, not both")
+    layers = sorted(set(layers)) if layers else None
+    layer = lm.default_layer if layer is None and not layers else layer
+    for checked in layers or [layer]:
+        lm.check_layer(checked)
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
+    if layers:
+        settings["layers"] = layers
     if force:
-        for stale in ("tokens", "activations", "corpus"):
+        stores = [layer_store(run_dir, x).name for x in layers or []]
+        for stale in ("tokens", "activations", "corpus", *stores):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     record_stage(run_dir, "harvest", settings, replace=force)
@@ -63,7 +73,15 @@ def harvest_run(
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}
         for name, info in corpus_manifest.get("sources", {}).items()
     ]
-    return harvest(
-        lm, tokens, run_dir / "activations", HarvestConfig(layer=layer),
-        extra_manifest={"model_spec": model, "sources": sources}, progress=progress,
-    )
+    extra = {"model_spec": model, "sources": sources}
+    if layers:
+        manifests = harvest_layers(lm, tokens, {x: layer_store(run_dir, x) for x in layers}, HarvestConfig(layer=layers[-1]),
+                                   extra_manifest=extra, progress=progress)
+        return manifests[layers[-1]]
+    return harvest(lm, tokens, run_dir / "activations", HarvestConfig(layer=layer), extra_manifest=extra, progress=progress)
+
+
+def layer_store(run_dir: str | Path, layer: int) -> Path:
+    """Where `harvest --layers` puts layer L's store: train on it with
+    `--activations RUN/activations-layerL`."""
+    return Path(run_dir) / f"activations-layer{layer}"
