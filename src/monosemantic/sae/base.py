@@ -19,7 +19,7 @@ from ..errors import ConfigError
 
 @dataclass
 class SAEConfig:
-    architecture: str                # "relu" | "topk" | "batchtopk" | "jumprelu" (registry.ARCHITECTURES)
+    architecture: str                # "relu" | "topk" | "batchtopk" | "jumprelu" | "matryoshka" (registry.ARCHITECTURES)
     d_in: int                        # width of the activations (the model's d_model)
     n_latents: int                   # dictionary size (SAELens: d_sae)
     k: int = 32                      # topk: active latents per token; batchtopk: mean per token
@@ -30,6 +30,7 @@ class SAEConfig:
     jumprelu_bandwidth: float | None = None       # ε of the rectangle kernel; None: from the first batch (jumprelu.py)
     jumprelu_init_threshold: float | None = None  # θ at step 0; None: from the first batch (jumprelu.py)
     jumprelu_preact_coefficient: float = 0.0      # λₚ of the pre-activation loss Σᵢ ReLU(θᵢ − preᵢ) (jumprelu.py)
+    matryoshka_widths: list[int] | None = None     # matryoshka: nested prefix sizes; None: n/64, n/16, n/4, n (matryoshka.py)
     norm_scale: float = 1.0          # the store's scale s (training inputs are s·x); folded into the weights on save
 
     @property
@@ -51,7 +52,7 @@ class SAEConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise bad(f"{name} must be a positive integer, got {v!r}")
-        if self.architecture in ("topk", "batchtopk") and self.k > self.n_latents:
+        if self.architecture in ("topk", "batchtopk", "matryoshka") and self.k > self.n_latents:
             raise bad(f"k={self.k} is larger than n_latents={self.n_latents}; lower k or widen the SAE")
         if self.aux_k is not None and (isinstance(self.aux_k, bool) or not isinstance(self.aux_k, int) or self.aux_k <= 0):
             raise bad(f"aux_k must be a positive integer or None, got {self.aux_k!r}")

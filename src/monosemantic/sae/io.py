@@ -179,7 +179,7 @@ def load_sae(directory: str | os.PathLike) -> SAE:
         raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
 
     d, n = config.d_in, config.n_latents
-    needs_threshold = config.architecture in ("jumprelu", "batchtopk")
+    needs_threshold = hasattr(sae, "threshold") or hasattr(sae, "log_threshold")
     expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | ({"threshold": (n,)} if needs_threshold else {})
     for name, shape in expected.items():
         if name not in tensors:
@@ -200,7 +200,7 @@ def load_sae(directory: str | os.PathLike) -> SAE:
             if not bool((t["threshold"] > 0).all()):
                 raise _fail(wpath, "jumprelu threshold has values <= 0")
             sae.log_threshold.copy_(t["threshold"].log())
-        elif config.architecture == "batchtopk":
+        elif hasattr(sae, "threshold_updates"):   # batchtopk family: one θ for every latent
             sae.threshold.copy_(t["threshold"].max())
             sae.threshold_updates.fill_(1)
     if not math.isfinite(trained_scale) or trained_scale <= 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import SAE, SAEConfig
 from .batchtopk import BatchTopKSAE
 from .jumprelu import JumpReLUSAE
+from .matryoshka import MatryoshkaSAE
 from .relu import ReLUSAE
 from .topk import TopKSAE
 
@@ -13,6 +14,7 @@ ARCHITECTURES: dict[str, type[SAE]] = {
     "topk": TopKSAE,
     "batchtopk": BatchTopKSAE,
     "jumprelu": JumpReLUSAE,
+    "matryoshka": MatryoshkaSAE,
 }
 
 

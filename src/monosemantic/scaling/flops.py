@@ -35,7 +35,7 @@ from typing import NamedTuple
 from ..errors import ConfigError
 
 DENSE = ("relu", "jumprelu")
-SPARSE = ("topk", "batchtopk")
+SPARSE = ("topk", "batchtopk", "matryoshka")  # matryoshka: batchtopk's products; its G prefixes share one decode
 
 
 class StepFlops(NamedTuple):
