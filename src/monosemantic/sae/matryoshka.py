@@ -25,28 +25,48 @@ Saved for SAELens as it saves its own trained `matryoshka_batchtopk` SAEs: a
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
-from .base import ForwardOutput, mse_term
+from .base import ForwardOutput, SAEConfig, mse_term, option
 from .batchtopk import BatchTopKSAE
 from .sparse_topk import densify
+
+
+def _width_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--matryoshka-widths takes comma-separated prefix sizes, e.g. 256,1024,4096; got {text!r}") from None
+
+
+@dataclass
+class MatryoshkaConfig(SAEConfig):
+    matryoshka_widths: list[int] | None = option(
+        None, "nested prefix sizes, comma-separated; n_latents is added as the last (default n/64,n/16,n/4,n)", parse=_width_list)
 
 
 def default_widths(n: int) -> list[int]:
     return sorted({max(1, n // 64), max(1, n // 16), max(1, n // 4), n})
 
 
-def resolve_widths(widths: list[int] | None, n: int) -> list[int]:
+def width_problem(widths: list[int] | None, n: int) -> str | None:
     w = list(widths) if widths else default_widths(n)
-    if w[-1] != n:
-        w.append(n)
     if any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in w) or any(a >= b for a, b in zip(w, w[1:])) or w[-1] > n:
-        raise ConfigError(f"SAE config: matryoshka_widths must be strictly increasing positive integers up to n_latents={n}, got {widths!r}")
-    return w
+        return f"matryoshka_widths must be strictly increasing positive integers up to n_latents={n}, got {widths!r}"
+    return None
+
+
+def resolve_widths(widths: list[int] | None, n: int) -> list[int]:
+    problem = width_problem(widths, n)
+    if problem:
+        raise ConfigError(f"SAE config: {problem}")
+    w = list(widths) if widths else default_widths(n)
+    return w if w[-1] == n else [*w, n]
 
 
 class _BagDecode(torch.autograd.Function):
@@ -108,6 +128,14 @@ def prefix_decode(vals: Tensor, idx: Tensor, W_dec: Tensor, widths: list[int], *
 
 
 class MatryoshkaSAE(BatchTopKSAE):
+    config_class = MatryoshkaConfig
+    uses = (*BatchTopKSAE.uses, "matryoshka_widths")
+    bf16_safe = False       # not measured in bfloat16 yet (batchtopk was): float32 under --train-dtype auto
+
+    @classmethod
+    def config_problem(cls, cfg) -> str | None:
+        return super().config_problem(cfg) or width_problem(cfg.matryoshka_widths, cfg.n_latents)
+
     def __init__(self, cfg):
         super().__init__(cfg)
         self.widths = resolve_widths(cfg.matryoshka_widths, cfg.n_latents)

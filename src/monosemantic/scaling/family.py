@@ -7,7 +7,7 @@ loss recovered by splicing into the model (evals/run.py)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import atomic
@@ -47,7 +47,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     from ..activations import open_store
     from ..evals.run import evaluate_run
     from ..train import train_runs
-    from .sweep import RunSpec, evaluate_checkpoint, last_metrics, train_config
+    from .sweep import evaluate_checkpoint, last_metrics, train_config
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
@@ -57,7 +57,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     planned = []
     for budget in sorted(budgets):
         p: Plan = plan(fit, budget, batch_size=spec.batch_size)
-        planned.append((budget, p, RunSpec(template.architecture, p.n_latents, p.n_tokens, template.l1_coefficient, template.k)))
+        planned.append((budget, p, replace(template, n_latents=p.n_latents, n_tokens=p.n_tokens)))
     train_runs([(out / run.name, run.sae_cfg(), train_config(spec, run)) for _, _, run in planned],
                activations=spec.activations, resume=True, progress=progress)
     heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)

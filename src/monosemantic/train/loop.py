@@ -16,8 +16,9 @@ from typing import Callable, Iterable, Iterator
 import torch
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
-from ..sae import SAE, SAEConfig, make_sae
-from ..scaling.flops import config_step_flops
+from ..models.dtype import choose_dtype
+from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
+from ..sae.registry import config_for
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
@@ -42,8 +43,8 @@ class TrainResult:
 # default relu SAE trained in 161 s vs 211 s with the same FVE (0.7525), L0 and loss
 # recovered (97.43 % vs 97.41 %). (An earlier run on a machine at load ~8 had ReLU
 # x0.65: an overloaded machine can invert it; pass --train-dtype float32 there.)
-# JumpReLU's thresholds were not measured in bfloat16: it stays float32.
-AUTO_BF16_ARCHITECTURES = ("relu", "topk", "batchtopk")
+# JumpReLU's thresholds were not measured in bfloat16: it stays float32. Each SAE
+# class says which it is (`SAE.bf16_safe`).
 
 
 def _adam(sae, lr: float) -> torch.optim.Adam:
@@ -61,10 +62,8 @@ def resolve_dtype(name: str, architecture: str) -> str:
     """`auto`: bfloat16 autocast where it was measured faster at float32's loss, else float32."""
     if name != "auto":
         return name
-    from ..models.dtype import choose_dtype
-
     native_bf16 = choose_dtype("auto").dtype == torch.bfloat16
-    return "bfloat16" if native_bf16 and architecture in AUTO_BF16_ARCHITECTURES else "float32"
+    return "bfloat16" if native_bf16 and ARCHITECTURES[architecture].bf16_safe else "float32"
 
 
 def _stream(batches: Batches, start: int) -> Iterator[torch.Tensor]:
@@ -157,7 +156,7 @@ class SAETrainer:
     per batch of the (possibly shared) stream, so N trainers can read one stream."""
 
     def __init__(self, job: TrainJob):
-        cfg, sae_cfg = job.cfg, job.sae_cfg
+        cfg, sae_cfg = job.cfg, config_for(job.sae_cfg)
         cfg.validate()
         self.cfg, self.sae_cfg = cfg, sae_cfg
         self.dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
@@ -174,7 +173,7 @@ class SAETrainer:
         self.start, self.elapsed, self.resumed_from = 0, 0.0, None
         if job.resume and self.ckpt_dir is not None and has_checkpoint(self.ckpt_dir):
             state = load_checkpoint(self.ckpt_dir)
-            if state["sae_config"] != asdict(sae_cfg) or state["train_config"] != cfg.to_dict():
+            if config_for(state["sae_config"]) != sae_cfg or state["train_config"] != cfg.to_dict():
                 raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
             self.sae.load_state_dict(state["sae"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -188,11 +187,14 @@ class SAETrainer:
         # gives the same weights as training alone.
         self.rng = torch.get_rng_state()
         self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None else None, self.resumed_from)
-        self.flops = _flops_before(self.metrics.path, self.start, config_step_flops(sae_cfg, cfg.batch_size))
+        self.flops = _flops_before(self.metrics.path, self.start, self._step_flops(cfg.batch_size, 0))
         self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
         self.window = _Window()
         self.last_good = None if self.resumed_from is None else self.ckpt_dir / "latest.pt"
         self.last_record: dict = {}
+
+    def _step_flops(self, batch: int, n_dead: int) -> int:
+        return type(self.sae).step_flops(self.sae_cfg, batch, n_dead).total
 
     @property
     def needs_init(self) -> bool:
@@ -232,7 +234,7 @@ class SAETrainer:
         torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
         optimizer.step()
         sae.after_step()
-        self.flops += config_step_flops(self.sae_cfg, x.shape[0], int(dead.mask.sum()))
+        self.flops += self._step_flops(x.shape[0], int(dead.mask.sum()))
         dead.update(out.fired, x.shape[0])
         self.window.add(x, out, loss)
         self.rng = torch.get_rng_state()

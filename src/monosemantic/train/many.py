@@ -63,7 +63,7 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
                     x = _check_batch(next(stream), d, step)
                 except StopIteration:
                     raise StoreError(f"the batch stream ended after {step} steps; {total} were planned "
-                                     f"(--tokens {max(j.cfg.n_tokens for j in jobs)})") from None
+                                     f"(--train-tokens {max(j.cfg.n_tokens for j in jobs)})") from None
                 active = [i for i, t in enumerate(trainers) if t.start <= step < t.total]
                 share = (time.perf_counter() - t0) / len(active)
                 for i in active:

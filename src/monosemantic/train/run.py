@@ -11,7 +11,8 @@ from typing import Callable
 from ..activations import open_store
 from ..errors import ConfigError
 from ..run_config import record_stage
-from ..sae import SAEConfig, load_sae, save_sae
+from ..sae import load_sae, save_sae
+from ..sae.registry import config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainJob, TrainResult
@@ -92,7 +93,7 @@ def _prepare(run_dir: Path, sae_cfg: dict | None, cfg: TrainConfig, store, activ
     """Record the run's settings and decide what it needs: None when RUN/sae is
     complete, else the job (resuming its checkpoint when asked)."""
     cfg.validate()
-    full_cfg = SAEConfig(**{"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
+    full_cfg = config_for({"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
     settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
     run_dir.mkdir(parents=True, exist_ok=True)
