@@ -30,9 +30,12 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=50_000)
     parser.add_argument("--set", nargs="*", default=[], metavar="ARCH.FIELD=VALUE",
                         help="override an SAEConfig field of one architecture, e.g. topk.aux_k=512")
+    parser.add_argument("--d", type=int, default=SyntheticConfig.d, help="width of the synthetic activations")
+    parser.add_argument("--n-true", type=int, default=SyntheticConfig.n_true, help="true directions")
+    parser.add_argument("--dead-window", type=int, default=0, help="TrainConfig.dead_window_tokens (0: the default)")
     parser.add_argument("--json", default=None, help="also write the table here")
     args = parser.parse_args()
-    truth = SyntheticDictionary(SyntheticConfig())
+    truth = SyntheticDictionary(SyntheticConfig(d=args.d, n_true=args.n_true))
     c = truth.cfg
     print(f"truth: d {c.d}, {c.n_true} directions in clusters of {c.cluster_size} (cosine ~{c.cluster_cosine}), "
           f"{truth.feature_prob.sum():.1f} active per row, frequencies {truth.feature_prob.min():.1e}..{truth.feature_prob.max():.2f}, "
@@ -42,7 +45,7 @@ def main() -> None:
         key, value = item.split("=", 1)
         arch, name = key.split(".", 1)
         overrides.setdefault(arch, {})[name] = json.loads(value)
-    cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0)
+    cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window)
     jobs = [TrainJob(SAEConfig(arch, c.d, args.latents, k=args.k, **overrides.get(arch, {})), cfg) for arch in args.architectures]
     start = time.perf_counter()
     results = train_many(truth.batches(args.batch), jobs, progress=True)
