@@ -9,12 +9,12 @@ import torch
 from monosemantic.errors import ConfigError
 from monosemantic.evals.synthetic import SyntheticConfig, SyntheticDictionary
 from monosemantic.sae import SAEConfig, load_sae, make_sae, save_sae
-from monosemantic.sae.matryoshka import prefix_decode, resolve_widths
+from monosemantic.sae.matryoshka import MatryoshkaConfig, prefix_decode, resolve_widths
 from monosemantic.train import TrainConfig, TrainJob, train_many
 
 
 def test_loss_by_hand_on_a_tiny_case():
-    sae = make_sae(SAEConfig("matryoshka", d_in=2, n_latents=4, k=2, matryoshka_widths=[1, 2, 4]))
+    sae = make_sae(MatryoshkaConfig("matryoshka", d_in=2, n_latents=4, k=2, matryoshka_widths=[1, 2, 4]))
     with torch.no_grad():
         sae.W_enc.copy_(torch.tensor([[1.0, 0.0, 0.5, 0.0], [0.0, 1.0, 0.0, 0.25]]))
         sae.W_dec.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, -1.0]]))
@@ -58,7 +58,7 @@ def test_widths_are_checked():
     assert resolve_widths([8, 32], 64) == [8, 32, 64]
     for bad in ([8, 8], [0, 8], [100]):
         with pytest.raises(ConfigError, match="matryoshka_widths"):
-            make_sae(SAEConfig("matryoshka", d_in=4, n_latents=64, k=2, matryoshka_widths=bad))
+            make_sae(MatryoshkaConfig("matryoshka", d_in=4, n_latents=64, k=2, matryoshka_widths=bad))
 
 
 def _prefix_fve(sae, x: torch.Tensor, width: int) -> float:
@@ -67,11 +67,12 @@ def _prefix_fve(sae, x: torch.Tensor, width: int) -> float:
     return float(1 - (x - sae.decode(f)).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
 
 
+@pytest.mark.slow   # two SAEs trained 150 steps: ~10 s unloaded, minutes on a shared machine
 def test_prefixes_reconstruct_in_order_of_importance_on_a_synthetic_dictionary():
     truth = SyntheticDictionary(SyntheticConfig(d=32, n_true=96, mean_active=6.0))
     cfg = TrainConfig(n_tokens=256 * 150, batch_size=256, lr=3e-3, log_every=50, checkpoint_every=0, dtype="float32")
     widths = [8, 32, 128]
-    mat, btk = train_many(truth.batches(256), [TrainJob(SAEConfig("matryoshka", 32, 128, k=6, matryoshka_widths=widths), cfg),
+    mat, btk = train_many(truth.batches(256), [TrainJob(MatryoshkaConfig("matryoshka", 32, 128, k=6, matryoshka_widths=widths), cfg),
                                                 TrainJob(SAEConfig("batchtopk", 32, 128, k=6), cfg)], progress=False)
     x = torch.from_numpy(truth.rows(4000, stream=-2))
     mat.sae.eval(), btk.sae.eval()
@@ -86,7 +87,7 @@ def test_prefixes_reconstruct_in_order_of_importance_on_a_synthetic_dictionary()
 
 
 def test_saved_as_saelens_saves_its_matryoshka_saes(tmp_path):
-    sae = make_sae(SAEConfig("matryoshka", d_in=8, n_latents=32, k=3, matryoshka_widths=[4, 16], norm_scale=2.0))
+    sae = make_sae(MatryoshkaConfig("matryoshka", d_in=8, n_latents=32, k=3, matryoshka_widths=[4, 16], norm_scale=2.0))
     with torch.no_grad():
         sae.threshold.fill_(0.1)
         sae.threshold_updates.fill_(3)
