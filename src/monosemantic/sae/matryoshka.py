@@ -24,6 +24,7 @@ Saved for SAELens as it saves its own trained `matryoshka_batchtopk` SAEs: a
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from dataclasses import dataclass
 
@@ -38,10 +39,11 @@ from .sparse_topk import densify
 
 
 def _width_list(text: str) -> list[int]:
+    """--matryoshka-widths 256,1024,4096 -> [256, 1024, 4096] (argparse prints the error)."""
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"--matryoshka-widths takes comma-separated prefix sizes, e.g. 256,1024,4096; got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"takes comma-separated prefix sizes, e.g. 256,1024,4096; got {text!r}") from None
 
 
 @dataclass
