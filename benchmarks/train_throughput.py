@@ -70,7 +70,11 @@ def time_plain(arch, n, k, batches) -> float:
 
 def time_ours(arch, n, k, batches, dtype="float32") -> tuple[float, float]:
     B = batches[0].shape[0]
-    cfg = TrainConfig(n_tokens=B * (len(batches) + 1), batch_size=B, lr=1e-4, log_every=len(batches) + 1, checkpoint_every=0, dtype=dtype)
+    # A dead window longer than the run: no latent is dead, so no AuxK pass, as in the
+    # plain and sparsify steps it is compared with (a one-batch window would call most
+    # of 16,384 latents dead after step 1 and time AuxK too).
+    cfg = TrainConfig(n_tokens=B * (len(batches) + 1), batch_size=B, lr=1e-4, log_every=len(batches) + 1, checkpoint_every=0,
+                      dtype=dtype, dead_window_tokens=10 * B * (len(batches) + 1))
     sae_cfg = SAEConfig(architecture=arch, d_in=D, n_latents=n, k=k)
     stream = [batches[0]] + batches  # the first step (init from data) is the warm-up
     start = [0.0]
