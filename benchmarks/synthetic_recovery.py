@@ -4,7 +4,8 @@ monosemantic.evals.synthetic. All architectures train in one pass over the same
 stream (train_many); dead and rare latents are counted on held-out rows.
 
     python benchmarks/synthetic_recovery.py [--latents 4096] [--tokens 307200] [--heldout 50000]
-                                            [--architectures relu topk batchtopk jumprelu]
+                                            [--architectures relu topk batchtopk jumprelu matryoshka]
+    (the table in docs/training.md: --d 64 --n-true 512 --latents 1024 --k 16 --tokens 307200 --batch 256)
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import time
 import torch
 
 from monosemantic.evals.synthetic import SyntheticConfig, SyntheticDictionary, recovery
-from monosemantic.sae import ARCHITECTURES, SAEConfig
+from monosemantic.sae import ARCHITECTURES
+from monosemantic.sae.registry import config_for
 from monosemantic.train import TrainConfig, TrainJob, train_many
 
 
@@ -46,7 +48,8 @@ def main() -> None:
         arch, name = key.split(".", 1)
         overrides.setdefault(arch, {})[name] = json.loads(value)
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window)
-    jobs = [TrainJob(SAEConfig(arch, c.d, args.latents, k=args.k, **overrides.get(arch, {})), cfg) for arch in args.architectures]
+    jobs = [TrainJob(config_for({"architecture": arch, "d_in": c.d, "n_latents": args.latents, "k": args.k, **overrides.get(arch, {})}), cfg)
+            for arch in args.architectures]
     start = time.perf_counter()
     results = train_many(truth.batches(args.batch), jobs, progress=True)
     print(f"trained {len(jobs)} SAEs of {args.latents} latents on {args.tokens:,} tokens in one pass: {time.perf_counter() - start:.0f} s")
