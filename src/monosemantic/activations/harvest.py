@@ -8,7 +8,6 @@ from per-shard sums, so a resumed harvest gives the same scale."""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -63,7 +62,7 @@ def _state_for(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> dict:
 def _check_resumable(state_path: Path, state: dict) -> dict | None:
     if not state_path.is_file():
         return None
-    previous = json.loads(state_path.read_text())
+    previous = atomic.read_json(state_path)
     keys = ("model", "layer", "tokens_digest", "shard_contexts", "store_dtype", "n_contexts")
     diffs = [f"{k}: {previous.get(k)} != {state[k]}" for k in keys if previous.get(k) != state[k]]
     if diffs:
@@ -147,7 +146,7 @@ def harvest_layers(
         states[layer] = _state_for(lm, tokens, replace(cfg, layer=layer))
         previous = _check_resumable(out / STATE, states[layer])
         if previous is not None and (out / MANIFEST).is_file():
-            manifests[layer] = json.loads((out / MANIFEST).read_text())
+            manifests[layer] = atomic.read_json(out / MANIFEST)
         elif previous is not None and "outlier_threshold" in previous:
             thresholds[layer] = previous["outlier_threshold"]
         _drop_incomplete(out)
@@ -170,7 +169,7 @@ def harvest_layers(
             missing = [layer for layer in todo if not shard_paths(outs[layer], i)[2].is_file()]
             for layer in todo:
                 if layer not in missing:
-                    summaries[layer].append(json.loads(shard_paths(outs[layer], i)[2].read_text()))
+                    summaries[layer].append(atomic.read_json(shard_paths(outs[layer], i)[2]))
             if not missing:
                 bar.update((hi - lo) * ctx_len)
                 continue

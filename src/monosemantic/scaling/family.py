@@ -6,15 +6,17 @@ loss recovered by splicing into the model (evals/run.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import atomic
+from ..activations import open_store
 from ..errors import ConfigError
+from ..evals.run import evaluate_run
+from ..train import train_runs
 from .fit import ScalingFit
 from .plan import Plan, plan
-from .sweep import read_sweep
+from .sweep import evaluate_checkpoint, last_metrics, read_sweep, train_config
 
 FAMILY_FILE = "family.json"
 
@@ -44,10 +46,6 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
                  progress: bool = True) -> list[Member]:
     """Train (or resume, or skip when done) one SAE per budget under SWEEP/family/,
     all in one pass over the store (train.train_many), then evaluate each."""
-    from ..activations import open_store
-    from ..evals.run import evaluate_run
-    from ..train import train_runs
-    from .sweep import evaluate_checkpoint, last_metrics, train_config
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
@@ -65,7 +63,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     for budget, p, run in planned:
         run_dir = out / run.name
         ev_path = run_dir / "eval.json"
-        ev = json.loads(ev_path.read_text()) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
+        ev = atomic.read_json(ev_path) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
         m = last_metrics(run_dir)
         loss = evaluate_checkpoint(run_dir, heldout)["loss"]
         members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, loss, ev.get("l0"), ev.get("fve"),

@@ -10,8 +10,8 @@ from typing import Callable
 
 from ..activations import open_store
 from ..errors import ConfigError
-from ..run_config import record_stage
-from ..sae import load_sae, save_sae
+from ..run import Run
+from ..sae import save_sae
 from ..sae.registry import config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
@@ -19,12 +19,12 @@ from .loop import TrainJob, TrainResult
 from .many import train_many
 
 
-def sae_is_complete(run_dir: Path) -> bool:
-    return (run_dir / "sae" / "cfg.json").is_file() and (run_dir / "sae" / "sae_weights.safetensors").is_file()
+def sae_is_complete(run: Run | str | Path) -> bool:
+    return Run.of(run).has_sae
 
 
 def train_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     sae_cfg: dict | None = None,
     cfg: TrainConfig | None = None,
     *,
@@ -37,11 +37,11 @@ def train_run(
     to RUN/sae in raw units. `sae_cfg` holds SAEConfig fields other than d_in and
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings."""
-    return train_runs([(run_dir, sae_cfg, cfg)], activations=activations, resume=resume, force=force, progress=progress)[0]
+    return train_runs([(run, sae_cfg, cfg)], activations=activations, resume=resume, force=force, progress=progress)[0]
 
 
 def train_runs(
-    runs: list[tuple[str | Path, dict | None, TrainConfig | None]],
+    runs: list[tuple[Run | str | Path, dict | None, TrainConfig | None]],
     *,
     activations: str | Path | None = None,
     resume: bool = False,
@@ -55,15 +55,16 @@ def train_runs(
     as soon as it has finished; `on_done(run_dir, result)` is called after that."""
     if not runs:
         return []
-    store = open_store(activations if activations is not None else runs[0][0])
-    jobs, dirs, results = [], [], [None] * len(runs)
-    for run_dir, sae_cfg, cfg in runs:
-        job = _prepare(Path(run_dir), sae_cfg, cfg or TrainConfig(), store, activations, resume, force)
+    all_dirs = [Run.of(run).dir for run, _, _ in runs]
+    store = open_store(activations if activations is not None else all_dirs[0])
+    jobs, dirs = [], []
+    for run_dir, (_, sae_cfg, cfg) in zip(all_dirs, runs):
+        job = _prepare(run_dir, sae_cfg, cfg or TrainConfig(), store, activations, resume, force)
         if job is not None:
             jobs.append(job)
-            dirs.append(Path(run_dir))
+            dirs.append(run_dir)
     if not jobs:
-        return results
+        return [None] * len(runs)
     streams = {(j.cfg.batch_size, j.cfg.seed) for j in jobs}
     if len(streams) > 1:
         raise ConfigError(f"runs trained in one pass read the same batches: their (batch size, seed) differ: {sorted(streams)}")
@@ -86,12 +87,14 @@ def train_runs(
 
     trained = train_many(batches, jobs, progress=progress, on_done=save)
     index = {d: r for d, r in zip(dirs, trained)}
-    return [index.get(Path(run_dir)) for run_dir, _, _ in runs]
+    return [index.get(run_dir) for run_dir in all_dirs]
 
 
-def _prepare(run_dir: Path, sae_cfg: dict | None, cfg: TrainConfig, store, activations, resume: bool, force: bool) -> TrainJob | None:
+def _prepare(run: Run | str | Path, sae_cfg: dict | None, cfg: TrainConfig, store, activations, resume: bool, force: bool) -> TrainJob | None:
     """Record the run's settings and decide what it needs: None when RUN/sae is
     complete, else the job (resuming its checkpoint when asked)."""
+    run = Run.of(run)
+    run_dir = run.dir
     cfg.validate()
     full_cfg = config_for({"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
@@ -100,15 +103,12 @@ def _prepare(run_dir: Path, sae_cfg: dict | None, cfg: TrainConfig, store, activ
     if force:
         for stale in ("sae", "checkpoints"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    record_stage(run_dir, "train", settings, replace=force)
-    if sae_is_complete(run_dir):
+        run.metrics_path.unlink(missing_ok=True)
+    run.record("train", settings, replace=force)
+    if run.has_sae:
         return None
     has_ckpt = has_checkpoint(run_dir / "checkpoints")
     if has_ckpt and not resume:
         raise ConfigError(f"{run_dir} has a training checkpoint: add --resume to continue it, or --force to start again")
     return TrainJob(full_cfg, cfg, run_dir, resume=resume and has_ckpt)
 
-
-def load_run_sae(run_dir: str | Path):
-    return load_sae(Path(run_dir) / "sae")
