@@ -117,7 +117,22 @@ def harvest(
     lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: HarvestConfig, extra_manifest: dict | None = None, progress: bool = True
 ) -> dict:
     """Harvest every context of `tokens` at `cfg.layer` into `out_dir`; returns the
-    manifest. Run again after an interruption to continue."""
+    manifest. Run again after an interruption to continue. (activations/distributed.py
+    runs the same three steps with the shards split across ranks.)"""
+    state, manifest = begin_harvest(lm, tokens, out_dir, cfg)
+    if manifest is not None:
+        return manifest
+    harvest_shards(lm, tokens, out_dir, cfg, state, range(n_shards(tokens, cfg)), progress)
+    return finish_harvest(lm, tokens, out_dir, cfg, state, extra_manifest)
+
+
+def n_shards(tokens: Tokens, cfg: HarvestConfig) -> int:
+    return math.ceil(tokens.contexts.shape[0] / cfg.shard_contexts)
+
+
+def begin_harvest(lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: HarvestConfig) -> tuple[dict, dict | None]:
+    """Check the settings, drop half-written files and fix the outlier threshold.
+    Returns (the harvest state, the manifest if the store is already complete)."""
     lm.check_layer(cfg.layer)
     if cfg.store_dtype not in STORE_DTYPES:
         raise StoreError(f"unknown store dtype {cfg.store_dtype!r}: use {' or '.join(STORE_DTYPES)}")
@@ -128,23 +143,28 @@ def harvest(
     state = _state_for(lm, tokens, cfg)
     previous = _check_resumable(out / STATE, state)
     if previous is not None and (out / MANIFEST).is_file():
-        return json.loads((out / MANIFEST).read_text())
+        return previous, json.loads((out / MANIFEST).read_text())
     _drop_incomplete(out)
     if previous is None or "outlier_threshold" not in previous:
         state["outlier_threshold"] = _outlier_threshold(lm, tokens, cfg)
         atomic.write_json(out / STATE, state)
     else:
         state["outlier_threshold"] = previous["outlier_threshold"]
+    return state, None
 
+
+def harvest_shards(lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: HarvestConfig, state: dict, shard_ids, progress: bool = True) -> None:
+    """Harvest the shards `shard_ids` (each a fixed slice of the contexts), skipping
+    complete ones."""
+    out = Path(out_dir)
     n_ctx, ctx_len = tokens.contexts.shape
-    n_shards = math.ceil(n_ctx / cfg.shard_contexts)
-    summaries = []
-    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", disable=not progress) as bar:
-        for i in range(n_shards):
+    shard_ids = list(shard_ids)
+    todo = sum(min((i + 1) * cfg.shard_contexts, n_ctx) - i * cfg.shard_contexts for i in shard_ids) * ctx_len
+    with tqdm(total=todo, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", disable=not progress) as bar:
+        for i in shard_ids:
             data_path, rows_path, json_path = shard_paths(out, i)
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
             if json_path.is_file():
-                summaries.append(json.loads(json_path.read_text()))
                 bar.update((hi - lo) * ctx_len)
                 continue
             start = time.perf_counter()
@@ -160,7 +180,18 @@ def harvest(
                 "seconds": time.perf_counter() - start,
             }
             atomic.write_json(json_path, summary)  # last: marks the shard complete
-            summaries.append(summary)
+
+
+def finish_harvest(lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: HarvestConfig, state: dict, extra_manifest: dict | None = None) -> dict:
+    """Merge the shard summaries into manifest.json (written last: the store is complete)."""
+    out = Path(out_dir)
+    n_ctx, ctx_len = tokens.contexts.shape
+    summaries = []
+    for i in range(n_shards(tokens, cfg)):
+        json_path = shard_paths(out, i)[2]
+        if not json_path.is_file():
+            raise StoreError(f"{json_path} is missing: shard {i} was not harvested; run the harvest again to resume")
+        summaries.append(json.loads(json_path.read_text()))
 
     count = sum(s["count"] for s in summaries)
     if count == 0:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..models import LanguageModel, load_model
 from ..run_config import record_stage
-from .harvest import HarvestConfig, Tokens, harvest
+from ..distributed import World
+from .distributed import harvest_on, main_first
+from .harvest import HarvestConfig, Tokens
 
 DEFAULT_TOKENS = 300_000  # ≥ 250k kept after dropping position 0 and outliers
 DEFAULT_CTX_LEN = 128
@@ -41,6 +43,7 @@ def harvest_run(
     force: bool = False,
     lm: LanguageModel | None = None,
     progress: bool = True,
+    world: World | None = None,
 ) -> dict:
     """Harvest `n_tokens` of corpus text at `layer` (default: the middle layer) into
     RUN/activations; run again to resume. Returns the store manifest."""
@@ -53,17 +56,24 @@ def harvest_run(
     layer = lm.default_layer if layer is None else layer
     lm.check_layer(layer)
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
-    if force:
-        for stale in ("tokens", "activations", "corpus"):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record_stage(run_dir, "harvest", settings, replace=force)
-    tokens, corpus_manifest = prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress)
+    world = world or World()
+    world.agree("the harvest settings", settings)
+
+    def start() -> tuple[Tokens, dict]:  # rank 0 first; the others reuse its corpus and tokens
+        if force and world.is_main:
+            for stale in ("tokens", "activations", "corpus"):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if world.is_main:
+            record_stage(run_dir, "harvest", settings, replace=force)
+        return prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress and world.is_main)
+
+    tokens, corpus_manifest = main_first(world, start)
     sources = [
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}
         for name, info in corpus_manifest.get("sources", {}).items()
     ]
-    return harvest(
-        lm, tokens, run_dir / "activations", HarvestConfig(layer=layer),
+    return harvest_on(
+        world, lm, tokens, run_dir / "activations", HarvestConfig(layer=layer),
         extra_manifest={"model_spec": model, "sources": sources}, progress=progress,
     )

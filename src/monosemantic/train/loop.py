@@ -18,11 +18,11 @@ from tqdm import tqdm
 
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
-from ..sae import SAE, SAEConfig, make_sae
+from ..sae import SAE, SAEConfig
 from ..scaling.flops import config_step_flops
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
+from .distributed import Single
 from .schedules import lr_factor, sparsity_factor
 
 Batches = Iterable[torch.Tensor] | Callable[[int], Iterable[torch.Tensor]]
@@ -134,11 +134,14 @@ def train_sae(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    parallel: Single | None = None,
 ) -> TrainResult:
     """Train an SAE on `batches` (an iterable of float [B, d] tensors, or a callable
     giving the stream from a step on). With `out_dir`, writes out_dir/metrics.jsonl
     and out_dir/checkpoints/; `resume=True` continues from the latest checkpoint
-    with the same data order."""
+    with the same data order. `parallel` (train/distributed.py) runs it over ranks:
+    each rank then passes its own batches (data parallel: its slice of each)."""
+    parallel = parallel or Single()
     cfg = cfg or TrainConfig()
     cfg.validate()
     dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
@@ -149,13 +152,13 @@ def train_sae(
     total = cfg.total_steps
 
     torch.manual_seed(cfg.seed)
-    sae = make_sae(sae_cfg)
+    sae = parallel.make_sae(sae_cfg)
     optimizer = _adam(sae, cfg.lr)
-    dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
+    dead = DeadTracker(parallel.local_latents(sae_cfg), cfg.dead_window)
     start, elapsed_before, resumed_from = 0, 0.0, None
 
-    if resume and ckpt_dir is not None and has_checkpoint(ckpt_dir):
-        state = load_checkpoint(ckpt_dir)
+    if resume and ckpt_dir is not None and parallel.has_checkpoint(ckpt_dir):
+        state = parallel.load_checkpoint(ckpt_dir)
         if state["sae_config"] != asdict(sae_cfg) or state["train_config"] != cfg.to_dict():
             raise ConfigError(f"the checkpoint in {ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
         sae.load_state_dict(state["sae"])
@@ -167,25 +170,25 @@ def train_sae(
     elif resume and ckpt_dir is not None:
         raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
 
-    metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
+    metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None and parallel.is_main else None, resumed_from)
     flops = _flops_before(metrics.path, start, config_step_flops(sae_cfg, cfg.batch_size))
     stream = _stream(batches, start)
     if resumed_from is None:
         first = _check_batch(next(stream), sae_cfg.d_in, 0)
-        sae.init_from_data(first)
+        sae.init_from_data(parallel.global_batch(first))
         stream = itertools.chain([first], stream)
 
     def checkpoint(step: int) -> Path | None:
         if ckpt_dir is None:
             return None
-        return save_checkpoint(ckpt_dir, {
+        return parallel.save_checkpoint(ckpt_dir, {
             "step": step, "sae_config": asdict(sae_cfg), "train_config": cfg.to_dict(), "sae": sae.state_dict(),
             "optimizer": optimizer.state_dict(), "dead": dead.state_dict(), "rng": torch.get_rng_state(),
             "elapsed": elapsed_before + time.perf_counter() - t0,
         })
 
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=start, disable=not (progress and parallel.is_main), unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
     window = _Window()
     t0 = time.perf_counter()
     last_good = None if resumed_from is None else ckpt_dir / "latest.pt"
@@ -207,16 +210,17 @@ def train_sae(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         sae.before_step()
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        parallel.sync_and_clip(sae, cfg.grad_clip)
         optimizer.step()
         sae.after_step()
-        flops += config_step_flops(sae_cfg, x.shape[0], int(dead.mask.sum()))
-        dead.update(out.fired, x.shape[0])
+        rows = parallel.global_rows(x.shape[0])
+        flops += config_step_flops(sae_cfg, rows, int(dead.mask.sum()))
+        dead.update(parallel.fired(out.fired), rows)
         window.add(x, out, loss)
 
         done = step + 1
         if done % cfg.log_every == 0 or done == total:
-            record = {"step": done, "tokens": done * cfg.batch_size, **window.flush(), "dead_fraction": dead.fraction,
+            record = {"step": done, "tokens": done * cfg.batch_size, **window.flush(parallel), "dead_fraction": parallel.dead_fraction(dead),
                       "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
                       "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
                       "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
@@ -232,27 +236,33 @@ def train_sae(
 
 
 class _Window:
-    """Running sums of the per-step metrics between two log lines."""
+    """Per-step metric sums between two log lines. The FVE's denominator needs each
+    step's batch mean, so Σ‖x‖², Σx and the row count are kept per step and combined
+    at flush (after summing over data-parallel ranks: one reduction per log line)."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.sq_err = self.sq_dev = 0.0
-        self.n = 0
+        self.steps: list[torch.Tensor] = []  # each [4 + d + t] float64: err, Σ‖x‖², rows, ..., Σx
+        self.names: list[str] = []
 
     @torch.no_grad()
     def add(self, x: torch.Tensor, out, loss: torch.Tensor) -> None:
-        err = (x - out.x_hat.float()).pow(2).sum().item()
-        dev = (x - x.mean(0)).pow(2).sum().item()
-        self.sq_err += err
-        self.sq_dev += dev
-        values = {"loss": loss.item(), "l0": out.n_active.float().mean().item()}
-        values.update({name: float(term) for name, term in out.terms.items()})
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
+        rows = x.shape[0]
+        values = {"loss": loss.detach().float() * rows, "l0": out.n_active.float().sum()}
+        values.update({name: term.detach().float() * rows for name, term in out.terms.items()})
+        self.names = list(values)
+        x64 = x.double()
+        head = torch.stack([(x - out.x_hat.float()).pow(2).sum().double(), x64.pow(2).sum(), torch.tensor(float(rows), dtype=torch.float64)])
+        self.steps.append(torch.cat([head, torch.stack(list(values.values())).double(), x64.sum(0)]))
 
-    def flush(self) -> dict:
-        record = {k: v / self.n for k, v in self.sums.items()}
-        record["fve"] = 1.0 - self.sq_err / self.sq_dev if self.sq_dev > 0 else float("nan")
+    def flush(self, parallel=None) -> dict:
+        stacked = torch.stack(self.steps)                                  # [steps, 3 + t + d]
+        if parallel is not None:
+            stacked = parallel.sum_metrics_(stacked)
+        t = len(self.names)
+        err, sumsq, rows = stacked[:, 0], stacked[:, 1], stacked[:, 2]
+        mean_sq = stacked[:, 3 + t :].pow(2).sum(1) / rows                 # [steps] n·‖mean‖²
+        sq_dev = float((sumsq - mean_sq).sum())
+        record = {name: float((stacked[:, 3 + i] / rows).mean()) for i, name in enumerate(self.names)}
+        record["fve"] = 1.0 - float(err.sum()) / sq_dev if sq_dev > 0 else float("nan")
         self.__init__()
         return record
