@@ -88,6 +88,13 @@ def _load_piece(path: Path) -> dict:
 
 
 def _cut(pieces: list[tuple[int, int, torch.Tensor]], axis: int, lo: int, hi: int) -> torch.Tensor:
+    """Latents [lo, hi) along `axis` from pieces covering [a, b), in the pieces' memory
+    layout: W_enc is stored transposed (W_decᵀ's layout) and the fused Adam steps a
+    moment with the layout of its parameter only (a row-major moment of a
+    column-major W_enc was measured to diverge within 20 steps)."""
+    first = pieces[0][2]
+    if first.dim() == 2 and not first.is_contiguous() and first.t().is_contiguous():
+        return _cut([(a, b, t.t()) for a, b, t in pieces], 1 - axis, lo, hi).t()
     parts = []
     for a, b, tensor in pieces:
         s, e = max(a, lo), min(b, hi)
