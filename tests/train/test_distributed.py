@@ -1,5 +1,5 @@
 """Training on 2 gloo ranks equals one process: data parallel, feature sharded
-(TopK with AuxK active, ReLU), checkpoints resharded 2 -> 1; bad launches refused
+(TopK and BatchTopK with AuxK active, ReLU), checkpoints resharded 2 -> 1; bad launches refused
 before any work; a dead rank named."""
 
 from __future__ import annotations
@@ -37,13 +37,7 @@ def store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_process(store, tmp_path_factory):
     """Reference runs, one process each, by architecture."""
-    runs = {}
-    for name, flags in (("topk", TOPK), ("relu", RELU)):
-        run = tmp_path_factory.mktemp(f"one-{name}")
-        done = cli("train", run, "--activations", store, *COMMON, *flags)
-        assert done.returncode == 0, done.stderr[-2000:]
-        runs[name] = run
-    return runs
+    return {name: _one(store, tmp_path_factory.mktemp(f"one-{name}"), flags) for name, flags in (("topk", TOPK), ("relu", RELU))}
 
 
 def train_2(store, run, flags, parallel):
@@ -63,7 +57,7 @@ def test_feature_sharded_topk_equals_one_process_and_reshards_2_to_1(store, one_
     assert max_difference(sae_weights(run), reference) < TOLERANCE
     mine, theirs = last_metrics(run), last_metrics(one_process["topk"])
     assert mine["aux"] > 0 and mine["dead_fraction"] > 0  # AuxK ran on the dead latents of both shards
-    for key in ("loss", "fve", "l0", "dead_fraction", "aux"):
+    for key in ("loss", "fve", "l0", "dead_fraction", "aux", "flops"):
         assert mine[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-7), key
     ckpt = run / "checkpoints"
     assert sorted(p.name for p in (ckpt / "sharded-step-000000100").iterdir()) == ["rank-00000.pt", "rank-00001.pt"]
@@ -80,10 +74,21 @@ def test_feature_sharded_topk_equals_one_process_and_reshards_2_to_1(store, one_
 
 
 @pytest.mark.slow
-def test_feature_sharded_relu_equals_one_process(store, one_process, tmp_path):
-    train_2(store, tmp_path / "sharded", RELU, "feature")
-    assert max_difference(sae_weights(tmp_path / "sharded"), sae_weights(one_process["relu"])) < TOLERANCE
-    assert last_metrics(tmp_path / "sharded")["fve"] == pytest.approx(last_metrics(one_process["relu"])["fve"], rel=1e-6)
+@pytest.mark.parametrize("arch", ["relu", "batchtopk"])
+def test_feature_sharded_relu_and_batchtopk_equal_one_process(store, one_process, tmp_path, arch):
+    flags = RELU if arch == "relu" else [*TOPK[:1], "batchtopk", *TOPK[2:]]
+    reference = one_process.get(arch) or _one(store, tmp_path / "one", flags)
+    train_2(store, tmp_path / "sharded", flags, "feature")
+    assert max_difference(sae_weights(tmp_path / "sharded"), sae_weights(reference)) < TOLERANCE
+    mine, theirs = last_metrics(tmp_path / "sharded"), last_metrics(reference)
+    for key in ("fve", "l0", "dead_fraction", "flops"):
+        assert mine[key] == pytest.approx(theirs[key], rel=1e-6), key
+
+
+def _one(store, run, flags) -> Path:
+    done = cli("train", run, "--activations", store, *COMMON, *flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return run
 
 
 @pytest.mark.slow

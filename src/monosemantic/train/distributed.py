@@ -62,6 +62,9 @@ class Single:
         """Per-window metric sums [k] float64, summed over the ranks that saw different rows."""
         return values
 
+    def dead_count(self, dead: DeadTracker) -> int:
+        return int(dead.mask.sum())
+
     def dead_fraction(self, dead: DeadTracker) -> float:
         return dead.fraction
 

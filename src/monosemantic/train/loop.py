@@ -214,7 +214,7 @@ def train_sae(
         optimizer.step()
         sae.after_step()
         rows = parallel.global_rows(x.shape[0])
-        flops += config_step_flops(sae_cfg, rows, int(dead.mask.sum()))
+        flops += config_step_flops(sae_cfg, rows, parallel.dead_count(dead))
         dead.update(parallel.fired(out.fired), rows)
         window.add(x, out, loss)
 

@@ -7,7 +7,7 @@ pre-activations and its latents' share of x̂, and the shares are summed
 (sharded_ops.py). ReLU needs nothing else; TopK takes each rank's local top-k by
 pre-activation, gathers the candidates and keeps the global top-k (AuxK selects the
 dead latents' top-aux_k the same way); BatchTopK keeps the k·B largest of the whole
-batch the same way. Gradient clipping uses the norm over all shards. The result is
+batch the same way (and its threshold from the global selection). Gradient clipping uses the norm over all shards. The result is
 what one process computes, up to float summation order (tests/train/
 test_distributed.py). JumpReLU is not sharded yet (data-parallel works).
 
@@ -37,7 +37,7 @@ from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_ra
 
 FULL_INIT_ELEMENTS = 1 << 27  # n·d: 512 MiB per float32 matrix
 INIT_BLOCK = 65_536
-SHARDABLE = ("relu", "topk")
+SHARDABLE = ("relu", "topk", "batchtopk")
 
 
 class ShardedSAE(nn.Module):
@@ -101,7 +101,7 @@ class ShardedSAE(nn.Module):
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         if self.cfg.architecture == "relu":
             return self._relu(x, sparsity_scale)
-        return self._topk(x, dead_mask)
+        return self._topk(x, dead_mask, batch=self.cfg.architecture == "batchtopk")
 
     def _reduce(self, partial: Tensor) -> Tensor:
         from .sharded_ops import reduce_partials
@@ -119,24 +119,49 @@ class ShardedSAE(nn.Module):
         n_active = self.world.all_reduce_(n_active.clone(), "sum")
         return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l1": l1.detach()}, n_active, fired)
 
-    def _topk(self, x: Tensor, dead_mask: Tensor | None) -> ForwardOutput:
+    def _topk(self, x: Tensor, dead_mask: Tensor | None, batch: bool = False) -> ForwardOutput:
         from .sharded_ops import global_topk_mask, shared_input
 
         L, k = self.local, self.cfg.k
         b_dec_in = shared_input(self.world, L.b_dec)                       # the encoder's b_dec: gradient shares summed
-        enc = topk_encode(x, L.W_enc, L.b_enc, b_dec_in, min(k, self.hi - self.lo))  # local candidates [B, m]
-        raw = enc.pre_acts.gather(1, enc.top_indices)                      # select by pre-activation, as one process does
-        keep, chosen = global_topk_mask(self.world, raw, k, self.width)
-        acts = enc.top_acts * keep                                         # [B, m], unselected -> 0 (and no gradient)
-        x_hat = self._reduce(sparse_decode(acts, enc.top_indices, L.W_dec)) + L.b_dec
+        if batch:
+            acts, top_indices, pre, n_active = self._batch_select(x, b_dec_in)
+        else:
+            enc = topk_encode(x, L.W_enc, L.b_enc, b_dec_in, min(k, self.hi - self.lo))  # local candidates [B, m]
+            raw = enc.pre_acts.gather(1, enc.top_indices)                  # select by pre-activation, as one process does
+            keep, chosen = global_topk_mask(self.world, raw, k, self.width)
+            acts = enc.top_acts * keep                                     # [B, m], unselected -> 0 (and no gradient)
+            top_indices, pre, n_active = enc.top_indices, enc.pre_acts, (chosen > 0).sum(-1)
+        x_hat = self._reduce(sparse_decode(acts, top_indices, L.W_dec)) + L.b_dec
         mse = mse_term(x_hat, x)
-        aux = self._auxk(x, x_hat, enc.pre_acts, b_dec_in, dead_mask)
+        aux = self._auxk(x, x_hat, pre, b_dec_in, dead_mask)
         loss = mse + self.cfg.aux_coefficient * aux
         active = acts.detach() > 0
         fired = torch.zeros(self.hi - self.lo, dtype=torch.bool)
-        fired[enc.top_indices[active]] = True
-        local_acts = lambda: densify(acts, enc.top_indices, self.hi - self.lo)  # [B, n_local]
-        return ForwardOutput(x_hat, local_acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, (chosen > 0).sum(-1), fired)
+        fired[top_indices[active]] = True
+        local_acts = lambda: densify(acts, top_indices, self.hi - self.lo)  # [B, n_local]
+        return ForwardOutput(x_hat, local_acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, n_active, fired)
+
+    def _batch_select(self, x: Tensor, b_dec_in: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """BatchTopK: the k·B largest ReLU pre-activations of the whole batch over all
+        ranks (each rank's k·B largest are the candidates). -> (acts [B, m] with
+        gradient, latent ids [B, m], pre-activations [B, n_local], L0 per row [B])."""
+        from ..sae.batchtopk import pad_rows
+        from .sharded_ops import global_topk_mask
+
+        L, B, n = self.local, x.shape[0], self.hi - self.lo
+        total = min(self.cfg.k * B, B * self.cfg.n_latents)
+        with torch.no_grad():
+            pre = L.pre_acts(x)                                            # [B, n_local], no graph
+            cand = pre.relu().flatten().topk(min(total, B * n), sorted=False)  # [m] local candidates
+            keep, chosen = global_topk_mask(self.world, cand.values[None], total, min(total, B * self.width))
+            flat = cand.indices[keep[0]]
+            idx, valid = pad_rows(flat // n, flat % n, B)
+        vals = gather_encode(x, L.W_enc, L.b_enc, b_dec_in, idx, pre).relu() * valid  # [B, m]
+        if L.training:
+            L._update_threshold(chosen)                                    # the global selection's smallest positive value
+        n_active = self.world.all_reduce_((vals.detach() > 0).sum(-1), "sum")
+        return vals, idx, pre, n_active
 
     def _auxk(self, x: Tensor, x_hat: Tensor, pre: Tensor, b_dec_in: Tensor, dead_mask: Tensor | None) -> Tensor:
         from .sharded_ops import global_topk_mask
@@ -196,9 +221,11 @@ class FeatureSharded(Single):
                 if p.grad is not None:
                     p.grad.mul_(coef)
 
+    def dead_count(self, dead: DeadTracker) -> int:
+        return int(self.world.all_reduce_(dead.mask.sum().reshape(1), "sum")[0])
+
     def dead_fraction(self, dead: DeadTracker) -> float:
-        dead_count = self.world.all_reduce_(dead.mask.sum().reshape(1).double(), "sum")
-        return float(dead_count[0]) / self.sae.cfg.n_latents
+        return self.dead_count(dead) / self.sae.cfg.n_latents
 
     def has_checkpoint(self, directory: Path) -> bool:
         from .checkpoint import has_checkpoint
