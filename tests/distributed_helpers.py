@@ -35,11 +35,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ranks_by_hand(commands: list[list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess]:
-    """Start command r as rank r of len(commands), with the variables torchrun sets."""
-    port, size = free_port(), len(commands)
+def ranks_by_hand(commands: list[list[str]], timeout: float = 300, sizes: list[int] | None = None) -> list[subprocess.CompletedProcess]:
+    """Start command r as rank r of len(commands) (or of sizes[r]), with the variables torchrun sets."""
+    port, sizes = free_port(), sizes or [len(commands)] * len(commands)
     procs = [subprocess.Popen([sys.executable, "-m", "monosemantic", *map(str, cmd)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env(RANK=r, LOCAL_RANK=r, WORLD_SIZE=size, MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+                              env=env(RANK=r, LOCAL_RANK=r, WORLD_SIZE=sizes[r], MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
              for r, cmd in enumerate(commands)]
     out = []
     for p in procs:

@@ -124,13 +124,25 @@ def init_world() -> World:
         return World()
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     if not dist.is_initialized():
+        # torch's own env:// rendezvous store, checked before the process group is
+        # built: a rank launched with another WORLD_SIZE would hang in it otherwise.
+        store, rank, size = next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))
+        _check_world_size(store, rank, size)
         backend = os.environ.get("MONOSEMANTIC_DIST_BACKEND", "gloo")
-        dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
-    world = World(rank, size)
-    if dist.get_world_size() != size:
-        raise DistributedError(f"rank {rank}: WORLD_SIZE={size} but the process group has {dist.get_world_size()} ranks")
-    world.agree("the world size", size)
-    return world
+        dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+    return World(rank, size)
+
+
+def _check_world_size(store, rank: int, size: int) -> None:
+    store.set(f"monosemantic/world_size/{rank}", str(size))
+    others = range(1, size) if rank == 0 else [0]
+    for other in others:
+        theirs = int(store.get(f"monosemantic/world_size/{other}"))
+        if theirs != size:
+            raise DistributedError(
+                f"rank {other} was launched with a world size of {theirs}, rank {rank} with {size}: "
+                "launch every rank with the same --nnodes/--nproc-per-node (WORLD_SIZE)"
+            )
 
 
 def rank_prefix() -> str:

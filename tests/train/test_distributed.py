@@ -159,6 +159,15 @@ def test_ranks_that_disagree_are_refused_before_any_work(store, tmp_path):
     assert not (run / "metrics.jsonl").exists()
 
 
+def test_ranks_launched_with_other_world_sizes_are_refused_before_any_work(store, tmp_path):
+    command = ["train", tmp_path / "run", "--activations", store, *COMMON, *RELU]
+    results = ranks_by_hand([command, command], sizes=[2, 3], timeout=120)
+    assert [r.returncode for r in results] == [1, 1], [r.stderr[-1500:] for r in results]
+    assert "rank 1 was launched with a world size of 3, rank 0 with 2" in results[0].stderr
+    assert "rank 0 was launched with a world size of 2, rank 1 with 3" in results[1].stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_batch_that_does_not_split_over_the_ranks_is_refused(store, tmp_path):
     flags = [*COMMON, *RELU]
     flags[flags.index("--batch-size") + 1] = 63
