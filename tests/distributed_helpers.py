@@ -42,9 +42,15 @@ def ranks_by_hand(commands: list[list[str]], timeout: float = 300, sizes: list[i
                               env=env(RANK=r, LOCAL_RANK=r, WORLD_SIZE=sizes[r], MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
              for r, cmd in enumerate(commands)]
     out = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=timeout)
-        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=timeout)
+            out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    finally:  # a hung rank must not outlive the test
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return out
 
 

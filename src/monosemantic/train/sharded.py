@@ -129,7 +129,7 @@ class ShardedSAE(nn.Module):
         else:
             enc = topk_encode(x, L.W_enc, L.b_enc, b_dec_in, min(k, self.hi - self.lo))  # local candidates [B, m]
             raw = enc.pre_acts.gather(1, enc.top_indices)                  # select by pre-activation, as one process does
-            keep, chosen = global_topk_mask(self.world, raw, k, self.width)
+            keep, chosen = global_topk_mask(self.world, raw, k, min(k, self.width))
             acts = enc.top_acts * keep                                     # [B, m], unselected -> 0 (and no gradient)
             top_indices, pre, n_active = enc.top_indices, enc.pre_acts, (chosen > 0).sum(-1)
         x_hat = self._reduce(sparse_decode(acts, top_indices, L.W_dec)) + L.b_dec
