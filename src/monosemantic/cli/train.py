@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_nproc_argument(parser, "train")
     parser.add_argument("--parallel", default="data", choices=["data", "feature"],
                         help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
-                        "by latents, for relu/topk; docs/distributed.md). Default data")
+                        "by latents, for relu/topk/batchtopk; docs/distributed.md). Default data")
     parser.set_defaults(func=_train)
 
 

@@ -9,7 +9,7 @@ pre-activation, gathers the candidates and keeps the global top-k (AuxK selects 
 dead latents' top-aux_k the same way); BatchTopK keeps the k·B largest of the whole
 batch the same way (and its threshold from the global selection). Gradient clipping uses the norm over all shards. The result is
 what one process computes, up to float summation order (tests/train/
-test_distributed.py). JumpReLU is not sharded yet (data-parallel works).
+test_distributed.py). JumpReLU is not sharded yet (data parallel works).
 
 Initialisation: up to FULL_INIT_ELEMENTS each rank draws the full dictionary under
 the run's seed (exactly one process's weights) and keeps its slice; above, every
