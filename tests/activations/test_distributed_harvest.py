@@ -60,6 +60,7 @@ def test_two_ranks_write_the_store_one_process_writes(tmp_path, tiny_model_dirs,
     assert (two / "shard-00000.json").stat().st_mtime_ns == kept
 
 
+@pytest.mark.slow
 def test_ranks_with_other_settings_are_refused_before_any_work(tmp_path, tiny_model_dirs, text):
     model = tiny_model_dirs["llama"]
     run = tmp_path / "run"

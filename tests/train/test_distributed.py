@@ -34,10 +34,21 @@ def store(tmp_path_factory) -> Path:
     return synthetic_store(tmp_path_factory.mktemp("store") / "x.npy")
 
 
+class _References(dict):
+    """Reference runs, one process each, trained on first use."""
+
+    def __init__(self, store, factory):
+        super().__init__()
+        self.store, self.factory = store, factory
+
+    def __missing__(self, arch):
+        self[arch] = _one(self.store, self.factory.mktemp(f"one-{arch}"), {"topk": TOPK, "relu": RELU}[arch])
+        return self[arch]
+
+
 @pytest.fixture(scope="module")
 def one_process(store, tmp_path_factory):
-    """Reference runs, one process each, by architecture."""
-    return {name: _one(store, tmp_path_factory.mktemp(f"one-{name}"), flags) for name, flags in (("topk", TOPK), ("relu", RELU))}
+    return _References(store, tmp_path_factory)
 
 
 def train_2(store, run, flags, parallel):
@@ -50,6 +61,7 @@ def last_metrics(run: Path) -> dict:
     return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_feature_sharded_topk_equals_one_process_and_reshards_2_to_1(store, one_process, tmp_path):
     run = tmp_path / "sharded"
     train_2(store, run, TOPK, "feature")
@@ -77,7 +89,7 @@ def test_feature_sharded_topk_equals_one_process_and_reshards_2_to_1(store, one_
 @pytest.mark.parametrize("arch", ["relu", "batchtopk"])
 def test_feature_sharded_relu_and_batchtopk_equal_one_process(store, one_process, tmp_path, arch):
     flags = RELU if arch == "relu" else [*TOPK[:1], "batchtopk", *TOPK[2:]]
-    reference = one_process.get(arch) or _one(store, tmp_path / "one", flags)
+    reference = one_process["relu"] if arch == "relu" else _one(store, tmp_path / "one", flags)
     train_2(store, tmp_path / "sharded", flags, "feature")
     assert max_difference(sae_weights(tmp_path / "sharded"), sae_weights(reference)) < TOLERANCE
     mine, theirs = last_metrics(tmp_path / "sharded"), last_metrics(reference)
@@ -169,6 +181,7 @@ def test_ranks_launched_with_other_world_sizes_are_refused_before_any_work(store
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_batch_that_does_not_split_over_the_ranks_is_refused(store, tmp_path):
     flags = [*COMMON, *RELU]
     flags[flags.index("--batch-size") + 1] = 63

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..activations import open_store
 from ..distributed import World, check_shared_dir
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..run_config import record_stage
 from ..sae import load_sae, save_sae
 from ..sae.registry import config_for
@@ -69,7 +69,7 @@ def train_run(
         if hooks.scheme == "data":  # this rank's rows of each global batch
             index = store.split_indices("train")
             if len(index) < cfg.batch_size:
-                raise ConfigError(f"the train split has {len(index)} rows, fewer than one batch of {cfg.batch_size}")
+                raise StoreError(f"the train split has {len(index)} rows, fewer than one batch of {cfg.batch_size}")
             return iter(RankSlice(store, index, cfg.batch_size, cfg.seed, start, 4, rank=world.rank, world_size=world.size))
         return store.batches(cfg.batch_size, split="train", seed=cfg.seed, start_batch=start)
 
