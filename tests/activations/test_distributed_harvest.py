@@ -4,7 +4,6 @@ byte for byte, the same manifest (but for its wall-time sum), the same `store in
 from __future__ import annotations
 
 import json
-import shutil
 import sysconfig
 from pathlib import Path
 

@@ -8,7 +8,6 @@ from per-shard sums, so a resumed harvest gives the same scale."""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -63,7 +62,7 @@ def _state_for(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> dict:
 def _check_resumable(state_path: Path, state: dict) -> dict | None:
     if not state_path.is_file():
         return None
-    previous = json.loads(state_path.read_text())
+    previous = atomic.read_json(state_path)
     keys = ("model", "layer", "tokens_digest", "shard_contexts", "store_dtype", "n_contexts")
     diffs = [f"{k}: {previous.get(k)} != {state[k]}" for k in keys if previous.get(k) != state[k]]
     if diffs:
@@ -138,7 +137,7 @@ def begin_harvest(lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: H
     state = _state_for(lm, tokens, cfg)
     previous = _check_resumable(out / STATE, state)
     if previous is not None and (out / MANIFEST).is_file():
-        return previous, json.loads((out / MANIFEST).read_text())
+        return previous, atomic.read_json(out / MANIFEST)
     _drop_incomplete(out)
     if previous is None or "outlier_threshold" not in previous:
         state["outlier_threshold"] = _outlier_threshold(lm, tokens, cfg)
@@ -186,7 +185,7 @@ def finish_harvest(lm: LanguageModel, tokens: Tokens, out_dir: str | Path, cfg: 
         json_path = shard_paths(out, i)[2]
         if not json_path.is_file():
             raise StoreError(f"{json_path} is missing: shard {i} was not harvested; run the harvest again to resume")
-        summaries.append(json.loads(json_path.read_text()))
+        summaries.append(atomic.read_json(json_path))
 
     count = sum(s["count"] for s in summaries)
     if count == 0:

@@ -6,9 +6,11 @@ import math
 import shutil
 from pathlib import Path
 
-from ..models import LanguageModel, load_model
-from ..run_config import record_stage
+from .. import data
 from ..distributed import World
+from ..errors import ConfigError
+from ..models import LanguageModel
+from ..run import ANALYSIS_DTYPE, Run
 from .distributed import harvest_on, main_first
 from .harvest import HarvestConfig, Tokens
 
@@ -19,8 +21,6 @@ DEFAULT_CTX_LEN = 128
 def prepare_tokens(run_dir: Path, lm: LanguageModel, n_tokens: int, ctx_len: int, inputs: list[str] | None, seed: int, progress: bool = True) -> tuple[Tokens, dict]:
     """Build (or reuse) the corpus and pack it into RUN/tokens; returns the tokens
     and the corpus manifest."""
-    from .. import data
-
     corpus_dir = data.build_corpus(inputs=inputs, out=None if inputs is None else run_dir / "corpus", seed=seed, progress=progress)
     corpus = data.load_corpus(corpus_dir)
     n_contexts = math.ceil(n_tokens / (ctx_len - 1))
@@ -32,13 +32,13 @@ def prepare_tokens(run_dir: Path, lm: LanguageModel, n_tokens: int, ctx_len: int
 
 
 def harvest_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     model: str = "embedded",
     layer: int | None = None,
     n_tokens: int = DEFAULT_TOKENS,
     ctx_len: int = DEFAULT_CTX_LEN,
     inputs: list[str] | None = None,
-    dtype: str = "auto",
+    dtype: str = ANALYSIS_DTYPE,
     seed: int = 0,
     force: bool = False,
     lm: LanguageModel | None = None,
@@ -47,12 +47,11 @@ def harvest_run(
 ) -> dict:
     """Harvest `n_tokens` of corpus text at `layer` (default: the middle layer) into
     RUN/activations; run again to resume. Returns the store manifest."""
-    from ..errors import ConfigError
-
     if n_tokens <= 0 or ctx_len < 2:
         raise ConfigError("--tokens must be positive and --ctx-len at least 2")
-    run_dir = Path(run_dir)
-    lm = lm or load_model(model, dtype=dtype)
+    run = Run.of(run)
+    run_dir = run.dir
+    lm = lm or run.load_model(dtype, spec=model)
     layer = lm.default_layer if layer is None else layer
     lm.check_layer(layer)
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
@@ -65,7 +64,7 @@ def harvest_run(
                 shutil.rmtree(run_dir / stale, ignore_errors=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         if world.is_main:
-            record_stage(run_dir, "harvest", settings, replace=force)
+            run.record("harvest", settings, replace=force)
         return prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress and world.is_main)
 
     tokens, corpus_manifest = main_first(world, start)

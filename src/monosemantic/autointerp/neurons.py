@@ -59,7 +59,7 @@ def bootstrap_diff_ci(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, f
 
 def _scores(db: FeatureDB) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
-    for scorer, kind, score in db.conn.execute("SELECT scorer, kind, score FROM scores ORDER BY scorer, kind, feature_id"):
+    for scorer, kind, score in db.all_scores():
         out.setdefault(scorer, {}).setdefault(kind, []).append(score)
     return out
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..activations import open_store
 from ..distributed import World, check_shared_dir
 from ..errors import ConfigError, StoreError
-from ..run_config import record_stage
-from ..sae import load_sae, save_sae
+from ..run import Run
+from ..sae import save_sae
 from ..sae.registry import config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
@@ -18,12 +18,12 @@ from .distributed import RankSlice, make_parallel
 from .loop import TrainResult, train_sae
 
 
-def sae_is_complete(run_dir: Path) -> bool:
-    return (run_dir / "sae" / "cfg.json").is_file() and (run_dir / "sae" / "sae_weights.safetensors").is_file()
+def sae_is_complete(run: Run | str | Path) -> bool:
+    return Run.of(run).has_sae
 
 
 def train_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     sae_cfg: dict | None = None,
     cfg: TrainConfig | None = None,
     *,
@@ -39,8 +39,9 @@ def train_run(
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings. Under torchrun, `world` holds the ranks and `parallel` says
     how they share the work: "data" or "feature" (train/distributed.py, sharded.py)."""
-    run_dir = Path(run_dir)
+    run = Run.of(run)
     world = world or World()
+    run_dir = run.dir
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
@@ -56,11 +57,11 @@ def train_run(
     if force and world.is_main:
         for stale in ("sae", "checkpoints"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        run.metrics_path.unlink(missing_ok=True)
     if world.is_main:
-        record_stage(run_dir, "train", settings, replace=force)
+        run.record("train", settings, replace=force)
     world.barrier()
-    if sae_is_complete(run_dir):
+    if run.has_sae:
         return None
     if has_checkpoint(run_dir / "checkpoints") and not resume:
         raise ConfigError(f"{run_dir} has a training checkpoint: add --resume to continue it, or --force to start again")
@@ -83,12 +84,9 @@ def train_run(
     metadata = {"model_name": store.model, "hook_layer": store.layer,
                 "hook_name": f"blocks.{store.layer}.hook_resid_post" if store.layer is not None else None,
                 "training_tokens": result.tokens}
-    save_sae(result.sae, run_dir / "sae", metadata=metadata)
+    save_sae(result.sae, run.sae_dir, metadata=metadata)
     # latest.pt stays (training can be continued from it); its predecessor is only
     # a safety net while training runs.
     (run_dir / "checkpoints" / "previous.pt").unlink(missing_ok=True)
     return result
 
-
-def load_run_sae(run_dir: str | Path):
-    return load_sae(Path(run_dir) / "sae")

@@ -50,7 +50,7 @@ def save_sharded(directory: Path, state: dict, world: World, lo: int, hi: int, l
     world.barrier()
     marker_path = directory / MARKER
     if world.is_main:
-        previous = json.loads(marker_path.read_text())["dir"] if marker_path.is_file() else None
+        previous = atomic.read_json(marker_path)["dir"] if marker_path.is_file() else None
         marker = {"step": step, "world_size": world.size, "n_latents": n, "dir": sub.name,
                   "ranges": [list(shard_range(n, r, world.size)) for r in range(world.size)]}
         atomic.write_json(marker_path, marker)  # the commit point
@@ -75,7 +75,7 @@ def read_marker(directory: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return atomic.read_json(path)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is damaged ({e}); use --force to start again") from e
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from ..features import FeatureDBError
 from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
 from .state import PLOTS, scalar_items
 
@@ -134,8 +135,6 @@ def search(request: Request, q: str = Query("", max_length=200), by: str = Query
             results = [{"id": r.id, "activation": r.max_act, "token": None, "explanation": r.explanation, "density": r.density}
                        for r in state.db().list(explanation=q, sort="max_act", limit=50)]
         else:
-            from ..features import FeatureDBError
-
             try:
                 hits = token_search(state, q, 50)
             except FeatureDBError as e:
