@@ -129,7 +129,23 @@ def harvest_layers(
     """Harvest every context of `tokens` at each layer of `out_dirs` ({layer: store
     directory}, `cfg.layer` ignored) from one forward per batch that stops after the
     deepest layer; each store is the one `harvest` writes for its layer alone, row for
-    row. Returns {layer: manifest}. Run again after an interruption to continue."""
+    row. Returns {layer: manifest}. Run again after an interruption to continue.
+    (activations/distributed.py runs the same three steps with the shards split across ranks.)"""
+    states, manifests = begin_harvest(lm, tokens, out_dirs, cfg)
+    if states:
+        harvest_shards(lm, tokens, out_dirs, cfg, states, range(n_shards(tokens, cfg)), progress)
+        manifests.update(finish_harvest(lm, tokens, out_dirs, cfg, states, extra_manifest))
+    return manifests
+
+
+def n_shards(tokens: Tokens, cfg: HarvestConfig) -> int:
+    return math.ceil(tokens.contexts.shape[0] / cfg.shard_contexts)
+
+
+def begin_harvest(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Check the settings, drop half-written files and fix each layer's outlier
+    threshold. Returns ({layer: harvest state} of the layers still to harvest,
+    {layer: manifest} of those whose store is already complete)."""
     layers = sorted(out_dirs)
     if not layers:
         raise StoreError("no layer to harvest")
@@ -139,37 +155,41 @@ def harvest_layers(
         raise StoreError(f"unknown store dtype {cfg.store_dtype!r}: use {' or '.join(STORE_DTYPES)}")
     if tokens.contexts.shape[0] == 0 or tokens.contexts.shape[1] < 2:
         raise StoreError("nothing to harvest: no contexts of at least 2 tokens")
-    outs = {layer: Path(out_dirs[layer]) for layer in layers}
-    states, manifests, thresholds = {}, {}, {}
-    for layer, out in outs.items():
+    states, manifests = {}, {}
+    for layer in layers:
+        out = Path(out_dirs[layer])
         out.mkdir(parents=True, exist_ok=True)
-        states[layer] = _state_for(lm, tokens, replace(cfg, layer=layer))
-        previous = _check_resumable(out / STATE, states[layer])
+        state = _state_for(lm, tokens, replace(cfg, layer=layer))
+        previous = _check_resumable(out / STATE, state)
         if previous is not None and (out / MANIFEST).is_file():
             manifests[layer] = atomic.read_json(out / MANIFEST)
-        elif previous is not None and "outlier_threshold" in previous:
-            thresholds[layer] = previous["outlier_threshold"]
+            continue
         _drop_incomplete(out)
-    todo = [layer for layer in layers if layer not in manifests]
-    if not todo:
-        return manifests
-    new = [layer for layer in todo if layer not in thresholds]
+        if previous is not None and "outlier_threshold" in previous:
+            state["outlier_threshold"] = previous["outlier_threshold"]
+        states[layer] = state
+    new = [layer for layer, state in states.items() if "outlier_threshold" not in state]
     if new:
-        thresholds.update(_outlier_thresholds(lm, tokens, cfg, new))
-        for layer in new:
-            atomic.write_json(outs[layer] / STATE, {**states[layer], "outlier_threshold": thresholds[layer]})
+        for layer, threshold in _outlier_thresholds(lm, tokens, cfg, new).items():
+            states[layer]["outlier_threshold"] = threshold
+            atomic.write_json(Path(out_dirs[layer]) / STATE, states[layer])
+    return states, manifests
 
+
+def harvest_shards(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, states: dict[int, dict],
+                   shard_ids, progress: bool = True) -> None:
+    """Harvest the shards `shard_ids` (each a fixed slice of the contexts) of every
+    layer of `states`, one forward per batch for the layers a shard still lacks."""
+    outs = {layer: Path(out_dirs[layer]) for layer in sorted(states)}
+    thresholds = {layer: state["outlier_threshold"] for layer, state in states.items()}
     n_ctx, ctx_len = tokens.contexts.shape
-    n_shards = math.ceil(n_ctx / cfg.shard_contexts)
-    summaries: dict[int, list[dict]] = {layer: [] for layer in todo}
-    desc = f"harvest layer {todo[0]}" if len(todo) == 1 else f"harvest layers {','.join(map(str, todo))}"
-    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=desc, disable=not progress) as bar:
-        for i in range(n_shards):
+    shard_ids = list(shard_ids)
+    todo = sum(min((i + 1) * cfg.shard_contexts, n_ctx) - i * cfg.shard_contexts for i in shard_ids) * ctx_len
+    desc = f"harvest layer {next(iter(outs))}" if len(outs) == 1 else f"harvest layers {','.join(map(str, outs))}"
+    with tqdm(total=todo, unit="tok", unit_scale=True, desc=desc, disable=not progress) as bar:
+        for i in shard_ids:
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
-            missing = [layer for layer in todo if not shard_paths(outs[layer], i)[2].is_file()]
-            for layer in todo:
-                if layer not in missing:
-                    summaries[layer].append(atomic.read_json(shard_paths(outs[layer], i)[2]))
+            missing = [layer for layer, out in outs.items() if not shard_paths(out, i)[2].is_file()]
             if not missing:
                 bar.update((hi - lo) * ctx_len)
                 continue
@@ -177,15 +197,28 @@ def harvest_layers(
             shards = _harvest_shard(lm, tokens, cfg, missing, lo, hi, thresholds, bar)
             seconds = (time.perf_counter() - start) / len(missing)   # each layer's share of the forward
             for layer in missing:
-                summaries[layer].append(_write_shard(outs[layer], i, shards[layer], seconds))
+                _write_shard(outs[layer], i, shards[layer], seconds)
 
-    for layer in todo:
-        manifests[layer] = _manifest(lm, tokens, layer, cfg, summaries[layer], thresholds[layer], states[layer], extra_manifest)
-        atomic.write_json(outs[layer] / MANIFEST, manifests[layer])
+
+def finish_harvest(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, states: dict[int, dict],
+                   extra_manifest: dict | None = None) -> dict[int, dict]:
+    """Merge each layer's shard summaries into its manifest.json (written last: the
+    store is complete). Returns {layer: manifest}."""
+    manifests = {}
+    for layer, state in states.items():
+        out = Path(out_dirs[layer])
+        summaries = []
+        for i in range(n_shards(tokens, cfg)):
+            json_path = shard_paths(out, i)[2]
+            if not json_path.is_file():
+                raise StoreError(f"{json_path} is missing: shard {i} was not harvested; run the harvest again to resume")
+            summaries.append(atomic.read_json(json_path))
+        manifests[layer] = _manifest(lm, tokens, layer, cfg, summaries, state, extra_manifest)
+        atomic.write_json(out / MANIFEST, manifests[layer])
     return manifests
 
 
-def _write_shard(out: Path, i: int, shard: dict, seconds: float) -> dict:
+def _write_shard(out: Path, i: int, shard: dict, seconds: float) -> None:
     data_path, rows_path, json_path = shard_paths(out, i)
     data = shard["data"]
     atomic.save_npy(data_path, data)
@@ -198,11 +231,10 @@ def _write_shard(out: Path, i: int, shard: dict, seconds: float) -> dict:
         "seconds": seconds,
     }
     atomic.write_json(json_path, summary)  # last: marks the shard complete
-    return summary
 
 
-def _manifest(lm: LanguageModel, tokens: Tokens, layer: int, cfg: HarvestConfig, summaries: list[dict], threshold: float,
-              state: dict, extra_manifest: dict | None) -> dict:
+def _manifest(lm: LanguageModel, tokens: Tokens, layer: int, cfg: HarvestConfig, summaries: list[dict], state: dict,
+              extra_manifest: dict | None) -> dict:
     n_ctx, ctx_len = tokens.contexts.shape
     count = sum(s["count"] for s in summaries)
     if count == 0:
@@ -225,7 +257,7 @@ def _manifest(lm: LanguageModel, tokens: Tokens, layer: int, cfg: HarvestConfig,
         "tokens_seen": sum(s["tokens_seen"] for s in summaries),
         "mean_norm": mean_norm,
         "norm_scale": math.sqrt(lm.d_model) / mean_norm,
-        "outlier_threshold": threshold,
+        "outlier_threshold": state["outlier_threshold"],
         "excluded_fraction": 1 - count / considered,
         "dropped": "position 0 and BOS tokens (attention sink)",
         "heldout_fraction": HELDOUT_FRACTION,

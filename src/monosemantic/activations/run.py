@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 from .. import data
+from ..distributed import World
 from ..errors import ConfigError
 from ..models import LanguageModel
 from ..run import ANALYSIS_DTYPE, Run
-from .harvest import HarvestConfig, Tokens, harvest, harvest_layers
+from .distributed import harvest_on, main_first
+from .harvest import HarvestConfig, Tokens
 
 DEFAULT_TOKENS = 300_000  # ≥ 250k kept after dropping position 0 and outliers
 DEFAULT_CTX_LEN = 128
@@ -42,6 +44,7 @@ def harvest_run(
     lm: LanguageModel | None = None,
     progress: bool = True,
     layers: list[int] | None = None,
+    world: World | None = None,
 ) -> dict:
     """Harvest `n_tokens` of corpus text at `layer` (default: the middle layer) into
     RUN/activations; run again to resume. Returns the store manifest. With `layers`
@@ -61,22 +64,29 @@ def harvest_run(
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
     if layers:
         settings["layers"] = layers
-    if force:
-        stores = [layer_store(run_dir, x).name for x in layers or []]
-        for stale in ("tokens", "activations", "corpus", *stores):
-            shutil.rmtree(run_dir / stale, ignore_errors=True)
-    run.record("harvest", settings, replace=force)
-    tokens, corpus_manifest = prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress)
+    world = world or World()
+    world.agree("the harvest settings", settings)
+
+    def start() -> tuple[Tokens, dict]:  # rank 0 first; the others reuse its corpus and tokens
+        if force and world.is_main:
+            stores = [layer_store(run_dir, x).name for x in layers or []]
+            for stale in ("tokens", "activations", "corpus", *stores):
+                shutil.rmtree(run_dir / stale, ignore_errors=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if world.is_main:
+            run.record("harvest", settings, replace=force)
+        return prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress and world.is_main)
+
+    tokens, corpus_manifest = main_first(world, start)
     sources = [
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}
         for name, info in corpus_manifest.get("sources", {}).items()
     ]
-    extra = {"model_spec": model, "sources": sources}
-    if layers:
-        manifests = harvest_layers(lm, tokens, {x: layer_store(run_dir, x) for x in layers}, HarvestConfig(layer=layers[-1]),
-                                   extra_manifest=extra, progress=progress)
-        return manifests[layers[-1]]
-    return harvest(lm, tokens, run_dir / "activations", HarvestConfig(layer=layer), extra_manifest=extra, progress=progress)
+    out_dirs = {x: layer_store(run_dir, x) for x in layers} if layers else {layer: run_dir / "activations"}
+    deepest = max(out_dirs)
+    manifests = harvest_on(world, lm, tokens, out_dirs, HarvestConfig(layer=deepest),
+                           extra_manifest={"model_spec": model, "sources": sources}, progress=progress)
+    return manifests[deepest]
 
 
 def layer_store(run_dir: str | Path, layer: int) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..activations.run import DEFAULT_CTX_LEN, DEFAULT_TOKENS
+from .launch import add_nproc_argument, launch, should_launch
 
 
 def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,16 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="several layers from one forward pass (it stops after the deepest): one store per layer, "
                         "RUN/activations-layerL (instead of --layer)")
     parser.add_argument("--force", action="store_true", help="discard this run's tokens and activations and start again")
+    add_nproc_argument(parser, "harvest")
     parser.set_defaults(func=_harvest)
 
 
 def _harvest(args: argparse.Namespace) -> int:
     from ..activations.run import harvest_run
+    from ..distributed import init_world
 
+    if should_launch(args):
+        return launch(args.nproc, args.argv)
+    world = init_world()
     manifest = harvest_run(
         args.run, model=args.model, layer=args.layer, n_tokens=args.tokens, ctx_len=args.ctx_len,
-        inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force, layers=args.layers,
+        inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force, layers=args.layers, world=world,
     )
+    if not world.is_main:
+        return 0
     if args.layers:
         from ..activations.run import layer_store
 

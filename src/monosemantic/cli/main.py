@@ -44,13 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc: the command each rank runs
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except MonosemanticError as e:
-        print(f"monosemantic: error: {e}", file=sys.stderr)
+        from ..distributed import rank_prefix
+
+        print(f"monosemantic: error: {rank_prefix()}{e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("monosemantic: interrupted; run the same command again to resume", file=sys.stderr)

@@ -18,11 +18,11 @@ from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..models.dtype import choose_dtype
 from ..run import read_metrics
-from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
+from ..sae import ARCHITECTURES, SAE, SAEConfig
 from ..sae.registry import config_for
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
+from .distributed import Single
 from .schedules import lr_factor, sparsity_factor
 
 Batches = Iterable[torch.Tensor] | Callable[[int], Iterable[torch.Tensor]]
@@ -128,14 +128,17 @@ def train_sae(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    parallel: Single | None = None,
 ) -> TrainResult:
     """Train an SAE on `batches` (an iterable of float [B, d] tensors, or a callable
     giving the stream from a step on). With `out_dir`, writes out_dir/metrics.jsonl
     and out_dir/checkpoints/; `resume=True` continues from the latest checkpoint
-    with the same data order. The one-SAE case of `train_many`."""
+    with the same data order. `parallel` (train/distributed.py) runs it over ranks:
+    each rank then passes its own batches (data parallel: its slice of each). The
+    one-SAE case of `train_many`."""
     from .many import train_many  # many.py drives SAETrainer from this module
 
-    return train_many(batches, [TrainJob(sae_cfg, cfg or TrainConfig(), out_dir, resume)], progress=progress)[0]
+    return train_many(batches, [TrainJob(sae_cfg, cfg or TrainConfig(), out_dir, resume, parallel)], progress=progress)[0]
 
 
 @dataclass
@@ -145,6 +148,7 @@ class TrainJob:
     cfg: TrainConfig
     out_dir: str | Path | None = None   # metrics.jsonl and checkpoints/ go here (None: nothing written)
     resume: bool = False                # continue from out_dir/checkpoints/latest.pt
+    parallel: Single | None = None      # how it runs over ranks (train/distributed.py; None: one process)
 
 
 class SAETrainer:
@@ -162,14 +166,15 @@ class SAETrainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = self.out_dir / "checkpoints" if self.out_dir is not None else None
         self.total = cfg.total_steps
+        self.parallel = parallel = job.parallel or Single()
 
         torch.manual_seed(cfg.seed)
-        self.sae = make_sae(sae_cfg)
+        self.sae = parallel.make_sae(sae_cfg)
         self.optimizer = _adam(self.sae, cfg.lr)
-        self.dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
+        self.dead = DeadTracker(parallel.local_latents(sae_cfg), cfg.dead_window)
         self.start, self.elapsed, self.resumed_from = 0, 0.0, None
-        if job.resume and self.ckpt_dir is not None and has_checkpoint(self.ckpt_dir):
-            state = load_checkpoint(self.ckpt_dir)
+        if job.resume and self.ckpt_dir is not None and parallel.has_checkpoint(self.ckpt_dir):
+            state = parallel.load_checkpoint(self.ckpt_dir)
             if config_for(state["sae_config"]) != sae_cfg or state["train_config"] != cfg.to_dict():
                 raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
             self.sae.load_state_dict(state["sae"])
@@ -183,7 +188,7 @@ class SAETrainer:
         # Each trainer keeps its own random state, so that training beside others
         # gives the same weights as training alone.
         self.rng = torch.get_rng_state()
-        self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None else None, self.resumed_from)
+        self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None and parallel.is_main else None, self.resumed_from)
         self.flops = _flops_before(self.metrics.path, self.start, self._step_flops(cfg.batch_size, 0))
         self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
         self.window = _Window()
@@ -191,7 +196,8 @@ class SAETrainer:
         self.last_record: dict = {}
 
     def _step_flops(self, batch: int, n_dead: int) -> int:
-        return type(self.sae).step_flops(self.sae_cfg, batch, n_dead).total
+        # from the architecture's class: a feature-sharded `sae` is a wrapper of its slice
+        return ARCHITECTURES[self.sae_cfg.architecture].step_flops(self.sae_cfg, batch, n_dead).total
 
     @property
     def needs_init(self) -> bool:
@@ -199,13 +205,13 @@ class SAETrainer:
 
     def init_from_data(self, first: torch.Tensor) -> None:
         torch.set_rng_state(self.rng)
-        self.sae.init_from_data(first)
+        self.sae.init_from_data(self.parallel.global_batch(first))
         self.rng = torch.get_rng_state()
 
     def checkpoint(self, step: int) -> Path | None:
         if self.ckpt_dir is None:
             return None
-        return save_checkpoint(self.ckpt_dir, {
+        return self.parallel.save_checkpoint(self.ckpt_dir, {
             "step": step, "sae_config": asdict(self.sae_cfg), "train_config": self.cfg.to_dict(), "sae": self.sae.state_dict(),
             "optimizer": self.optimizer.state_dict(), "dead": self.dead.state_dict(), "rng": self.rng,
             "elapsed": self.elapsed,
@@ -216,7 +222,7 @@ class SAETrainer:
         trainer's share of the time spent reading the batch."""
         t0 = time.perf_counter()
         torch.set_rng_state(self.rng)
-        cfg, sae, optimizer, dead, total = self.cfg, self.sae, self.optimizer, self.dead, self.total
+        cfg, sae, optimizer, dead, total, parallel = self.cfg, self.sae, self.optimizer, self.dead, self.total, self.parallel
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
         with self.autocast():
@@ -228,18 +234,19 @@ class SAETrainer:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         sae.before_step()
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+        parallel.sync_and_clip(sae, cfg.grad_clip)
         optimizer.step()
         sae.after_step()
-        self.flops += self._step_flops(x.shape[0], int(dead.mask.sum()))
-        dead.update(out.fired, x.shape[0])
+        rows = parallel.global_rows(x.shape[0])
+        self.flops += self._step_flops(rows, parallel.dead_count(dead))
+        dead.update(parallel.fired(out.fired), rows)
         self.window.add(x, out, loss)
         self.rng = torch.get_rng_state()
         self.elapsed += time.perf_counter() - t0 + shared_seconds
 
         done = step + 1
         if done % cfg.log_every == 0 or done == total:
-            record = {"step": done, "tokens": done * cfg.batch_size, **self.window.flush(), "dead_fraction": dead.fraction,
+            record = {"step": done, "tokens": done * cfg.batch_size, **self.window.flush(parallel), "dead_fraction": parallel.dead_fraction(dead),
                       "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
                       "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
                       "elapsed_s": round(self.elapsed, 3), "flops": self.flops}
@@ -254,27 +261,33 @@ class SAETrainer:
 
 
 class _Window:
-    """Running sums of the per-step metrics between two log lines."""
+    """Per-step metric sums between two log lines. The FVE's denominator needs each
+    step's batch mean, so Σ‖x‖², Σx and the row count are kept per step and combined
+    at flush (after summing over data-parallel ranks: one reduction per log line)."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.sq_err = self.sq_dev = 0.0
-        self.n = 0
+        self.steps: list[torch.Tensor] = []  # each [4 + d + t] float64: err, Σ‖x‖², rows, ..., Σx
+        self.names: list[str] = []
 
     @torch.no_grad()
     def add(self, x: torch.Tensor, out, loss: torch.Tensor) -> None:
-        err = (x - out.x_hat.float()).pow(2).sum().item()
-        dev = (x - x.mean(0)).pow(2).sum().item()
-        self.sq_err += err
-        self.sq_dev += dev
-        values = {"loss": loss.item(), "l0": out.n_active.float().mean().item()}
-        values.update({name: float(term) for name, term in out.terms.items()})
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
+        rows = x.shape[0]
+        values = {"loss": loss.detach().float() * rows, "l0": out.n_active.float().sum()}
+        values.update({name: term.detach().float() * rows for name, term in out.terms.items()})
+        self.names = list(values)
+        x64 = x.double()
+        head = torch.stack([(x - out.x_hat.float()).pow(2).sum().double(), x64.pow(2).sum(), torch.tensor(float(rows), dtype=torch.float64)])
+        self.steps.append(torch.cat([head, torch.stack(list(values.values())).double(), x64.sum(0)]))
 
-    def flush(self) -> dict:
-        record = {k: v / self.n for k, v in self.sums.items()}
-        record["fve"] = 1.0 - self.sq_err / self.sq_dev if self.sq_dev > 0 else float("nan")
+    def flush(self, parallel=None) -> dict:
+        stacked = torch.stack(self.steps)                                  # [steps, 3 + t + d]
+        if parallel is not None:
+            stacked = parallel.sum_metrics_(stacked)
+        t = len(self.names)
+        err, sumsq, rows = stacked[:, 0], stacked[:, 1], stacked[:, 2]
+        mean_sq = stacked[:, 3 + t :].pow(2).sum(1) / rows                 # [steps] n·‖mean‖²
+        sq_dev = float((sumsq - mean_sq).sum())
+        record = {name: float((stacked[:, 3 + i] / rows).mean()) for i, name in enumerate(self.names)}
+        record["fve"] = 1.0 - float(err.sum()) / sq_dev if sq_dev > 0 else float("nan")
         self.__init__()
         return record

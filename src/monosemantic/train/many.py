@@ -27,7 +27,9 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
     lr and schedule, but share the batch size and input width (they read the same
     batches). A job stops at its own step count; `on_done(i, result)` is called as
     soon as job i has finished (save it there: a later kill then loses nothing of it).
-    Returns the results in the order of `jobs`."""
+    Returns the results in the order of `jobs`. Under torch.distributed every rank
+    calls it with the same jobs, each with its own `parallel` hooks (TrainJob), and
+    its own batches."""
     if not jobs:
         raise ConfigError("train_many needs at least one SAE to train")
     sizes = {(j.cfg.batch_size, j.sae_cfg.d_in) for j in jobs}
@@ -56,7 +58,8 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
                 t.init_from_data(first)
             stream = itertools.chain([first], stream)
         desc = f"train {jobs[0].sae_cfg.architecture}" if len(jobs) == 1 else f"train {len(jobs)} SAEs"
-        with tqdm(total=total, initial=start, disable=not progress, unit="step", desc=desc, dynamic_ncols=True) as bar:
+        show = progress and trainers[0].parallel.is_main   # one bar, on rank 0 under torch.distributed
+        with tqdm(total=total, initial=start, disable=not show, unit="step", desc=desc, dynamic_ncols=True) as bar:
             for step in range(start, total):
                 t0 = time.perf_counter()
                 try:
