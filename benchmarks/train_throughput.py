@@ -13,6 +13,7 @@ and inside the dense matrix-product kernels alone (a profiled run); and the fina
 loss of ours in bfloat16 against float32 (the dtype choice must stay within 1 %).
 
     python benchmarks/train_throughput.py [--latents 16384] [--batch 4096] [--steps 3] [--rounds 2]
+    python benchmarks/train_throughput.py --compare sparsify matryoshka   # train_peers.py, side by side
 """
 
 from __future__ import annotations
@@ -69,7 +70,11 @@ def time_plain(arch, n, k, batches) -> float:
 
 def time_ours(arch, n, k, batches, dtype="float32") -> tuple[float, float]:
     B = batches[0].shape[0]
-    cfg = TrainConfig(n_tokens=B * (len(batches) + 1), batch_size=B, lr=1e-4, log_every=len(batches) + 1, checkpoint_every=0, dtype=dtype)
+    # A dead window longer than the run: no latent is dead, so no AuxK pass, as in the
+    # plain and sparsify steps it is compared with (a one-batch window would call most
+    # of 16,384 latents dead after step 1 and time AuxK too).
+    cfg = TrainConfig(n_tokens=B * (len(batches) + 1), batch_size=B, lr=1e-4, log_every=len(batches) + 1, checkpoint_every=0,
+                      dtype=dtype, dead_window_tokens=10 * B * (len(batches) + 1))
     sae_cfg = SAEConfig(architecture=arch, d_in=D, n_latents=n, k=k)
     stream = [batches[0]] + batches  # the first step (init from data) is the warm-up
     start = [0.0]
@@ -139,11 +144,22 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--compare", nargs="*", default=None, choices=["sparsify", "matryoshka"],
+                        help="only these side-by-side comparisons (benchmarks/train_peers.py): our topk vs sparsify's "
+                        "at 4,096 and --latents latents; matryoshka vs batchtopk at --latents")
     args = parser.parse_args()
     n, B, k = args.latents, args.batch, args.k
     torch.manual_seed(0)
     batches = [torch.randn(B, D) for _ in range(args.steps)]
     print(f"d={D} latents={n} batch={B} k={k} threads={torch.get_num_threads()} steps={args.steps} rounds={args.rounds}")
+    if args.compare is not None:
+        from train_peers import compare_matryoshka, compare_sparsify
+
+        if "sparsify" in args.compare:
+            compare_sparsify(time_ours, D, sorted({4096, n}), k, batches, args.rounds)
+        if "matryoshka" in args.compare:
+            compare_matryoshka(time_ours, n, k, batches, args.rounds)
+        return
     rate = matmul_rate(B, n)
     print(f"dense matmul rate ([B,d]x[d,n], float32): {rate / 1e9:.1f} GFLOP/s")
     for arch in ("topk", "relu"):

@@ -28,3 +28,7 @@ class CheckpointError(MonosemanticError):
 
 class TrainingDiverged(MonosemanticError):
     """Loss became NaN or infinite."""
+
+
+class DistributedError(MonosemanticError):
+    """Ranks of a distributed job disagree, or one of them failed."""

@@ -18,7 +18,7 @@ def _trained_like(arch, s=2.5, d=8, n=24, k=3, seed=0):
     with torch.no_grad():
         for p in sae.parameters():
             p.add_(0.1 * torch.randn_like(p))
-        if arch == "batchtopk":
+        if hasattr(sae, "threshold_updates"):   # the batchtopk family: a learnt θ
             sae.threshold.fill_(0.2)
             sae.threshold_updates.fill_(5)
     return sae.eval()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -79,33 +79,40 @@ def _drop_incomplete(directory: Path) -> None:
 
 
 @torch.inference_mode()
-def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: int, hi: int, threshold: float, bar) -> dict:
-    acts, rows, excluded = [], [], 0
+def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers: list[int], lo: int, hi: int,
+                   thresholds: dict[int, float], bar) -> dict[int, dict]:
+    """Contexts lo..hi at every layer of `layers`, one forward per batch."""
+    acts = {layer: [] for layer in layers}
+    rows = {layer: [] for layer in layers}
+    excluded = dict.fromkeys(layers, 0)
     special = excluded_ids(lm)
     for start in range(lo, hi, cfg.batch_contexts):
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
-        resid = lm.residual(ids, cfg.layer).float()  # [b, T, d]
-        norms = resid.norm(dim=-1)  # [b, T]
+        resids = lm.residuals(ids, layers)
         considered = valid_tokens(ids, exclude_ids=special)
-        keep = valid_tokens(ids, exclude_ids=special, norms=norms, outlier_threshold=threshold)
-        excluded += int((considered & ~keep).sum())  # outliers only: leading positions and special tokens are not counted
-        b, t = torch.nonzero(keep, as_tuple=True)
-        acts.append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
-        ctx = b.numpy() + start
-        pos = t.numpy()
-        rows.append(np.stack([ctx, pos, tokens.doc_ids[ctx, pos], tokens.doc_pos[ctx, pos]], axis=1).astype(np.int32))
+        for layer in layers:
+            resid = resids[layer].float()  # [b, T, d]
+            norms = resid.norm(dim=-1)  # [b, T]
+            keep = valid_tokens(ids, exclude_ids=special, norms=norms, outlier_threshold=thresholds[layer])
+            excluded[layer] += int((considered & ~keep).sum())  # outliers only: leading positions and special tokens are not counted
+            b, t = torch.nonzero(keep, as_tuple=True)
+            acts[layer].append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
+            ctx = b.numpy() + start
+            pos = t.numpy()
+            rows[layer].append(np.stack([ctx, pos, tokens.doc_ids[ctx, pos], tokens.doc_pos[ctx, pos]], axis=1).astype(np.int32))
         bar.update(ids.numel())
-    data = np.concatenate(acts)
-    return {"data": data, "rows": np.concatenate(rows), "excluded": excluded, "tokens_seen": (hi - lo) * tokens.contexts.shape[1]}
+    seen = (hi - lo) * tokens.contexts.shape[1]
+    return {layer: {"data": np.concatenate(acts[layer]), "rows": np.concatenate(rows[layer]), "excluded": excluded[layer],
+                    "tokens_seen": seen} for layer in layers}
 
 
-def _outlier_threshold(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> float:
-    """valid.OUTLIER_FACTOR x the median norm of the first batch, fixed before any shard is
-    written so that a resumed harvest applies the same rule."""
+def _outlier_thresholds(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers: list[int]) -> dict[int, float]:
+    """valid.OUTLIER_FACTOR x the median norm of the first batch, per layer, fixed before
+    any shard is written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
-    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)
-    return outlier_threshold(norms, ids, exclude_ids=excluded_ids(lm))
+    resids = lm.residuals(ids, layers)
+    return {layer: outlier_threshold(resids[layer].float().norm(dim=-1), ids, exclude_ids=excluded_ids(lm)) for layer in layers}
 
 
 def harvest(
@@ -113,62 +120,135 @@ def harvest(
 ) -> dict:
     """Harvest every context of `tokens` at `cfg.layer` into `out_dir`; returns the
     manifest. Run again after an interruption to continue."""
-    lm.check_layer(cfg.layer)
+    return harvest_layers(lm, tokens, {cfg.layer: out_dir}, cfg, extra_manifest, progress)[cfg.layer]
+
+
+def harvest_layers(
+    lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, extra_manifest: dict | None = None,
+    progress: bool = True,
+) -> dict[int, dict]:
+    """Harvest every context of `tokens` at each layer of `out_dirs` ({layer: store
+    directory}, `cfg.layer` ignored) from one forward per batch that stops after the
+    deepest layer; each store is the one `harvest` writes for its layer alone, row for
+    row. Returns {layer: manifest}. Run again after an interruption to continue.
+    (activations/distributed.py runs the same three steps with the shards split across ranks.)"""
+    states, manifests = begin_harvest(lm, tokens, out_dirs, cfg)
+    if states:
+        harvest_shards(lm, tokens, out_dirs, cfg, states, range(n_shards(tokens, cfg)), progress)
+        manifests.update(finish_harvest(lm, tokens, out_dirs, cfg, states, extra_manifest))
+    return manifests
+
+
+def n_shards(tokens: Tokens, cfg: HarvestConfig) -> int:
+    return math.ceil(tokens.contexts.shape[0] / cfg.shard_contexts)
+
+
+def begin_harvest(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig) -> tuple[dict[int, dict], dict[int, dict]]:
+    """Check the settings, drop half-written files and fix each layer's outlier
+    threshold. Returns ({layer: harvest state} of the layers still to harvest,
+    {layer: manifest} of those whose store is already complete)."""
+    layers = sorted(out_dirs)
+    if not layers:
+        raise StoreError("no layer to harvest")
+    for layer in layers:
+        lm.check_layer(layer)
     if cfg.store_dtype not in STORE_DTYPES:
         raise StoreError(f"unknown store dtype {cfg.store_dtype!r}: use {' or '.join(STORE_DTYPES)}")
     if tokens.contexts.shape[0] == 0 or tokens.contexts.shape[1] < 2:
         raise StoreError("nothing to harvest: no contexts of at least 2 tokens")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = _state_for(lm, tokens, cfg)
-    previous = _check_resumable(out / STATE, state)
-    if previous is not None and (out / MANIFEST).is_file():
-        return atomic.read_json(out / MANIFEST)
-    _drop_incomplete(out)
-    if previous is None or "outlier_threshold" not in previous:
-        state["outlier_threshold"] = _outlier_threshold(lm, tokens, cfg)
-        atomic.write_json(out / STATE, state)
-    else:
-        state["outlier_threshold"] = previous["outlier_threshold"]
+    states, manifests = {}, {}
+    for layer in layers:
+        out = Path(out_dirs[layer])
+        out.mkdir(parents=True, exist_ok=True)
+        state = _state_for(lm, tokens, replace(cfg, layer=layer))
+        previous = _check_resumable(out / STATE, state)
+        if previous is not None and (out / MANIFEST).is_file():
+            manifests[layer] = atomic.read_json(out / MANIFEST)
+            continue
+        _drop_incomplete(out)
+        if previous is not None and "outlier_threshold" in previous:
+            state["outlier_threshold"] = previous["outlier_threshold"]
+        states[layer] = state
+    new = [layer for layer, state in states.items() if "outlier_threshold" not in state]
+    if new:
+        for layer, threshold in _outlier_thresholds(lm, tokens, cfg, new).items():
+            states[layer]["outlier_threshold"] = threshold
+            atomic.write_json(Path(out_dirs[layer]) / STATE, states[layer])
+    return states, manifests
 
+
+def harvest_shards(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, states: dict[int, dict],
+                   shard_ids, progress: bool = True) -> None:
+    """Harvest the shards `shard_ids` (each a fixed slice of the contexts) of every
+    layer of `states`, one forward per batch for the layers a shard still lacks."""
+    outs = {layer: Path(out_dirs[layer]) for layer in sorted(states)}
+    thresholds = {layer: state["outlier_threshold"] for layer, state in states.items()}
     n_ctx, ctx_len = tokens.contexts.shape
-    n_shards = math.ceil(n_ctx / cfg.shard_contexts)
-    summaries = []
-    with progress_bar(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", enabled=progress) as bar:
-        for i in range(n_shards):
-            data_path, rows_path, json_path = shard_paths(out, i)
+    shard_ids = list(shard_ids)
+    todo = sum(min((i + 1) * cfg.shard_contexts, n_ctx) - i * cfg.shard_contexts for i in shard_ids) * ctx_len
+    desc = f"harvest layer {next(iter(outs))}" if len(outs) == 1 else f"harvest layers {','.join(map(str, outs))}"
+    with progress_bar(total=todo, unit="tok", unit_scale=True, desc=desc, enabled=progress) as bar:
+        for i in shard_ids:
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
-            if json_path.is_file():
-                summaries.append(atomic.read_json(json_path))
+            missing = [layer for layer, out in outs.items() if not shard_paths(out, i)[2].is_file()]
+            if not missing:
                 bar.update((hi - lo) * ctx_len)
                 continue
             start = time.perf_counter()
-            shard = _harvest_shard(lm, tokens, cfg, lo, hi, state["outlier_threshold"], bar)
-            data = shard["data"]
-            atomic.save_npy(data_path, data)
-            atomic.save_npy(rows_path, shard["rows"])
-            summary = {
-                "count": int(data.shape[0]),
-                "norm_sum": float(np.linalg.norm(data.astype(np.float32), axis=1).sum()),
-                "excluded": shard["excluded"],
-                "tokens_seen": shard["tokens_seen"],
-                "seconds": time.perf_counter() - start,
-            }
-            atomic.write_json(json_path, summary)  # last: marks the shard complete
-            summaries.append(summary)
+            shards = _harvest_shard(lm, tokens, cfg, missing, lo, hi, thresholds, bar)
+            seconds = (time.perf_counter() - start) / len(missing)   # each layer's share of the forward
+            for layer in missing:
+                _write_shard(outs[layer], i, shards[layer], seconds)
 
+
+def finish_harvest(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | Path], cfg: HarvestConfig, states: dict[int, dict],
+                   extra_manifest: dict | None = None) -> dict[int, dict]:
+    """Merge each layer's shard summaries into its manifest.json (written last: the
+    store is complete). Returns {layer: manifest}."""
+    manifests = {}
+    for layer, state in states.items():
+        out = Path(out_dirs[layer])
+        summaries = []
+        for i in range(n_shards(tokens, cfg)):
+            json_path = shard_paths(out, i)[2]
+            if not json_path.is_file():
+                raise StoreError(f"{json_path} is missing: shard {i} was not harvested; run the harvest again to resume")
+            summaries.append(atomic.read_json(json_path))
+        manifests[layer] = _manifest(lm, tokens, layer, cfg, summaries, state, extra_manifest)
+        atomic.write_json(out / MANIFEST, manifests[layer])
+    return manifests
+
+
+def _write_shard(out: Path, i: int, shard: dict, seconds: float) -> None:
+    data_path, rows_path, json_path = shard_paths(out, i)
+    data = shard["data"]
+    atomic.save_npy(data_path, data)
+    atomic.save_npy(rows_path, shard["rows"])
+    summary = {
+        "count": int(data.shape[0]),
+        "norm_sum": float(np.linalg.norm(data.astype(np.float32), axis=1).sum()),
+        "excluded": shard["excluded"],
+        "tokens_seen": shard["tokens_seen"],
+        "seconds": seconds,
+    }
+    atomic.write_json(json_path, summary)  # last: marks the shard complete
+
+
+def _manifest(lm: LanguageModel, tokens: Tokens, layer: int, cfg: HarvestConfig, summaries: list[dict], state: dict,
+              extra_manifest: dict | None) -> dict:
+    n_ctx, ctx_len = tokens.contexts.shape
     count = sum(s["count"] for s in summaries)
     if count == 0:
-        raise StoreError("every token was excluded: the corpus is too short or the layer is degenerate")
+        raise StoreError(f"every token was excluded at layer {layer}: the corpus is too short or the layer is degenerate")
     mean_norm = sum(s["norm_sum"] for s in summaries) / count
     considered = count + sum(s["excluded"] for s in summaries)
-    manifest = {
+    return {
         "format": "monosemantic-activations/1",
         "model": lm.name,
         "model_dtype": str(lm.dtype).removeprefix("torch."),
         "dtype_reason": lm.dtype_reason,
-        "layer": cfg.layer,
-        "hook_name": lm.hook_name(cfg.layer),
+        "layer": layer,
+        "hook_name": lm.hook_name(layer),
         "d": lm.d_model,
         "dtype": cfg.store_dtype,
         "count": count,
@@ -186,5 +266,3 @@ def harvest(
         "tokens_digest": state["tokens_digest"],
         **(extra_manifest or {}),
     }
-    atomic.write_json(out / MANIFEST, manifest)
-    return manifest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..activations.run import DEFAULT_CTX_LEN, DEFAULT_TOKENS
+from .launch import add_nproc_argument, launch, should_launch
 
 
 def add_harvest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,17 +29,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run", help="run directory (created if missing)")
     add_harvest_arguments(parser)
+    parser.add_argument("--layers", type=_layer_list, default=None, metavar="L1,L2,...",
+                        help="several layers from one forward pass (it stops after the deepest): one store per layer, "
+                        "RUN/activations-layerL (instead of --layer)")
     parser.add_argument("--force", action="store_true", help="discard this run's tokens and activations and start again")
+    add_nproc_argument(parser, "harvest")
     parser.set_defaults(func=_harvest)
 
 
 def _harvest(args: argparse.Namespace) -> int:
     from ..activations.run import harvest_run
+    from ..distributed import init_world
 
+    if should_launch(args):
+        return launch(args.nproc, args.argv)
+    world = init_world()
     manifest = harvest_run(
         args.run, model=args.model, layer=args.layer, n_tokens=args.tokens, ctx_len=args.ctx_len,
-        inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force,
+        inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force, layers=args.layers, world=world,
     )
+    if not world.is_main:
+        return 0
+    if args.layers:
+        from ..activations.run import layer_store
+
+        for layer in sorted(set(args.layers)):
+            print(f"harvested layer {layer} into {layer_store(args.run, layer)} (train on it: --activations {layer_store(args.run, layer)})")
+        return 0
     print(f"harvested {manifest['count']:,} activations of {manifest['model']} layer {manifest['layer']} "
           f"into {args.run}/activations (inspect: monosemantic store info {args.run})")
     return 0
+
+
+def _layer_list(text: str) -> list[int]:
+    try:
+        layers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers takes comma-separated layer numbers, e.g. 6,15,24; got {text!r}") from None
+    if not layers:
+        raise argparse.ArgumentTypeError("--layers needs at least one layer")
+    return layers

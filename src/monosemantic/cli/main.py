@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for --nproc: the command each rank runs
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         use_sae_option(args)
         return int(args.func(args) or 0)
     except MonosemanticError as e:
-        print(f"monosemantic: error: {e}", file=sys.stderr)
+        from ..distributed import rank_prefix
+
+        print(f"monosemantic: error: {rank_prefix()}{e}", file=sys.stderr)
         return 1
     except OSError as e:  # the file system refused (full, read-only, permissions, not a directory)
         print(f"monosemantic: error: {os_error_message(e)}", file=sys.stderr)

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..sae import ARCHITECTURES
 from ..train import train_run
 from ..train.config import TrainConfig
+from .launch import add_nproc_argument, launch, should_launch
 
 DEFAULT_LATENTS = 4096
 
@@ -82,14 +83,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_train_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
+    add_nproc_argument(parser, "train")
+    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
+                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
+                        "by latents, for relu/topk/batchtopk; docs/distributed.md). Default data")
     parser.set_defaults(func=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..distributed import init_world
     from ..train.run import training_warnings
 
+    if should_launch(args):
+        return launch(args.nproc, args.argv)
+    world = init_world()
     sae_cfg, cfg = configs_from_args(args)
-    result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force)
+    result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force,
+                       world=world, parallel=args.parallel)
+    if not world.is_main:
+        return 0
     if result is None:
         print(f"{args.run}/sae is already trained with these settings (use --force to train again)")
         return 0

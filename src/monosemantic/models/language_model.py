@@ -140,18 +140,31 @@ class LanguageModel:
     @torch.inference_mode()
     def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only."""
-        self.check_layer(layer)
+        return self.residuals(input_ids, [layer], attention_mask)[layer]
 
-        def stop(_module, _inputs, output):
-            raise _StopForward(_hidden_of(output))
+    @torch.inference_mode()
+    def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """Residual stream after each block of `layers`, {layer: [B, T, d]}, from one
+        forward that stops after the deepest of them."""
+        for layer in layers:
+            self.check_layer(layer)
+        deepest, captured = max(layers), {}
 
-        handle = self.blocks[layer].register_forward_hook(stop)
+        def keep(layer: int):
+            def hook(_module, _inputs, output):
+                captured[layer] = _hidden_of(output)
+                if layer == deepest:
+                    raise _StopForward(captured[layer])
+            return hook
+
+        handles = [self.blocks[layer].register_forward_hook(keep(layer)) for layer in set(layers)]
         try:
             self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False)
-        except _StopForward as done:
-            return done.hidden
+        except _StopForward:
+            return {layer: captured[layer] for layer in layers}
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
         raise RuntimeError("forward finished without reaching the hooked block")  # internal bug
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:

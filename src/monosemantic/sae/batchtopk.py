@@ -20,6 +20,23 @@ from .topk import TopKSAE
 THRESHOLD_EMA = 0.01
 
 
+@torch.no_grad()
+def pad_rows(rows: Tensor, cols: Tensor, B: int) -> tuple[Tensor, Tensor]:
+    """Selected (row, latent) pairs -> ([B, m] latent ids, [B, m] valid): row b's
+    selected latents first, then index 0 with valid False (m = the most in a row)."""
+    counts = torch.bincount(rows, minlength=B)                             # [B]
+    m = max(int(counts.max()), 1) if rows.numel() else 1
+    order = torch.argsort(rows, stable=True)
+    rows, cols = rows[order], cols[order]
+    starts = torch.cumsum(counts, 0) - counts                               # [B]
+    slot = torch.arange(rows.numel(), device=rows.device) - starts[rows]
+    idx = torch.zeros(B, m, dtype=torch.long, device=rows.device)
+    valid = torch.zeros(B, m, dtype=torch.bool, device=rows.device)
+    idx[rows, slot] = cols
+    valid[rows, slot] = True
+    return idx, valid
+
+
 class BatchTopKSAE(TopKSAE):
     saelens_architecture = "jumprelu"
     saelens_imports = ()                  # a SAELens jumprelu folder loads as our jumprelu
@@ -53,18 +70,7 @@ class BatchTopKSAE(TopKSAE):
         with torch.no_grad():
             pre = self.pre_acts(x)                                         # [B, n], no graph
             flat = pre.relu().flatten().topk(min(self.cfg.k * B, B * n), sorted=False).indices  # [k*B]
-            rows, cols = flat // n, flat % n
-            # Pad to [B, m]: row b's selected latents first, then index 0 with mask 0.
-            counts = torch.bincount(rows, minlength=B)                     # [B]
-            m = max(int(counts.max()), 1)
-            order = torch.argsort(rows, stable=True)
-            rows, cols = rows[order], cols[order]
-            starts = torch.cumsum(counts, 0) - counts                       # [B]
-            slot = torch.arange(rows.numel(), device=x.device) - starts[rows]
-            idx = torch.zeros(B, m, dtype=torch.long, device=x.device)
-            valid = torch.zeros(B, m, dtype=torch.bool, device=x.device)
-            idx[rows, slot] = cols
-            valid[rows, slot] = True
+            idx, valid = pad_rows(flat // n, flat % n, B)
         vals = gather_encode(x, self.W_enc, self.b_enc, self.b_dec, idx, pre).relu() * valid  # [B, m]
         if self.training:
             self._update_threshold(vals.detach())

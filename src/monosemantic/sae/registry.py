@@ -11,6 +11,7 @@ from .base import SAE, SAEConfig
 from .batchtopk import BatchTopKSAE
 from .gated import GatedSAE
 from .jumprelu import JumpReLUSAE
+from .matryoshka import MatryoshkaSAE
 from .relu import ReLUSAE
 from .topk import TopKSAE
 
@@ -19,6 +20,7 @@ ARCHITECTURES: dict[str, type[SAE]] = {
     "topk": TopKSAE,
     "batchtopk": BatchTopKSAE,
     "jumprelu": JumpReLUSAE,
+    "matryoshka": MatryoshkaSAE,
 }
 
 # Architectures that load and run (encode/decode, features, steering) but are not

@@ -13,10 +13,10 @@ from .. import atomic
 from ..activations import open_store
 from ..errors import ConfigError
 from ..evals.run import evaluate_run
-from ..train import TrainConfig, train_run
+from ..train import train_runs
 from .fit import ScalingFit
 from .plan import Plan, plan
-from .sweep import evaluate_checkpoint, last_metrics, read_sweep
+from .sweep import evaluate_checkpoint, last_metrics, read_sweep, train_config
 
 FAMILY_FILE = "family.json"
 
@@ -44,21 +44,24 @@ def family_budgets(fit: ScalingFit, factor: float = 4.0, top: float | None = Non
 
 def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], eval_tokens: int = 20_000,
                  progress: bool = True) -> list[Member]:
-    """Train (or resume, or skip when done) one SAE per budget under SWEEP/family/."""
+    """Train (or resume, or skip when done) one SAE per budget under SWEEP/family/,
+    all in one pass over the store (train.train_many), then evaluate each."""
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
         raise ConfigError(f"{sweep_dir} has no runs")
     template = spec.runs[0]
     out = Path(sweep_dir) / "family"
-    members = []
-    heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
+    planned = []
     for budget in sorted(budgets):
         p: Plan = plan(fit, budget, batch_size=spec.batch_size)
-        run = replace(template, n_latents=p.n_latents, n_tokens=p.n_tokens)
+        planned.append((budget, p, replace(template, n_latents=p.n_latents, n_tokens=p.n_tokens)))
+    train_runs([(out / run.name, run.sae_cfg(), train_config(spec, run)) for _, _, run in planned],
+               activations=spec.activations, resume=True, progress=progress)
+    heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
+    members = []
+    for budget, p, run in planned:
         run_dir = out / run.name
-        cfg = TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
-        train_run(run_dir, run.sae_cfg(), cfg, activations=spec.activations, resume=True, progress=progress)
         ev_path = run_dir / "eval.json"
         ev = atomic.read_json(ev_path) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
         m = last_metrics(run_dir)

@@ -1,6 +1,7 @@
 """Running a sweep (spec.py says what it holds): each run trained as a normal run
 directory SWEEP/runs/NAME and scored on the sweep's one held-out sample; a finished
-run (RUN/scaling_eval.json) is skipped, one with a checkpoint resumed."""
+run (RUN/scaling_eval.json) is skipped, one with a checkpoint resumed. With --jobs 1
+every run trains in one pass over the store (train.train_many)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..errors import ConfigError
 from ..run import Run
 from ..sae import ARCHITECTURES, make_sae
 from ..sae.registry import config_for
-from ..train import TrainConfig, train_run
+from ..train import TrainConfig, train_run, train_runs
 from ..train.checkpoint import load_checkpoint
 from ..progress import progress_bar
 from .flops import run_flops
@@ -73,11 +74,30 @@ def train_and_score(sweep_dir: str | Path, spec: SweepSpec, run: RunSpec, thread
     """Train one run (resuming it if it has a checkpoint) and write RUN/scaling_eval.json."""
     if threads:
         torch.set_num_threads(threads)
+    train_run(run_dir(sweep_dir, run), run.sae_cfg(), train_config(spec, run), activations=spec.activations, resume=True, progress=False)
+    return score_run(sweep_dir, spec, run)
+
+
+def train_config(spec: SweepSpec, run: RunSpec) -> TrainConfig:
+    return TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
+
+
+def train_one_pass(sweep_dir: str | Path, spec: SweepSpec, runs: list[RunSpec], heldout: torch.Tensor | None = None) -> None:
+    """Train `runs` together on one pass over the store (train.train_many), scoring
+    each one as soon as it has finished."""
+    by_dir = {run_dir(sweep_dir, r): r for r in runs}
+    train_runs([(d, r.sae_cfg(), train_config(spec, r)) for d, r in by_dir.items()], activations=spec.activations,
+               resume=True, progress=False, on_done=lambda d, _result: score_run(sweep_dir, spec, by_dir[d], heldout))
+    for r in runs:   # runs whose SAE was already saved, but not scored
+        if not is_finished(sweep_dir, r):
+            score_run(sweep_dir, spec, r, heldout)
+
+
+def score_run(sweep_dir: str | Path, spec: SweepSpec, run: RunSpec, heldout: torch.Tensor | None = None) -> dict:
+    """Score a trained run on the sweep's held-out sample; writes RUN/scaling_eval.json."""
     out = run_dir(sweep_dir, run)
-    cfg = TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
-    train_run(out, run.sae_cfg(), cfg, activations=spec.activations, resume=True, progress=False)
     store = open_store(spec.activations)
-    x = store.sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)   # [N, d], scaled units
+    x = heldout if heldout is not None else store.sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)  # [N, d], scaled
     scores = evaluate_checkpoint(out, x)
     m = last_metrics(out)
     steps = run.n_tokens // spec.batch_size
@@ -136,10 +156,12 @@ class _Progress:
         self.bar.close()
 
 
-def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: bool = True) -> list[dict]:
+def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: bool = True, one_pass: bool = True) -> list[dict]:
     """Train and score every unfinished run of `spec` under SWEEP/runs; returns the
-    scores of all runs. jobs > 1 trains that many runs at once in worker processes,
-    each with cpu_count // jobs threads."""
+    scores of all runs. By default (jobs 1) every run trains in one pass over the
+    store (train.train_many: the data pipeline is paid once, not once per run);
+    `one_pass=False` trains them one after the other; jobs > 1 trains that many runs
+    at once in worker processes, each with cpu_count // jobs threads."""
     sweep_dir = Path(sweep_dir)
     if jobs < 1:
         raise ConfigError("--jobs must be at least 1")
@@ -152,7 +174,10 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: b
     # loses the least work.
     todo.sort(key=lambda r: run_flops(r.architecture, store.d, r.n_latents, spec.batch_size, r.n_tokens, r.k))
     with _Progress(sweep_dir, spec.runs, spec.batch_size, progress):
-        if jobs == 1:
+        if jobs == 1 and one_pass and todo:
+            heldout = store.sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
+            train_one_pass(sweep_dir, spec, todo, heldout)
+        elif jobs == 1:
             for r in todo:
                 train_and_score(sweep_dir, spec, r)
         else:

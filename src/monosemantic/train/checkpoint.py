@@ -11,6 +11,7 @@ import torch
 from .. import atomic
 from ..errors import CheckpointError
 from ..state_file import load_state
+from .sharded_checkpoint import MARKER, drop_sharded, load_sharded, read_marker
 
 LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
@@ -25,15 +26,21 @@ def save_checkpoint(directory: Path, state: dict) -> Path:
         (directory / PREVIOUS).unlink(missing_ok=True)
         os.link(latest, directory / PREVIOUS)
     atomic.write_with(latest, lambda tmp: torch.save(state, tmp))
+    drop_sharded(directory)
     return latest
 
 
 def has_checkpoint(directory: Path) -> bool:
-    return (directory / LATEST).is_file()
+    return (directory / LATEST).is_file() or (directory / MARKER).is_file()
 
 
 def load_checkpoint(directory: Path) -> dict:
+    """The latest checkpoint as one process's state; a feature-sharded one
+    (sharded_checkpoint.py) is reassembled from its per-rank files."""
     path = directory / LATEST
+    marker = read_marker(directory)
+    if marker is not None and (not path.is_file() or (directory / MARKER).stat().st_mtime >= path.stat().st_mtime):
+        return load_sharded(directory, 0, int(marker["n_latents"]))
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {directory}: nothing to resume; run without --resume to start training")
     try:

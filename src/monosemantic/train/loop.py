@@ -14,18 +14,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
-from ..progress import progress_bar
-
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..models.dtype import choose_dtype
 from ..run import read_metrics
-from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
+from ..sae import ARCHITECTURES, SAE, SAEConfig
 from ..sae.io import to_raw_units
 from ..sae.registry import config_for
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
+from .distributed import Single
 from .schedules import lr_factor, sparsity_factor
 
 Batches = Iterable[torch.Tensor] | Callable[[int], Iterable[torch.Tensor]]
@@ -131,6 +129,7 @@ def train_sae(
     out_dir: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    parallel: Single | None = None,
 ) -> TrainResult:
     """Train an SAE on `batches`: an ActivationStore (its train split, cfg.batch_size
     rows a step), an iterable of float [B, d] tensors such as `store.batches(...)`,
@@ -138,109 +137,19 @@ def train_sae(
     its scale s (sae_cfg.norm_scale), so the SAE trains on s·x as the recipe says.
     Returns the SAE in raw units (as `load_sae` gives it) and the tokens it saw.
     With `out_dir`, writes out_dir/metrics.jsonl and out_dir/checkpoints/;
-    `resume=True` continues from the latest checkpoint with the same data order."""
+    `resume=True` continues from the latest checkpoint with the same data order.
+    `parallel` (train/distributed.py) runs it over ranks: each rank then passes its
+    own batches (data parallel: its slice of each) and gets its own part back. The
+    one-SAE case of `train_many`."""
+    from .many import train_many  # many.py drives SAETrainer from this module
+
     cfg = cfg or TrainConfig()
     cfg.validate()
     batches, sae_cfg = _with_store_scale(batches, config_for(sae_cfg), cfg)
-    dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out_dir / "checkpoints" if out_dir is not None else None
-    total = cfg.total_steps
-
-    torch.manual_seed(cfg.seed)
-    sae = make_sae(sae_cfg)
-    step_flops = lambda batch, n_dead: type(sae).step_flops(sae_cfg, batch, n_dead).total  # noqa: E731
-    optimizer = _adam(sae, cfg.lr)
-    dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
-    start, elapsed_before, resumed_from, tokens_before = 0, 0.0, None, 0
-
-    if resume and ckpt_dir is not None and has_checkpoint(ckpt_dir):
-        state = load_checkpoint(ckpt_dir)
-        if config_for(state["sae_config"]) != sae_cfg or state["train_config"] != cfg.to_dict():
-            raise ConfigError(f"the checkpoint in {ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
-        sae.load_state_dict(state["sae"])
-        optimizer.load_state_dict(state["optimizer"])
-        dead.load_state_dict(state["dead"])
-        torch.set_rng_state(state["rng"])
-        start = resumed_from = int(state["step"])
-        tokens_before = int(state.get("tokens", start * cfg.batch_size))
-        elapsed_before = float(state.get("elapsed", 0.0))
-    elif resume and ckpt_dir is not None:
-        raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
-
-    metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
-    flops = _flops_before(metrics.path, start, step_flops(cfg.batch_size, 0))
-    stream = source = _stream(batches, start)
-    if resumed_from is None:
-        first = _check_batch(next(stream), sae_cfg.d_in, 0)
-        sae.init_from_data(first)
-        stream = itertools.chain([first], stream)
-
-    def checkpoint(step: int) -> Path | None:
-        if ckpt_dir is None:
-            return None
-        return save_checkpoint(ckpt_dir, {
-            "step": step, "sae_config": asdict(sae_cfg), "train_config": cfg.to_dict(), "sae": sae.state_dict(),
-            "optimizer": optimizer.state_dict(), "dead": dead.state_dict(), "rng": torch.get_rng_state(),
-            "elapsed": elapsed_before + time.perf_counter() - t0, "tokens": tokens,
-        })
-
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
-    bar = progress_bar(total=total, initial=start, enabled=progress, unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
-    window = _Window()
-    t0 = time.perf_counter()
-    last_good = None if resumed_from is None else ckpt_dir / "latest.pt"
-    last_record: dict = {}
-    step, tokens = start, tokens_before
-    try:
-        for step in range(start, total):
-            try:
-                x = _check_batch(next(stream), sae_cfg.d_in, step)
-            except StopIteration:
-                raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--train-tokens {cfg.n_tokens})") from None
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
-            with autocast():
-                out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
-            loss = out.loss.float()
-            if not torch.isfinite(loss):
-                where = f"the last good checkpoint is {last_good} (resume with --resume and a lower --lr)" if last_good else "no checkpoint was written yet"
-                raise TrainingDiverged(f"loss became {loss.item()} at step {step}: {where}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            sae.before_step()
-            torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
-            optimizer.step()
-            sae.after_step()
-            flops += step_flops(x.shape[0], int(dead.mask.sum()))
-            dead.update(out.fired, x.shape[0])
-            tokens += x.shape[0]                    # what the stream gave, whatever its batch size
-            window.add(x, out, loss)
-
-            done = step + 1
-            if done % cfg.log_every == 0 or done == total:
-                record = {"step": done, "tokens": tokens, **window.flush(), "dead_fraction": dead.fraction,
-                          "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
-                          "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
-                          "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
-                metrics.write(record)
-                last_record = record
-                bar.set_postfix(loss=f"{record['loss']:.3g}", L0=f"{record['l0']:.1f}", FVE=f"{record['fve']:.3f}", dead=f"{record['dead_fraction']:.1%}", refresh=False)
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
-                last_good = checkpoint(done)
-            bar.update(1)
-    finally:
-        bar.close()
-        for stream_given in (source, batches):  # stop a loader's prefetch thread now, not at interpreter exit
-            if hasattr(stream_given, "close"):
-                stream_given.close()
-    if not last_record and metrics.path is not None:  # resumed at its final step: nothing new was logged
-        logged = read_metrics(metrics.path)
-        last_record = logged[-1] if logged else {}
-    checkpoint(total)
-    return TrainResult(to_raw_units(sae.eval()), total, tokens, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
+    result = train_many(batches, [TrainJob(sae_cfg, cfg, out_dir, resume, parallel)], progress=progress)[0]
+    if parallel is None:
+        result.sae = to_raw_units(result.sae.eval())
+    return result
 
 
 def _with_store_scale(batches, sae_cfg: SAEConfig, cfg: TrainConfig):
@@ -259,28 +168,158 @@ def _with_store_scale(batches, sae_cfg: SAEConfig, cfg: TrainConfig):
     return batches, replace(sae_cfg, norm_scale=float(scale))
 
 
+@dataclass
+class TrainJob:
+    """One SAE to train: its architecture, its run settings, where it writes."""
+    sae_cfg: SAEConfig
+    cfg: TrainConfig
+    out_dir: str | Path | None = None   # metrics.jsonl and checkpoints/ go here (None: nothing written)
+    resume: bool = False                # continue from out_dir/checkpoints/latest.pt
+    parallel: Single | None = None      # how it runs over ranks (train/distributed.py; None: one process)
+
+
+class SAETrainer:
+    """Everything one SAE's training owns: the SAE, its optimiser, schedule, dead
+    tracker, metrics log, checkpoints, random state and clock. `step` is called once
+    per batch of the (possibly shared) stream, so N trainers can read one stream."""
+
+    def __init__(self, job: TrainJob):
+        cfg, sae_cfg = job.cfg, config_for(job.sae_cfg)
+        cfg.validate()
+        self.cfg, self.sae_cfg = cfg, sae_cfg
+        self.dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
+        self.out_dir = Path(job.out_dir) if job.out_dir is not None else None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_dir = self.out_dir / "checkpoints" if self.out_dir is not None else None
+        self.total = cfg.total_steps
+        self.parallel = parallel = job.parallel or Single()
+
+        torch.manual_seed(cfg.seed)
+        self.sae = parallel.make_sae(sae_cfg)
+        self.optimizer = _adam(self.sae, cfg.lr)
+        self.dead = DeadTracker(parallel.local_latents(sae_cfg), cfg.dead_window)
+        self.start, self.elapsed, self.resumed_from, self.tokens = 0, 0.0, None, 0
+        if job.resume and self.ckpt_dir is not None and parallel.has_checkpoint(self.ckpt_dir):
+            state = parallel.load_checkpoint(self.ckpt_dir)
+            if config_for(state["sae_config"]) != sae_cfg or state["train_config"] != cfg.to_dict():
+                raise ConfigError(f"the checkpoint in {self.ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
+            self.sae.load_state_dict(state["sae"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.dead.load_state_dict(state["dead"])
+            torch.set_rng_state(state["rng"])
+            self.start = self.resumed_from = int(state["step"])
+            self.elapsed = float(state.get("elapsed", 0.0))
+            self.tokens = int(state.get("tokens", self.start * cfg.batch_size))
+        elif job.resume and self.ckpt_dir is not None:
+            raise ConfigError(f"no checkpoint in {self.ckpt_dir} to resume from: run without --resume")
+        # Each trainer keeps its own random state, so that training beside others
+        # gives the same weights as training alone.
+        self.rng = torch.get_rng_state()
+        self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None and parallel.is_main else None, self.resumed_from)
+        self.flops = _flops_before(self.metrics.path, self.start, self._step_flops(cfg.batch_size, 0))
+        self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
+        self.window = _Window()
+        self.last_good = None if self.resumed_from is None else self.ckpt_dir / "latest.pt"
+        self.last_record: dict = {}
+
+    def _step_flops(self, batch: int, n_dead: int) -> int:
+        # from the architecture's class: a feature-sharded `sae` is a wrapper of its slice
+        return ARCHITECTURES[self.sae_cfg.architecture].step_flops(self.sae_cfg, batch, n_dead).total
+
+    @property
+    def needs_init(self) -> bool:
+        return self.resumed_from is None
+
+    def init_from_data(self, first: torch.Tensor) -> None:
+        torch.set_rng_state(self.rng)
+        self.sae.init_from_data(self.parallel.global_batch(first))
+        self.rng = torch.get_rng_state()
+
+    def checkpoint(self, step: int) -> Path | None:
+        if self.ckpt_dir is None:
+            return None
+        return self.parallel.save_checkpoint(self.ckpt_dir, {
+            "step": step, "sae_config": asdict(self.sae_cfg), "train_config": self.cfg.to_dict(), "sae": self.sae.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "dead": self.dead.state_dict(), "rng": self.rng,
+            "elapsed": self.elapsed, "tokens": self.tokens,
+        })
+
+    def step(self, step: int, x: torch.Tensor, shared_seconds: float = 0.0) -> None:
+        """One optimiser step on batch `x` (already checked); `shared_seconds` is this
+        trainer's share of the time spent reading the batch."""
+        t0 = time.perf_counter()
+        torch.set_rng_state(self.rng)
+        cfg, sae, optimizer, dead, total, parallel = self.cfg, self.sae, self.optimizer, self.dead, self.total, self.parallel
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
+        with self.autocast():
+            out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
+        loss = out.loss.float()
+        if not torch.isfinite(loss):
+            where = f"the last good checkpoint is {self.last_good} (resume with --resume and a lower --lr)" if self.last_good else "no checkpoint was written yet"
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step}: {where}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.before_step()
+        parallel.sync_and_clip(sae, cfg.grad_clip)
+        optimizer.step()
+        sae.after_step()
+        rows = parallel.global_rows(x.shape[0])
+        self.flops += self._step_flops(rows, parallel.dead_count(dead))
+        dead.update(parallel.fired(out.fired), rows)
+        self.tokens += rows                     # what the stream gave, whatever its batch size
+        self.window.add(x, out, loss)
+        self.rng = torch.get_rng_state()
+        self.elapsed += time.perf_counter() - t0 + shared_seconds
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done == total:
+            record = {"step": done, "tokens": self.tokens, **self.window.flush(parallel), "dead_fraction": parallel.dead_fraction(dead),
+                      "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
+                      "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
+                      "elapsed_s": round(self.elapsed, 3), "flops": self.flops}
+            self.metrics.write(record)
+            self.last_record = record
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
+            self.last_good = self.checkpoint(done)
+
+    def finish(self) -> TrainResult:
+        if not self.last_record and self.metrics.path is not None:  # resumed at its final step: nothing new was logged
+            logged = read_metrics(self.metrics.path)
+            self.last_record = logged[-1] if logged else {}
+        self.checkpoint(self.total)
+        return TrainResult(self.sae, self.total, self.tokens, self.elapsed, self.last_record, self.resumed_from)
+
+
 class _Window:
-    """Running sums of the per-step metrics between two log lines."""
+    """Per-step metric sums between two log lines. The FVE's denominator needs each
+    step's batch mean, so Σ‖x‖², Σx and the row count are kept per step and combined
+    at flush (after summing over data-parallel ranks: one reduction per log line)."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.sq_err = self.sq_dev = 0.0
-        self.n = 0
+        self.steps: list[torch.Tensor] = []  # each [4 + d + t] float64: err, Σ‖x‖², rows, ..., Σx
+        self.names: list[str] = []
 
     @torch.no_grad()
     def add(self, x: torch.Tensor, out, loss: torch.Tensor) -> None:
-        err = (x - out.x_hat.float()).pow(2).sum().item()
-        dev = (x - x.mean(0)).pow(2).sum().item()
-        self.sq_err += err
-        self.sq_dev += dev
-        values = {"loss": loss.item(), "l0": out.n_active.float().mean().item()}
-        values.update({name: float(term) for name, term in out.terms.items()})
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
+        rows = x.shape[0]
+        values = {"loss": loss.detach().float() * rows, "l0": out.n_active.float().sum()}
+        values.update({name: term.detach().float() * rows for name, term in out.terms.items()})
+        self.names = list(values)
+        x64 = x.double()
+        head = torch.stack([(x - out.x_hat.float()).pow(2).sum().double(), x64.pow(2).sum(), torch.tensor(float(rows), dtype=torch.float64)])
+        self.steps.append(torch.cat([head, torch.stack(list(values.values())).double(), x64.sum(0)]))
 
-    def flush(self) -> dict:
-        record = {k: v / self.n for k, v in self.sums.items()}
-        record["fve"] = 1.0 - self.sq_err / self.sq_dev if self.sq_dev > 0 else float("nan")
+    def flush(self, parallel=None) -> dict:
+        stacked = torch.stack(self.steps)                                  # [steps, 3 + t + d]
+        if parallel is not None:
+            stacked = parallel.sum_metrics_(stacked)
+        t = len(self.names)
+        err, sumsq, rows = stacked[:, 0], stacked[:, 1], stacked[:, 2]
+        mean_sq = stacked[:, 3 + t :].pow(2).sum(1) / rows                 # [steps] n·‖mean‖²
+        sq_dev = float((sumsq - mean_sq).sum())
+        record = {name: float((stacked[:, 3 + i] / rows).mean()) for i, name in enumerate(self.names)}
+        record["fve"] = 1.0 - float(err.sum()) / sq_dev if sq_dev > 0 else float("nan")
         self.__init__()
         return record

@@ -1,0 +1,136 @@
+"""Step time of SAE training on 1 process vs 2 gloo ranks (data parallel and feature
+sharded), side by side in one run, and the share of each step spent in collectives.
+
+Every configuration runs the real loop (`train_sae` with the scheme's hooks) under
+torchrun on the same random batches (d 576 by default). Collectives are timed by
+wrapping torch.distributed's all_reduce / all_gather / broadcast / barrier: their
+time includes waiting for the slower rank, so on a shared machine "communication"
+also holds load imbalance. Bytes per step are the payloads those calls moved.
+Configurations alternate (1, data, feature, 1, ...) so machine drift hits each.
+
+    python benchmarks/distributed.py [--latents 4096] [--batch 1024] [--steps 12] [--rounds 2] [--arch relu]
+
+On 2 cores two ranks share the cores one process had (OMP threads 2 -> 1 each):
+no speed-up is possible; what the numbers show is the overhead of each scheme.
+"1 process, 1 thread" is the per-rank compute of the 2-rank runs, for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+D = 576
+
+
+def _instrument(totals: dict) -> None:
+    for name in ("all_reduce", "all_gather", "broadcast", "barrier", "all_gather_object", "broadcast_object_list"):
+        original = getattr(dist, name)
+
+        def timed(*args, _original=original, **kwargs):
+            t0 = time.perf_counter()
+            out = _original(*args, **kwargs)
+            totals["seconds"] += time.perf_counter() - t0
+            tensors = [a for a in args if torch.is_tensor(a)] + [t for a in args if isinstance(a, list) for t in a if torch.is_tensor(t)]
+            totals["bytes"] += sum(t.numel() * t.element_size() for t in tensors[:1])  # the payload, once
+            return out
+
+        setattr(dist, name, timed)
+
+
+def worker(args) -> None:
+    from monosemantic.distributed import init_world
+    from monosemantic.sae import SAEConfig
+    from monosemantic.scaling.flops import config_step_flops
+    from monosemantic.train import TrainConfig, train_sae
+    from monosemantic.train.distributed import make_parallel
+
+    world = init_world()
+    totals = {"seconds": 0.0, "bytes": 0}
+    _instrument(totals)
+    sae_cfg = SAEConfig(args.arch, d_in=D, n_latents=args.latents, k=32)
+    steps = args.steps + 2  # two warm-up steps, not timed
+    cfg = TrainConfig(n_tokens=steps * args.batch, batch_size=args.batch, dtype="float32", checkpoint_every=0, log_every=10**9)
+    hooks = make_parallel(args.scheme, world, args.batch)
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randn(args.batch, D, generator=g) for _ in range(steps)]
+    if hooks.scheme == "data":
+        per = args.batch // world.size
+        batches = [b[world.rank * per : (world.rank + 1) * per] for b in batches]
+    marks: list[tuple[float, float, int]] = []
+
+    def stream(start):
+        for i, b in enumerate(batches[start:]):
+            marks.append((time.perf_counter(), totals["seconds"], totals["bytes"]))
+            yield b
+
+    train_sae(stream, sae_cfg, cfg, progress=False, parallel=hooks)
+    marks.append((time.perf_counter(), totals["seconds"], totals["bytes"]))
+    t0, c0, b0 = marks[3]  # stream items: [first (init), 0, 1, 2, ...]: time from step 2 on
+    t1, c1, b1 = marks[-1]
+    timed = len(marks) - 4
+    result = {"step_s": (t1 - t0) / timed, "comm_s": (c1 - c0) / timed, "bytes": (b1 - b0) / timed,
+              "flops": config_step_flops(sae_cfg, args.batch)}
+    gathered = world.all_gather_object(result)
+    if world.is_main:
+        worst = max(gathered, key=lambda r: r["step_s"])
+        Path(args.out).write_text(json.dumps(worst))
+
+
+def launch(scheme: str, nproc: int, args, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(abs(nproc)), __file__,
+           "--worker", "--scheme", scheme, "--out", str(out), "--latents", str(args.latents), "--batch", str(args.batch),
+           "--steps", str(args.steps), "--arch", args.arch]
+    threads = "1" if nproc < 0 else str(max(1, (os.cpu_count() or 1) // nproc))
+    nproc = abs(nproc)
+    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": threads}, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--latents", type=int, default=4096)
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--arch", default="relu", choices=["relu", "topk"])
+    p.add_argument("--worker", action="store_true")
+    p.add_argument("--scheme", default="data")
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+    configs = [("1 process", "data", 1), ("1 process, 1 thread", "data", -1),
+               ("2 ranks, data parallel", "data", 2), ("2 ranks, feature sharded", "feature", 2)]
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for name, scheme, nproc in configs:
+                results[name].append(launch(scheme, nproc, args, Path(tmp) / f"{r}-{scheme}-{nproc}.json"))
+    print(f"{args.arch}, d {D}, {args.latents:,} latents, global batch {args.batch:,}, {args.steps} timed steps x {args.rounds} rounds, "
+          f"{os.cpu_count()} cores, torch {torch.__version__}, gloo")
+    print(f"{'configuration':<26} {'step ms':>8} {'comm ms':>8} {'comm share':>10} {'MB/step':>8} {'GFLOP/s':>8}")
+    base = statistics.median(x["step_s"] for x in results["1 process"])
+    for name, _, _ in configs:
+        step = statistics.median(x["step_s"] for x in results[name])
+        comm = statistics.median(x["comm_s"] for x in results[name])
+        mb = statistics.median(x["bytes"] for x in results[name]) / 1e6
+        flops = results[name][0]["flops"]
+        print(f"{name:<26} {step * 1e3:>8.1f} {comm * 1e3:>8.1f} {comm / step:>10.1%} {mb:>8.2f} {flops / step / 1e9:>8.1f}")
+    for name, _, _ in configs[2:]:
+        step = statistics.median(x["step_s"] for x in results[name])
+        print(f"ratio step time 1 process / {name}: x{base / step:.2f}")
+
+
+if __name__ == "__main__":
+    main()

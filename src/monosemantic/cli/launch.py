@@ -1,0 +1,66 @@
+"""`--nproc N`: run the same command as N local ranks under torchrun.
+
+The launch is torchrun's own (its argument parser and `elastic_launch`, what the
+`torchrun` script calls), with the rendezvous `--standalone` sets up (c10d on a free local port); only the
+failure report differs: torchrun's is a page of traceback, ours one line naming the
+rank that died first. Multi-node jobs call torchrun directly (docs/distributed.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+
+from ..distributed import launched_by_torchrun
+from ..errors import ConfigError, DistributedError
+
+
+def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help=f"{what} as N local processes under torchrun (gloo; default 1: one process)")
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def should_launch(args: argparse.Namespace) -> bool:
+    """True when this process is the launcher (not yet a torchrun rank)."""
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
+    return args.nproc > 1 and not launched_by_torchrun()
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run `monosemantic ARGV` (without --nproc) as `nproc` ranks; 0 when all succeed."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args, get_args_parser
+
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # torchrun's own default is 1 and a banner
+    torchrun_args = get_args_parser().parse_args(
+        ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", uuid.uuid4().hex, "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", "0",
+         "--monitor-interval", "0.5", "-m", "monosemantic", *strip_nproc(argv)]
+    )
+    config, cmd, cmd_args = config_from_args(torchrun_args)
+    try:
+        elastic_launch(config, cmd)(*cmd_args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
+        raise DistributedError(
+            f"rank {rank} of {nproc} failed ({how}; its own message, if any, is above) and the job was stopped: "
+            "run the same command again (train: with --resume) to continue from the last complete checkpoint"
+        ) from None
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,149 @@
+"""How the training loop runs over ranks: the hooks each SAETrainer calls, and the
+data-parallel scheme.
+
+`Single` (one process) makes every hook the identity. `DataParallel`: every rank
+holds the whole SAE and reads its contiguous slice of every global batch (rank r:
+rows [r·B/N, (r+1)·B/N) of batch k, the rows one process would read); gradients are
+summed and divided by N in one bucket before clipping, which is exactly the
+gradient of the global batch mean for losses that are means over rows (ReLU's
+MSE + λ·L1, TopK's MSE). AuxK's normaliser and BatchTopK's selection span the
+batch, so there each rank's slice stands in for the global batch (as in every
+data-parallel SAE trainer). Fired latents are OR-ed over ranks, metrics summed,
+checkpoints written once by rank 0 in the single-process format (so a
+data-parallel run resumes on any number of ranks). Feature sharding: sharded.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..activations.loader import BatchLoader
+from ..distributed import World
+from ..errors import ConfigError
+from ..sae import SAE, SAEConfig, make_sae
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .dead import DeadTracker
+
+
+class Single:
+    """One process: what `train_sae` does without torch.distributed."""
+
+    scheme = "single"
+
+    def __init__(self, world: World | None = None):
+        self.world = world or World()
+
+    @property
+    def is_main(self) -> bool:
+        return self.world.is_main
+
+    def make_sae(self, cfg: SAEConfig) -> SAE:
+        return make_sae(cfg)
+
+    def local_latents(self, cfg: SAEConfig) -> int:
+        return cfg.n_latents
+
+    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole batch step 0 initialises from (b_dec at its geometric median)."""
+        return x
+
+    def global_rows(self, rows: int) -> int:
+        return rows
+
+    def fired(self, fired: torch.Tensor) -> torch.Tensor:
+        return fired
+
+    def sync_and_clip(self, sae: SAE, max_norm: float) -> None:
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), max_norm)
+
+    def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-window metric sums [k] float64, summed over the ranks that saw different rows."""
+        return values
+
+    def dead_count(self, dead: DeadTracker) -> int:
+        return int(dead.mask.sum())
+
+    def dead_fraction(self, dead: DeadTracker) -> float:
+        return dead.fraction
+
+    def has_checkpoint(self, directory: Path) -> bool:
+        return has_checkpoint(directory)
+
+    def load_checkpoint(self, directory: Path) -> dict:
+        return load_checkpoint(directory)
+
+    def save_checkpoint(self, directory: Path, state: dict) -> Path:
+        return save_checkpoint(directory, state)
+
+
+class DataParallel(Single):
+    scheme = "data"
+
+    def __init__(self, world: World, batch_size: int):
+        super().__init__(world)
+        if batch_size % world.size:
+            raise ConfigError(f"--batch-size {batch_size} does not split evenly over {world.size} ranks: use a multiple of {world.size}")
+        self.local_rows = batch_size // world.size
+
+    def make_sae(self, cfg: SAEConfig) -> SAE:
+        sae = make_sae(cfg)
+        for tensor in list(sae.parameters()) + list(sae.buffers()):  # guard: rank 0's weights everywhere
+            if self.world.distributed:
+                torch.distributed.broadcast(tensor.data, src=0)
+        return sae
+
+    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.world.all_gather(x))                        # [B, d] in global row order
+
+    def global_rows(self, rows: int) -> int:
+        return rows * self.world.size
+
+    def fired(self, fired: torch.Tensor) -> torch.Tensor:
+        return self.world.all_reduce_(fired.to(torch.uint8), "max").bool()
+
+    def sync_and_clip(self, sae: SAE, max_norm: float) -> None:
+        grads = [p.grad for p in sae.parameters() if p.grad is not None]
+        if self.world.distributed and grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])              # one bucket: one all-reduce per step
+            self.world.all_reduce_(flat, "mean")
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), max_norm)
+
+    def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
+        return self.world.all_reduce_(values, "sum")
+
+    def save_checkpoint(self, directory: Path, state: dict) -> Path:
+        path = save_checkpoint(directory, state) if self.is_main else directory / "latest.pt"
+        self.world.barrier()  # nobody moves on (or resumes) before the checkpoint is complete
+        return path
+
+
+class RankSlice(BatchLoader):
+    """This rank's rows of every global batch of a BatchLoader (same seed, same order)."""
+
+    def __init__(self, *args, rank: int, world_size: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rank, self.world_size = rank, world_size
+
+    def batch_indices(self, k: int) -> np.ndarray:
+        rows = super().batch_indices(k)
+        per = len(rows) // self.world_size
+        return rows[self.rank * per : (self.rank + 1) * per]
+
+
+def make_parallel(scheme: str, world: World, batch_size: int):
+    """The hooks for `--parallel SCHEME` on `world` (one process: Single)."""
+    if scheme not in ("data", "feature"):
+        raise ConfigError(f"--parallel must be data or feature, got {scheme!r}")
+    if not world.distributed:
+        return Single(world)
+    if scheme == "data":
+        return DataParallel(world, batch_size)
+    from .sharded import FeatureSharded
+
+    return FeatureSharded(world)

@@ -1,0 +1,69 @@
+"""Running the real CLI as several gloo ranks: through `--nproc` (torchrun's
+launcher) or as hand-started ranks with torchrun's environment (one command per
+rank, as on several nodes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import load_file
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def env(**extra) -> dict:
+    out = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        out.pop(key, None)
+    out.update({k: str(v) for k, v in extra.items()})
+    return out
+
+
+def cli(*args, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "monosemantic", *map(str, args)], env=env(), capture_output=True,
+                          text=True, timeout=timeout, **popen)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ranks_by_hand(commands: list[list[str]], timeout: float = 300, sizes: list[int] | None = None) -> list[subprocess.CompletedProcess]:
+    """Start command r as rank r of len(commands) (or of sizes[r]), with the variables torchrun sets."""
+    port, sizes = free_port(), sizes or [len(commands)] * len(commands)
+    procs = [subprocess.Popen([sys.executable, "-m", "monosemantic", *map(str, cmd)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env(RANK=r, LOCAL_RANK=r, WORLD_SIZE=sizes[r], MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+             for r, cmd in enumerate(commands)]
+    out = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=timeout)
+            out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    finally:  # a hung rank must not outlive the test
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return out
+
+
+def synthetic_store(path: Path, rows: int = 4000, d: int = 32, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    np.save(path, (rng.standard_normal((rows, d)) * 3 + 1).astype(np.float32))
+    return path
+
+
+def sae_weights(run: Path) -> dict:
+    return load_file(run / "sae" / "sae_weights.safetensors")
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)

@@ -1,0 +1,78 @@
+"""train_many: N SAEs on one stream give each the weights it gets trained alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sparse_dictionary import sparse_rows
+
+from monosemantic.errors import ConfigError
+from monosemantic.sae import SAEConfig
+from monosemantic.train import TrainConfig, TrainJob, train_many, train_sae
+from monosemantic.train import loop
+
+D, B = 16, 128
+
+
+def stream(n_batches: int) -> list[torch.Tensor]:
+    x = torch.from_numpy(sparse_rows(B * n_batches, seed=1, d=D, n_true=48))
+    return list(x.split(B))
+
+
+def jobs(tmp_path=None, resume=False) -> list[TrainJob]:
+    # Different architectures, widths, lengths, lrs and seeds on the same batches.
+    specs = [(SAEConfig("relu", D, 64, l1_coefficient=1.0), TrainConfig(n_tokens=B * 30, batch_size=B, lr=3e-3, seed=0)),
+             (SAEConfig("topk", D, 32, k=4), TrainConfig(n_tokens=B * 20, batch_size=B, lr=1e-3, seed=1)),
+             (SAEConfig("jumprelu", D, 48), TrainConfig(n_tokens=B * 30, batch_size=B, lr=2e-3, seed=2)),
+             (SAEConfig("batchtopk", D, 32, k=4), TrainConfig(n_tokens=B * 25, batch_size=B, lr=1e-3, seed=3))]
+    every = [10, 8, 10, 6]   # checkpoints at different steps: a resumed pass restarts them at different steps
+    return [TrainJob(s, TrainConfig(**{**c.to_dict(), "log_every": 5, "checkpoint_every": every[i]}),
+                     tmp_path / str(i) if tmp_path is not None else None, resume) for i, (s, c) in enumerate(specs)]
+
+
+def assert_same(a, b) -> None:
+    for name, value in a.state_dict().items():
+        torch.testing.assert_close(value, b.state_dict()[name], rtol=0, atol=0, msg=name)
+
+
+def test_each_sae_gets_the_weights_it_gets_alone():
+    data = stream(30)
+    done = []
+    together = train_many(data, jobs(), progress=False, on_done=lambda i, r: done.append(i))
+    assert sorted(done) == [0, 1, 2, 3] and done[0] == 1, "a shorter job is reported when it finishes, before the others"
+    for job, result in zip(jobs(), together):
+        alone = train_sae(data, job.sae_cfg, job.cfg, progress=False)
+        assert result.steps == alone.steps == job.cfg.total_steps
+        assert_same(result.sae, alone.sae)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_pass_resumes_each_sae_from_its_own_checkpoint(tmp_path, monkeypatch):
+    data = stream(30)
+    reference = train_many(data, jobs(), progress=False)
+    real = loop.lr_factor
+
+    def stop_at_17(step, *args):
+        if step == 17:
+            raise Interrupted
+        return real(step, *args)
+
+    monkeypatch.setattr(loop, "lr_factor", stop_at_17)
+    with pytest.raises(Interrupted):
+        train_many(data, jobs(tmp_path), progress=False)
+    monkeypatch.setattr(loop, "lr_factor", real)
+    assert all((tmp_path / str(i) / "checkpoints" / "latest.pt").is_file() for i in range(4))
+    resumed = train_many(data, jobs(tmp_path, resume=True), progress=False)
+    assert [r.resumed_from for r in resumed] == [10, 16, 10, 12]
+    for a, b in zip(reference, resumed):
+        assert_same(a.sae, b.sae)
+
+
+def test_saes_of_different_batch_sizes_are_refused():
+    a, b = jobs()[:2]
+    b.cfg = TrainConfig(n_tokens=B * 20, batch_size=B * 2)
+    with pytest.raises(ConfigError, match="batch size"):
+        train_many(stream(2), [a, b], progress=False)
