@@ -23,6 +23,12 @@ from .schema import (
 )
 
 KINDS = ("feature", "neuron")
+UNIT_KINDS = KINDS + ("residual", "pca", "random")  # what scores may be about (autointerp/units.py)
+UNSCORED = """CREATE TABLE IF NOT EXISTS unscored (
+    feature_id INTEGER NOT NULL, kind TEXT NOT NULL, scorer TEXT NOT NULL,
+    reason TEXT NOT NULL,          -- e.g. 'no held-out activations': why there is no score
+    created TEXT NOT NULL DEFAULT (datetime('now')),
+    PRIMARY KEY (kind, feature_id, scorer))"""
 SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score"}
 
 
@@ -93,9 +99,9 @@ class PromptFeatures:
     per_token: list[list[tuple[int, float]]]  # for each position, its strongest features
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise FeatureDBError(f"unknown kind {kind!r}: use 'feature' or 'neuron'")
+def _check_kind(kind: str, kinds: tuple = KINDS) -> str:
+    if kind not in kinds:
+        raise FeatureDBError(f"unknown kind {kind!r}: use {', '.join(repr(k) for k in kinds)}")
     return kind
 
 
@@ -304,9 +310,58 @@ class FeatureDB:
     def add_explanation(self, feature_id: int, explainer: str, text: str, kind: str = "feature") -> None:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO explanations (feature_id, kind, explainer, text) VALUES (?,?,?,?)",
-                              (int(feature_id), _check_kind(kind), explainer, text))
+                              (int(feature_id), _check_kind(kind, UNIT_KINDS), explainer, text))
 
     def add_score(self, feature_id: int, scorer: str, score: float, details: dict | None = None, kind: str = "feature") -> None:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO scores (feature_id, kind, scorer, score, details) VALUES (?,?,?,?,?)",
-                              (int(feature_id), _check_kind(kind), scorer, float(score), json.dumps(details or {})))
+                              (int(feature_id), _check_kind(kind, UNIT_KINDS), scorer, float(score), json.dumps(details or {})))
+
+    def add_unit_results(self, kind: str, records, explainer: str) -> None:
+        """In one transaction, for each (unit id, {scorer: (score, details)}, {scorer:
+        reason}, explanation or None): its scores, why the others are missing, and its
+        explanation by `explainer`. A kill leaves each unit all written or not at all."""
+        _check_kind(kind, UNIT_KINDS)
+        with self.conn:
+            self.conn.execute(UNSCORED)
+            for uid, scores, unscored, explanation in records:
+                uid = int(uid)
+                for scorer in list(scores) + list(unscored):
+                    self.conn.execute("DELETE FROM scores WHERE kind=? AND feature_id=? AND scorer=?", (kind, uid, scorer))
+                    self.conn.execute("DELETE FROM unscored WHERE kind=? AND feature_id=? AND scorer=?", (kind, uid, scorer))
+                self.conn.executemany("INSERT INTO scores (feature_id, kind, scorer, score, details) VALUES (?,?,?,?,?)",
+                                      [(uid, kind, k, float(v), json.dumps(d)) for k, (v, d) in scores.items()])
+                self.conn.executemany("INSERT INTO unscored (feature_id, kind, scorer, reason) VALUES (?,?,?,?)",
+                                      [(uid, kind, k, r) for k, r in unscored.items()])
+                if explanation is not None:
+                    self.conn.execute("INSERT OR REPLACE INTO explanations (feature_id, kind, explainer, text) VALUES (?,?,?,?)",
+                                      (uid, kind, explainer, explanation))
+
+    def _has_unscored(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'unscored'").fetchone() is not None
+
+    def units_with(self, kind: str, scorer: str) -> set[int]:
+        """Ids of `kind` with a score or a recorded reason for none under `scorer`."""
+        ids = {r[0] for r in self.conn.execute("SELECT feature_id FROM scores WHERE kind=? AND scorer=?", (kind, scorer))}
+        if self._has_unscored():
+            ids |= {r[0] for r in self.conn.execute("SELECT feature_id FROM unscored WHERE kind=? AND scorer=?", (kind, scorer))}
+        return ids
+
+    def all_scores(self) -> dict[str, dict[str, list[float]]]:
+        """scorer -> kind -> scores (in unit id order)."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for scorer, kind, score in self.conn.execute("SELECT scorer, kind, score FROM scores ORDER BY scorer, kind, feature_id"):
+            out.setdefault(scorer, {}).setdefault(kind, []).append(score)
+        return out
+
+    def unscored_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """scorer -> kind -> reason -> units without a score."""
+        out: dict = {}
+        if self._has_unscored():
+            for scorer, kind, reason, n in self.conn.execute("SELECT scorer, kind, reason, COUNT(*) FROM unscored GROUP BY scorer, kind, reason"):
+                out.setdefault(scorer, {}).setdefault(kind, {})[reason] = n
+        return out
+
+    def unit_scores(self, feature_id: int, kind: str = "feature") -> dict[str, float]:
+        """scorer -> score of one unit."""
+        return dict(self.conn.execute("SELECT scorer, score FROM scores WHERE kind=? AND feature_id=?", (kind, int(feature_id))))
