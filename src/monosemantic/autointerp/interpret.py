@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..errors import ConfigError
 from ..features import FeatureDB
-from .pool import Pool, PoolConfig, UnitForward, build_pool, doc_sources
+from .pool import Pool, PoolConfig, UnitForward, build_pool, cached_pool, doc_sources
 from .scorers import ablation, embedding, n2g
 from .units import UNIT_KINDS, Units, fit_thresholds, make_units, sample_ids
 
@@ -36,7 +36,7 @@ class InterpretConfig:
     units: dict = field(default_factory=lambda: {"feature": 200, "neuron": 200})  # kind -> sample size
     seed: int = 0
     max_density: float = 0.02  # a unit fires on at most its top 2 % of explain-side tokens (units.py)
-    chunk: int = 50  # units scored and written per transaction
+    chunk: int = 25  # units of one kind scored and written per transaction
     probing: bool = True
     pool: PoolConfig = field(default_factory=PoolConfig)
     n2g: n2g.N2GConfig = field(default_factory=n2g.N2GConfig)
@@ -51,6 +51,7 @@ class InterpretResult:
     scored: dict  # kind -> units scored now
     skipped: dict  # kind -> units already in the database
     seconds: dict = field(default_factory=dict)  # stage -> seconds
+    scorer_seconds: dict = field(default_factory=dict)  # scorer -> seconds over the units scored now
     per_unit_seconds: float = 0.0
 
 
@@ -92,27 +93,40 @@ def select_units(db: FeatureDB, cfg: InterpretConfig) -> dict[str, list[int]]:
     return out
 
 
-def _load(run_dir: Path, db: FeatureDB, dtype: str):
+def _load(run_dir: Path, db: FeatureDB, dtype: str, lm, sae, tokens, sources):
+    """The run's model, SAE, tokens and document sources, for whichever were not given."""
     from ..features.build import load_run_tokens
     from ..models import load_model
     from ..run_config import data_root
     from ..sae import load_sae
 
-    lm = load_model(db.meta["model_spec"], dtype=dtype)
-    sae = load_sae(run_dir / "sae").eval()
     root = data_root(run_dir)
-    return lm, sae, load_run_tokens(root), doc_sources(root)
+    lm = lm if lm is not None else load_model(db.meta["model_spec"], dtype=dtype)
+    sae = sae if sae is not None else load_sae(run_dir / "sae").eval()
+    tokens = tokens if tokens is not None else load_run_tokens(root)
+    return lm, sae, tokens, sources if sources is not None else doc_sources(root)
 
 
-def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg: InterpretConfig, decode):
-    """Score one chunk of units; yields (id, scores {key: (value, details)}, unscored {key: reason}, explanation)."""
+def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg: InterpretConfig, decode, timing: dict):
+    """Score one chunk of units; returns [(id, scores {key: (value, details)}, unscored {key: reason}, explanation)]
+    and adds each scorer's seconds to `timing`."""
+    t0 = time.perf_counter()
     acts = units.acts(pool.resid, pool.neurons) * pool.valid[..., None]  # [N, T, n]
     fit_thresholds(units, acts[pool.explain_valid])
     fires = units.fires(acts) & pool.valid[..., None]
     examples = [n2g.top_examples(acts[..., u], pool.explain_valid, float(units.threshold[u]), cfg.n2g.n_examples)
                 for u in range(len(units))]
+    t1 = time.perf_counter()
+    timing["activations"] = timing.get("activations", 0.0) + t1 - t0
     patterns = n2g.build_patterns(forward, lm, units, examples, pool.ids, cfg.n2g)
+    n2g_scores = [n2g.score(patterns[u], pool.ids, fires[..., u], pool.score_valid) for u in range(len(units))]
+    t2 = time.perf_counter()
+    timing["n2g"] = timing.get("n2g", 0.0) + t2 - t1
     c_acts = embedding.chunk_acts(chunks, acts)  # [C, n]
+    emb = [embedding.score_unit(chunks, c_acts[:, u], float(units.threshold[u]), cfg.embedding, cfg.seed + uid)
+           for u, uid in enumerate(units.ids)]
+    t3 = time.perf_counter()
+    timing["embedding"] = timing.get("embedding", 0.0) + t3 - t2
     # ablation at each unit's strongest held-out token
     score_acts = torch.where(pool.score_valid[..., None], acts, torch.full_like(acts, -float("inf")))
     seqs, which, has_top = [], [], []
@@ -123,19 +137,21 @@ def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg:
         seqs.append([lm.bos_id] + pool.ids[r, max(1, p - cfg.ablation.window + 1) : p + 1].tolist())
         which.append(u)
     abl = ablation.ablation_sparsity(lm, forward.layer, units, seqs, which, cfg.ablation, forward.neuron_module)
+    timing["ablation"] = timing.get("ablation", 0.0) + time.perf_counter() - t3
+    out = []
     for u, uid in enumerate(units.ids):
         common = {"threshold": float(units.threshold[u]), "n_examples": len(examples[u])}
         if not bool(fires[..., u][pool.score_valid].any()):
-            yield uid, {}, {k: NO_HELDOUT for k in OFFLINE_SCORERS}, None
+            out.append((uid, {}, {k: NO_HELDOUT for k in OFFLINE_SCORERS}, None))
             continue
         scores, unscored = {}, {}
-        res = n2g.score(patterns[u], pool.ids, fires[..., u], pool.score_valid)
+        res = n2g_scores[u]
         det = {**common, "n_fire": res.n_fire, "n_pred": res.n_pred, "patterns": [list(p) for p in res.patterns]}
         if examples[u]:
             scores.update({"n2g_precision": (res.precision, det), "n2g_recall": (res.recall, det), "n2g_f1": (res.f1, det)})
         else:
             unscored.update({k: "no explain-side activations" for k in ("n2g_precision", "n2g_recall", "n2g_f1")})
-        e = embedding.score_unit(chunks, c_acts[:, u], float(units.threshold[u]), cfg.embedding, cfg.seed + uid)
+        e = emb[u]
         if "status" in e:
             unscored.update({"embedding_auroc": e["status"], "embedding_intruder": e["status"]})
         else:
@@ -149,7 +165,8 @@ def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg:
         else:
             unscored["ablation_sparsity"] = abl[u]["status"]
         explanation = n2g.describe(patterns[u], decode) if patterns[u] else None
-        yield uid, scores, unscored, explanation
+        out.append((uid, scores, unscored, explanation))
+    return out
 
 
 def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: str = "float32", progress: bool = False,
@@ -171,11 +188,11 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
         if not any(todo.values()) and not need_probing:
             return result
         t0 = time.perf_counter()
-        if lm is None or sae is None or tokens is None:
-            lm_, sae_, tokens_, sources_ = _load(run_dir, db, dtype)
-            lm, sae, tokens, sources = lm or lm_, sae or sae_, tokens if tokens is not None else tokens_, sources or sources_
+        lm, sae, tokens, sources = _load(run_dir, db, dtype, lm, sae, tokens, sources)
         layer = int(db.meta["layer"])
-        pool = build_pool(lm, layer, tokens, sources, cfg.pool, db.meta.get("outlier_threshold"), progress)
+        key = {"pool": asdict(cfg.pool), "model": lm.name, "dtype": str(lm.dtype), "layer": layer, "tokens": tokens.digest()}
+        pool = cached_pool(run_dir / "autointerp" / "pool.safetensors", key,
+                           lambda: build_pool(lm, layer, tokens, sources, cfg.pool, db.meta.get("outlier_threshold"), progress))
         forward = UnitForward(lm, layer)
         decode = lambda t: lm.tokenizer.decode([int(t)])  # noqa: E731
         embedder = embedder or embedding.SentenceEmbedder()
@@ -188,11 +205,15 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
         t0 = time.perf_counter()
         n_todo = sum(len(v) for v in todo.values())
         with tqdm(total=n_todo, desc="interpret: units", unit="unit", disable=not progress) as bar:
-            for kind, ids in todo.items():
-                for start in range(0, len(ids), cfg.chunk):
+            # kinds take turns chunk by chunk, so a run stopped early still compares them
+            rounds = max((len(v) for v in todo.values()), default=0)
+            for start in range(0, rounds, cfg.chunk):
+                for kind, ids in todo.items():
                     part = ids[start : start + cfg.chunk]
+                    if not part:
+                        continue
                     units = make_units(kind, part, explain_resid, sae=sae, neuron_writes=neuron_writes, seed=cfg.seed)
-                    records = list(_unit_records(kind, units, pool, lm, forward, chunks, cfg, decode))
+                    records = _unit_records(kind, units, pool, lm, forward, chunks, cfg, decode, result.scorer_seconds)
                     db.add_unit_results(kind, records, explainer="n2g")
                     result.scored[kind] += len(part)
                     bar.update(len(part))

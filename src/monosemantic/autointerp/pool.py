@@ -25,8 +25,8 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class PoolConfig:
-    n_explain: int = 160  # training contexts the unit's examples come from
-    n_score: int = 160  # held-out contexts the scores are measured on (all of them if fewer)
+    n_explain: int = 96  # training contexts the unit's examples come from
+    n_score: int = 128  # held-out contexts the scores are measured on (all of them if fewer)
     seed: int = 0
     batch_contexts: int = 8
 
@@ -115,6 +115,29 @@ class UnitForward:
         finally:
             handle.remove()
         return resid, captured[0].float()  # [B, T, d_mlp]
+
+
+def cached_pool(path: Path, key: dict, build) -> Pool:
+    """The pool saved at `path` (safetensors + its key, no pickle) if its key matches,
+    else build() written there atomically: a resumed run skips the forward."""
+    from safetensors.torch import load_file, save_file
+
+    from .. import atomic
+
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        saved = atomic.read_json(meta)
+        if saved.get("key") == json.loads(json.dumps(key)):
+            t = load_file(path)
+            return Pool(t["ids"], t["rows"].numpy(), t["heldout"], t["valid"], t["resid"], t["neurons"], saved["sources"], t["doc_ids"].numpy())
+    pool = build()
+    tensors = {"ids": pool.ids, "rows": torch.from_numpy(np.asarray(pool.rows, np.int64)), "heldout": pool.heldout,
+               "valid": pool.valid, "resid": pool.resid.contiguous(), "neurons": pool.neurons.contiguous(),
+               "doc_ids": torch.from_numpy(np.asarray(pool.doc_ids, np.int64))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_with(path, lambda p: save_file(tensors, str(p)))
+    atomic.write_json(meta, {"key": key, "sources": pool.sources})
+    return pool
 
 
 def build_pool(lm, layer: int, tokens: Tokens, sources: dict[int, str], cfg: PoolConfig, outlier_threshold: float | None = None,

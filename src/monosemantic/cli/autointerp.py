@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--units", default="feature:200,neuron:200", help="kind:N,... of feature, neuron, residual, pca, random "
                    "(default feature:200,neuron:200)")
     c.add_argument("--seed", type=int, default=0, help="sampling seed")
-    c.add_argument("--explain-contexts", type=int, default=160, help="training contexts the examples come from (default 160)")
-    c.add_argument("--score-contexts", type=int, default=160, help="held-out contexts scored on (default 160, or all there are)")
+    c.add_argument("--explain-contexts", type=int, default=96, help="training contexts the examples come from (default 96)")
+    c.add_argument("--score-contexts", type=int, default=128, help="held-out contexts scored on (default 128, or all there are)")
     c.add_argument("--no-probing", action="store_true", help="skip k-sparse probing")
     c.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                    help="model dtype (default float32: in bfloat16 one ablation's logit change is mostly rounding)")

@@ -18,7 +18,7 @@ from ..units import Units
 
 @dataclass(frozen=True)
 class AblationConfig:
-    window: int = 16  # tokens of context before and including the ablated one
+    window: int = 12  # tokens of context before and including the ablated one
     batch: int = 32
 
 

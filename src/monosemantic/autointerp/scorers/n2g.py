@@ -27,8 +27,8 @@ Pattern = tuple  # token ids from the activating token backwards; None = any tok
 
 @dataclass(frozen=True)
 class N2GConfig:
-    n_examples: int = 5  # top explain-side activations (one per context) the graph is built from
-    max_context: int = 5  # tokens of context tried when pruning, the activating one included
+    n_examples: int = 4  # top explain-side activations (one per context) the graph is built from
+    max_context: int = 4  # tokens of context tried when pruning, the activating one included
     keep: float = 0.5  # a pruned or substituted context "keeps" the activation at >= keep x the original
     n_alternatives: int = 2  # substitutes tried per context token
 

@@ -1,0 +1,58 @@
+"""Units scored per second by each offline scorer of `monosemantic interpret`.
+
+One run, side by side: a copy of RUN/features.db is scored for --units features and
+neurons (probing off), and each scorer's seconds are taken from the same pass (N2G:
+pruning and substitution forwards plus matching; embedding: AUROC and intruder on
+chunk embeddings computed once; ablation: two forwards per unit). The one-off costs
+(the text-pool forward, chunk embeddings) are printed apart, with the cost per unit of
+the whole run. Probing is timed on its own (it covers every unit of every family).
+
+    python benchmarks/interpret.py RUN [--units feature:20,neuron:20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from monosemantic.autointerp import InterpretConfig, interpret_run, parse_units
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", help="run directory with sae/ and features.db built with --neurons")
+    ap.add_argument("--units", default="feature:20,neuron:20")
+    ap.add_argument("--probing", action="store_true", help="also time k-sparse probing")
+    args = ap.parse_args()
+    run = Path(args.run)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "run"
+        copy.mkdir()
+        shutil.copy(run / "features.db", copy / "features.db")
+        (copy / "sae").symlink_to((run / "sae").resolve())
+        (copy / "config.json").write_bytes((run / "config.json").read_bytes()) if (run / "config.json").is_file() else None
+        # the copy reads the original's tokens (data_root follows an --activations store)
+        from monosemantic.features.build import load_run_tokens
+        from monosemantic.autointerp.pool import doc_sources
+        from monosemantic.run_config import data_root
+
+        root = data_root(run)
+        units = parse_units(args.units)
+        t0 = time.perf_counter()
+        r = interpret_run(copy, InterpretConfig(units=units, probing=args.probing), tokens=load_run_tokens(root),
+                          sources=doc_sources(root), lm=None, sae=None)
+        total = time.perf_counter() - t0
+    n = sum(len(v) for v in r.selected.values())
+    print(f"{n} units ({args.units}) on {run}; {total:.0f} s in all, {total / n:.2f} s per unit with the one-off costs")
+    print(f"one-off: text pool + chunk embeddings {r.seconds.get('pool', 0):.1f} s")
+    for name, sec in r.scorer_seconds.items():
+        print(f"  {name:<12} {n / max(sec, 1e-9):8.2f} units/s  ({sec:.1f} s)")
+    if "probing" in r.seconds:
+        print(f"  probing      {r.seconds['probing']:.1f} s for every unit of every family")
+
+
+if __name__ == "__main__":
+    main()
