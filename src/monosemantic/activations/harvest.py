@@ -1,9 +1,7 @@
 """Harvest residual-stream activations into a sharded store, resumable after kill -9.
 
-Cleaning follows DESIGN.md: position 0 holds the BOS-like token on which the
-attention sink lands (norm ~25,000 vs ~170 for typical tokens at layer 15 of the
-embedded model) and is dropped with any other BOS token; remaining tokens above
-OUTLIER_FACTOR x the median norm are excluded and their fraction recorded. The store
+Cleaning is valid.py's rule (position 0 and BOS tokens dropped, tokens above the
+outlier threshold excluded and their fraction recorded). The store
 keeps raw activations; `norm_scale` (E‖x‖ = √d after scaling) is computed at the end
 from per-shard sums, so a resumed harvest gives the same scale."""
 
@@ -25,8 +23,8 @@ from ..errors import StoreError
 from ..models import LanguageModel
 from .layout import MANIFEST, STATE, shard_paths
 from .split import HELDOUT_FRACTION
+from .valid import outlier_threshold, valid_tokens
 
-OUTLIER_FACTOR = 10.0
 STORE_DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
@@ -88,13 +86,10 @@ def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: in
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
         resid = lm.residual(ids, cfg.layer).float()  # [b, T, d]
-        keep = torch.ones(ids.shape, dtype=torch.bool)
-        keep[:, 0] = False
-        keep &= ids != lm.bos_id
         norms = resid.norm(dim=-1)  # [b, T]
-        outlier = keep & (norms > threshold)
-        excluded += int(outlier.sum())
-        keep &= ~outlier
+        considered = valid_tokens(ids, exclude_ids=(lm.bos_id,))
+        keep = valid_tokens(ids, exclude_ids=(lm.bos_id,), norms=norms, outlier_threshold=threshold)
+        excluded += int((considered & ~keep).sum())  # outliers only: position 0 and BOS are not counted
         b, t = torch.nonzero(keep, as_tuple=True)
         acts.append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
         ctx = b.numpy() + start
@@ -106,11 +101,11 @@ def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: in
 
 
 def _outlier_threshold(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> float:
-    """OUTLIER_FACTOR x the median norm of the first batch, fixed before any shard is
+    """valid.OUTLIER_FACTOR x the median norm of the first batch, fixed before any shard is
     written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
-    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)[:, 1:]
-    return float(OUTLIER_FACTOR * norms[ids[:, 1:] != lm.bos_id].median())
+    norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)
+    return outlier_threshold(norms, ids, exclude_ids=(lm.bos_id,))
 
 
 def harvest(

@@ -13,15 +13,14 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, StoreError
-
-ARCHITECTURES = ["relu", "topk", "batchtopk", "jumprelu"]
+from ..sae import ARCHITECTURES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("flops", help="training FLOPs per step and per run of an SAE",
                        description="Matmul FLOPs of one training step (forward + backward) as our implementation "
                        "computes it: dense for relu/jumprelu, sparse decoder and backward for topk/batchtopk.")
-    p.add_argument("--architecture", default="relu", choices=ARCHITECTURES)
+    p.add_argument("--architecture", default="relu", choices=list(ARCHITECTURES))
     p.add_argument("--latents", type=int, required=True, help="dictionary size N")
     p.add_argument("--d", type=int, required=True, help="input width (the model's d_model)")
     p.add_argument("--batch", type=int, default=1024, help="rows per step (default 1024)")
@@ -88,7 +87,7 @@ def _flops(args: argparse.Namespace) -> int:
         return _usage_error(bad or f"--dead must be ≥ 0, got {args.dead}")
     s = step_flops(args.architecture, args.d, args.latents, args.batch, args.k, args.dead)
     print(f"{args.architecture}, N={args.latents:,}, d={args.d}, B={args.batch}"
-          f"{f', k={args.k}' if args.architecture in ('topk', 'batchtopk') else ''}: per step "
+          f"{f', k={args.k}' if ARCHITECTURES[args.architecture].sparsity_knob == 'k' else ''}: per step "
           f"{s.total:.4e} FLOPs (encoder fwd {s.encoder_forward:.3e}, decoder fwd {s.decoder_forward:.3e}, "
           f"backward {s.backward:.3e}, AuxK {s.aux:.3e})")
     if args.tokens is not None:

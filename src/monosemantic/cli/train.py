@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
+from ..errors import ConfigError
+from ..sae import ARCHITECTURES
+from ..train import train_run
 from ..train.config import TrainConfig
 
-ARCHITECTURES = ["relu", "topk", "batchtopk", "jumprelu"]
 DEFAULT_LATENTS = 4096
+
+
+def sae_options() -> dict[str, tuple[dataclasses.Field, list[str]]]:
+    """Every SAE setting with a CLI flag (an `option` field of any registered config
+    class) -> (field, architectures whose class `uses` it), in declaration order."""
+    out: dict[str, tuple[dataclasses.Field, list[str]]] = {}
+    for cls in ARCHITECTURES.values():
+        for f in dataclasses.fields(cls.config_class):
+            if "help" in f.metadata and f.name not in out:
+                out[f.name] = (f, [name for name, c in ARCHITECTURES.items() if f.name in c.uses])
+    return out
+
+
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _parser(f: dataclasses.Field):
+    if f.metadata.get("parse"):
+        return f.metadata["parse"]
+    return int if str(f.type).startswith("int") else float
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = parser.add_argument_group("SAE")
-    g.add_argument("--architecture", default="relu", choices=ARCHITECTURES, help="SAE architecture (default relu, the paper's recipe)")
+    g.add_argument("--architecture", default="relu", choices=list(ARCHITECTURES), help="SAE architecture (default relu, the paper's recipe)")
     g.add_argument("--latents", type=int, default=DEFAULT_LATENTS, help=f"dictionary size (default {DEFAULT_LATENTS})")
-    g.add_argument("--k", type=int, default=None, help="topk/batchtopk: active latents per token (default 32)")
-    g.add_argument("--l1", type=float, default=None, help="relu: sparsity coefficient λ (default 3)")
-    g.add_argument("--l0-coefficient", type=float, default=None, help="jumprelu: L0 penalty coefficient")
+    for name, (f, users) in sae_options().items():
+        default = "" if f.default in (None, dataclasses.MISSING) else f" (default {f.default:g})" if isinstance(f.default, (int, float)) else f" (default {f.default})"
+        g.add_argument(_flag(f), dest=f"sae_{name}", type=_parser(f), default=None, metavar=f.name.upper(),
+                       help=f"{'/'.join(users) or 'any'}: {f.metadata['help']}{default}")
     g = parser.add_argument_group("training")
     g.add_argument("--train-tokens", type=int, default=d.n_tokens, help=f"training tokens; epochs over the store as needed (default {d.n_tokens:,})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
@@ -31,9 +56,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configs_from_args(args: argparse.Namespace) -> tuple[dict, TrainConfig]:
     sae_cfg = {"architecture": args.architecture, "n_latents": args.latents}
-    for flag, key in (("k", "k"), ("l1", "l1_coefficient"), ("l0_coefficient", "l0_coefficient")):
-        if getattr(args, flag) is not None:
-            sae_cfg[key] = getattr(args, flag)
+    known = {f.name for f in dataclasses.fields(ARCHITECTURES[args.architecture].config_class)}
+    for name, (f, _) in sae_options().items():
+        value = getattr(args, f"sae_{name}")
+        if value is None:
+            continue
+        if name not in known:
+            raise ConfigError(f"{_flag(f)} is not a setting of {args.architecture}")
+        sae_cfg[name] = value
     cfg = TrainConfig(n_tokens=args.train_tokens, batch_size=args.batch_size, lr=args.lr, dtype=args.train_dtype,
                       seed=args.train_seed, dead_window_tokens=args.dead_window,
                       checkpoint_every=args.checkpoint_every, log_every=args.log_every)
@@ -55,8 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..train import train_run
-
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force)
     if result is None:

@@ -2,9 +2,10 @@
 the residual at layer L, against clean, zero-ablated and mean-ablated residuals, and
 the KL divergence to the clean next-token distribution.
 
-Position 0 (the BOS-like attention sink, dropped from the training data) and tokens
-above the harvest's outlier threshold keep their clean residual in every variant:
-the SAE never saw them, and the sink alone would otherwise dominate the loss."""
+Tokens the training data leaves out (activations/valid.py: position 0 with the
+BOS-like attention sink, any other BOS, tokens above the harvest's outlier threshold)
+keep their clean residual in every variant: the SAE never saw them, and the sink
+alone would otherwise dominate the loss."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from ..activations.valid import valid_tokens
 
 
 @dataclass(frozen=True)
@@ -25,14 +28,6 @@ class SplicedStats:
     kl_sae: float  # mean over tokens of KL(clean ‖ spliced), nats
     kl_zero: float
     tokens: int
-
-
-def _splice_mask(resid: torch.Tensor, outlier_threshold: float | None) -> torch.Tensor:
-    mask = torch.ones(resid.shape[:2], dtype=torch.bool, device=resid.device)  # [B, T]
-    mask[:, 0] = False
-    if outlier_threshold is not None:
-        mask &= resid.float().norm(dim=-1) <= outlier_threshold
-    return mask
 
 
 @torch.no_grad()
@@ -53,7 +48,8 @@ def spliced_stats(
 
         def splice(replacement):
             def fn(h: torch.Tensor) -> torch.Tensor:
-                mask = _splice_mask(h, outlier_threshold)
+                mask = valid_tokens(ids.to(h.device), exclude_ids=(lm.bos_id,), norms=h.float().norm(dim=-1),
+                                    outlier_threshold=outlier_threshold)  # [B, T]
                 out = h.clone()
                 out[mask] = replacement(h[mask].float()).to(h.dtype)
                 return out

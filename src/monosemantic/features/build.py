@@ -27,7 +27,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import atomic
-from ..activations.harvest import OUTLIER_FACTOR, Tokens
+from ..activations.harvest import Tokens
+from ..activations.valid import outlier_threshold, valid_tokens
 from ..activations.split import is_heldout
 from ..errors import ConfigError, StoreError
 from ..run_config import data_root, record_stage
@@ -170,17 +171,14 @@ class _Streamer:
 
     def outlier_threshold(self) -> float:
         resid, _, ids = self.forward(self.batch_ids(0))
-        norms = resid.norm(dim=-1)[:, 1:]
-        return float(OUTLIER_FACTOR * norms[ids[:, 1:] != self.lm.bos_id].median())
+        return outlier_threshold(resid.norm(dim=-1), ids, exclude_ids=(self.lm.bos_id,))
 
     @torch.no_grad()
     def step(self, i: int) -> None:
         ctx = self.batch_ids(i)
         resid, neurons, ids = self.forward(ctx)
-        valid = torch.ones(ids.shape, dtype=torch.bool)
-        valid[:, 0] = False  # the attention sink (DESIGN.md): never a feature example
-        valid &= ids != self.lm.bos_id
-        valid &= resid.norm(dim=-1) <= self.threshold
+        # the attention sink and outliers are never feature examples
+        valid = valid_tokens(ids, exclude_ids=(self.lm.bos_id,), norms=resid.norm(dim=-1), outlier_threshold=self.threshold)
         B, T, d = resid.shape
         # encoding the few excluded tokens too and zeroing them is cheaper than gathering
         # the valid rows and scattering them into a fresh [B, T, n] tensor

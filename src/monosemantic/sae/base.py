@@ -7,29 +7,40 @@ encoder, its loss and its initialisation; registry.py maps a name to a class."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from ..errors import ConfigError
+from .flops import StepFlops, dense_step_flops
+
+
+def option(default, help: str, *, flag: str | None = None, parse: Callable[[str], object] | None = None):
+    """A config field that is also a CLI flag of `train` and `pipeline` (cli/train.py
+    generates them): `flag` defaults to --field-name, `parse` to the default's type;
+    the help is prefixed with the architectures whose class lists the field in `uses`."""
+    return field(default=default, metadata={"help": help, "flag": flag, "parse": parse})
 
 
 @dataclass
 class SAEConfig:
-    architecture: str                # "relu" | "topk" | "batchtopk" | "jumprelu" (registry.ARCHITECTURES)
+    """Settings of every architecture. One that needs its own settings subclasses this
+    (with `option` fields) in its own file and names it as `config_class`."""
+
+    architecture: str                # a name in registry.ARCHITECTURES
     d_in: int                        # width of the activations (the model's d_model)
     n_latents: int                   # dictionary size (SAELens: d_sae)
-    k: int = 32                      # topk: active latents per token; batchtopk: mean per token
-    l1_coefficient: float = 3.0      # relu: λ of the paper's loss (inputs scaled to E‖x‖=√d); 3 measured best for the embedded model (FVE 0.77, L0 34)
-    aux_k: int | None = None         # topk/batchtopk AuxK: latents modelling the residual (None -> d_in // 2)
-    aux_coefficient: float = 1 / 32  # Gao et al. 2024
-    l0_coefficient: float = 1.0      # jumprelu sparsity penalty
-    jumprelu_bandwidth: float | None = None       # ε of the rectangle kernel; None: from the first batch (jumprelu.py)
-    jumprelu_init_threshold: float | None = None  # θ at step 0; None: from the first batch (jumprelu.py)
-    jumprelu_preact_coefficient: float = 0.0      # λₚ of the pre-activation loss Σᵢ ReLU(θᵢ − preᵢ) (jumprelu.py)
+    k: int = option(32, "active latents per token (batchtopk: the mean)")
+    l1_coefficient: float = option(3.0, "sparsity coefficient λ", flag="--l1")  # inputs scaled to E‖x‖=√d; 3 measured best for the embedded model (FVE 0.77, L0 34)
+    aux_k: int | None = option(None, "AuxK: latents modelling the residual (default d_in // 2)")
+    aux_coefficient: float = option(1 / 32, "AuxK loss weight (Gao et al. 2024)")
+    l0_coefficient: float = option(1.0, "L0 penalty coefficient")
+    jumprelu_bandwidth: float | None = option(None, "ε of the rectangle kernel (default: from the first batch)")
+    jumprelu_init_threshold: float | None = option(None, "θ at step 0 (default: from the first batch)")
+    jumprelu_preact_coefficient: float = option(0.0, "weight of the pre-activation loss Σᵢ ReLU(θᵢ − preᵢ)")
     norm_scale: float = 1.0          # the store's scale s (training inputs are s·x); folded into the weights on save
 
     @property
@@ -51,8 +62,6 @@ class SAEConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise bad(f"{name} must be a positive integer, got {v!r}")
-        if self.architecture in ("topk", "batchtopk") and self.k > self.n_latents:
-            raise bad(f"k={self.k} is larger than n_latents={self.n_latents}; lower k or widen the SAE")
         if self.aux_k is not None and (isinstance(self.aux_k, bool) or not isinstance(self.aux_k, int) or self.aux_k <= 0):
             raise bad(f"aux_k must be a positive integer or None, got {self.aux_k!r}")
         for name in ("l1_coefficient", "aux_coefficient", "l0_coefficient", "jumprelu_preact_coefficient"):
@@ -65,6 +74,9 @@ class SAEConfig:
                 continue
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise bad(f"{name} must be a finite number > 0, got {v!r}")
+        problem = ARCHITECTURES[self.architecture].config_problem(self)
+        if problem:
+            raise bad(problem)
 
 
 class ForwardOutput:
@@ -97,13 +109,56 @@ def mse_term(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 class SAE(nn.Module):
-    """Base: x̂ = acts @ W_dec + b_dec. Subclasses define encode/forward."""
+    """Base: x̂ = acts @ W_dec + b_dec. Subclasses define encode/forward.
+
+    Everything the rest of the package needs to know about an architecture is a class
+    attribute or method here, so that adding one is a new file and a registry line."""
+
+    config_class: ClassVar[type[SAEConfig]] = SAEConfig
+    uses: ClassVar[tuple[str, ...]] = ()          # the config fields this architecture reads (CLI help)
+    sparsity_knob: ClassVar[str] = "k"            # the config field a sweep holds fixed (and names runs by)
+    knob_label: ClassVar[str] = "k"               # run-name prefix of the knob: k32, l1_3
+    penalty_term: ClassVar[str | None] = None     # the loss term the knob weighs (scaling loss = mse + knob·term)
+    bf16_safe: ClassVar[bool] = False             # bfloat16 autocast measured at float32's loss (train --train-dtype auto)
 
     # How SAELens reads the saved weights (io.py writes these into cfg.json).
-    saelens_architecture: str = "standard"
+    saelens_architecture: ClassVar[str] = "standard"
+    saelens_imports: ClassVar[tuple[str, ...]] = ()  # plain SAELens architectures loaded as this class
     apply_b_dec_to_input: bool = False   # does the encoder see x − b_dec?
     unit_norm_decoder: bool = False      # rows of W_dec kept at norm 1 by the hooks
     decoder_init_norm: float = 1.0       # norm of each W_dec row at init
+
+    # --- what the class tells the rest of the package --------------------------
+    @classmethod
+    def config_problem(cls, cfg: SAEConfig) -> str | None:
+        """A reason `cfg` cannot build this architecture (beyond SAEConfig's own checks)."""
+        return None
+
+    @classmethod
+    def step_flops(cls, cfg: SAEConfig, batch_size: int, n_dead: int = 0) -> StepFlops:
+        """Matmul FLOPs of one training step as this class computes it (sae/flops.py)."""
+        return dense_step_flops(cfg.d_in, cfg.n_latents, batch_size)
+
+    def saelens_cfg(self) -> dict:
+        """Architecture-specific keys of SAELens's cfg.json (io.py writes the common ones)."""
+        return {"activation_fn_str": "relu", "activation_fn_kwargs": {}}
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        """Tensors saved beside W_enc/W_dec/b_enc/b_dec, in raw units (SAELens names)."""
+        return {}
+
+    @classmethod
+    def extra_tensor_shapes(cls, cfg: SAEConfig) -> dict[str, tuple[int, ...]]:
+        return {}
+
+    @torch.no_grad()
+    def load_extra_tensors(self, tensors: dict[str, Tensor]) -> None:
+        """Set the extra tensors from a saved file; ValueError says what is wrong."""
+
+    def encode_latents(self, x: Tensor, latents: Tensor) -> Tensor:
+        """[..., d] -> [..., len(latents)] activations of some latents (steering).
+        Default: the full encode; per-latent encoders override it to compute only these."""
+        return self.encode(x)[..., latents]
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()

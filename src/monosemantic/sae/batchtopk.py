@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import SAE
 from .sparse_topk import gather_encode
 from .topk import TopKSAE
 
@@ -21,6 +22,22 @@ THRESHOLD_EMA = 0.01
 
 class BatchTopKSAE(TopKSAE):
     saelens_architecture = "jumprelu"
+    saelens_imports = ()                  # a SAELens jumprelu folder loads as our jumprelu
+
+    def saelens_cfg(self) -> dict:
+        return SAE.saelens_cfg(self)      # read as a jumprelu: no k
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {"threshold": self.threshold.float() * torch.ones(self.cfg.n_latents)}  # [n]; one θ for all
+
+    @classmethod
+    def extra_tensor_shapes(cls, cfg) -> dict[str, tuple[int, ...]]:
+        return {"threshold": (cfg.n_latents,)}
+
+    @torch.no_grad()
+    def load_extra_tensors(self, tensors: dict[str, Tensor]) -> None:
+        self.threshold.copy_(tensors["threshold"].max())
+        self.threshold_updates.fill_(1)
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from ..atomic import write_json, write_with
 from ..errors import CheckpointError, ConfigError
 from .base import SAE, SAEConfig
-from .registry import ARCHITECTURES, make_sae
+from .registry import ARCHITECTURES, config_for, make_sae
 
 WEIGHTS = "sae_weights.safetensors"
 CFG = "cfg.json"
@@ -43,9 +43,7 @@ def _folded_tensors(sae: SAE) -> dict[str, torch.Tensor]:
             "b_enc": sae.b_enc.float(),
             "b_dec": sae.b_dec.float() / s,
         }
-        threshold = getattr(sae, "threshold", None)
-        if threshold is not None:
-            t["threshold"] = (threshold.float() * torch.ones_like(t["b_enc"]))  # [n]; batchtopk: one θ for all
+        t.update({name: v.float() for name, v in sae.extra_tensors().items()})  # e.g. threshold [n]: unit-free
     return {k: v.detach().cpu().contiguous() for k, v in t.items()}
 
 
@@ -61,18 +59,14 @@ def _saelens_cfg(sae: SAE, metadata: dict[str, Any]) -> dict[str, Any]:
         "normalize_activations": "none",
         "reshape_activations": "none",
         "metadata": dict(metadata),
-        # Older SAELens (< 6) reads these at the top level.
-        "activation_fn_str": "topk" if sae.saelens_architecture == "topk" else "relu",
-        "activation_fn_kwargs": {"k": cfg.k} if sae.saelens_architecture == "topk" else {},
+        # Older SAELens (< 6) reads these (and activation_fn_str/kwargs) at the top level.
         "finetuning_scaling_factor": False,
         "hook_head_index": None,
     }
     for key in ("model_name", "hook_name", "hook_layer", "context_size", "prepend_bos", "dataset_path"):
         if key in metadata:
             out[key] = metadata[key]
-    if sae.saelens_architecture == "topk":
-        out["k"] = cfg.k
-        out["rescale_acts_by_decoder_norm"] = False
+    out.update(sae.saelens_cfg())
     return out
 
 
@@ -134,23 +128,24 @@ def _config_from(cfg: dict, path: Path) -> tuple[SAEConfig, float, float]:
         if arch not in ARCHITECTURES:
             raise _fail(path, f"unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
         raw = ours.get("config", {})
-        known = {f.name for f in fields(SAEConfig)}
+        known = {f.name for f in fields(ARCHITECTURES[arch].config_class)}
         try:
-            config = SAEConfig(**{k: v for k, v in raw.items() if k in known})
-        except TypeError as e:
+            config = config_for({k: v for k, v in raw.items() if k in known})
+        except ConfigError as e:
             raise _fail(path, f"incomplete config ({e})") from e
         return config, float(ours.get("folded_norm_scale", 1.0)), apply
     # A plain SAELens directory: map its architecture onto ours.
-    arch = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}.get(cfg.get("architecture", "standard"))
+    imports = {theirs: name for name, cls in ARCHITECTURES.items() for theirs in cls.saelens_imports}
+    arch = imports.get(cfg.get("architecture", "standard"))
     if arch is None:
-        raise _fail(path, f"SAELens architecture {cfg.get('architecture')!r} is not supported (standard, topk, jumprelu)")
+        raise _fail(path, f"SAELens architecture {cfg.get('architecture')!r} is not supported ({', '.join(imports)})")
     if cfg.get("normalize_activations", "none") not in ("none", None):
         raise _fail(path, f"normalize_activations={cfg['normalize_activations']!r} is not supported (only 'none')")
     if cfg.get("rescale_acts_by_decoder_norm"):
         raise _fail(path, "rescale_acts_by_decoder_norm=true is not supported")
     try:
         k = int(cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k") or 32)
-        config = SAEConfig(arch, int(cfg["d_in"]), int(cfg["d_sae"]), k=k)
+        config = config_for({"architecture": arch, "d_in": int(cfg["d_in"]), "n_latents": int(cfg["d_sae"]), "k": k})
     except (KeyError, TypeError, ValueError) as e:
         raise _fail(path, f"missing or bad d_in/d_sae/k ({e})") from e
     return config, 1.0, apply
@@ -179,8 +174,7 @@ def load_sae(directory: str | os.PathLike) -> SAE:
         raise _fail(wpath, f"unreadable or corrupt ({type(e).__name__}: {e})") from e
 
     d, n = config.d_in, config.n_latents
-    needs_threshold = config.architecture in ("jumprelu", "batchtopk")
-    expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | ({"threshold": (n,)} if needs_threshold else {})
+    expected = {"W_enc": (d, n), "W_dec": (n, d), "b_enc": (n,), "b_dec": (d,)} | type(sae).extra_tensor_shapes(config)
     for name, shape in expected.items():
         if name not in tensors:
             raise _fail(wpath, f"has no tensor {name!r}")
@@ -196,13 +190,10 @@ def load_sae(directory: str | os.PathLike) -> SAE:
         sae.W_dec.copy_(t["W_dec"])
         sae.b_enc.copy_(b_enc)
         sae.b_dec.copy_(t["b_dec"])
-        if config.architecture == "jumprelu":
-            if not bool((t["threshold"] > 0).all()):
-                raise _fail(wpath, "jumprelu threshold has values <= 0")
-            sae.log_threshold.copy_(t["threshold"].log())
-        elif config.architecture == "batchtopk":
-            sae.threshold.copy_(t["threshold"].max())
-            sae.threshold_updates.fill_(1)
+        try:
+            sae.load_extra_tensors(t)
+        except ValueError as e:
+            raise _fail(wpath, str(e)) from e
     if not math.isfinite(trained_scale) or trained_scale <= 0:
         raise _fail(directory / CFG, f"folded_norm_scale={trained_scale!r} is not a positive number")
     sae.folded_norm_scale = trained_scale

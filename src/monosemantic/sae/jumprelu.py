@@ -70,7 +70,11 @@ class _Step(torch.autograd.Function):
 
 
 class JumpReLUSAE(SAE):
+    uses = ("l0_coefficient", "jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_preact_coefficient")
+    sparsity_knob, knob_label, penalty_term = "l0_coefficient", "l0_", "l0"
+    bf16_safe = False                     # its thresholds were never measured in bfloat16
     saelens_architecture = "jumprelu"
+    saelens_imports = ("jumprelu",)
     apply_b_dec_to_input = False
     unit_norm_decoder = True
     decoder_init_norm = 1.0
@@ -98,6 +102,19 @@ class JumpReLUSAE(SAE):
     @property
     def threshold(self) -> Tensor:
         return self.log_threshold.exp()                                    # [n], > 0
+
+    def extra_tensors(self) -> dict[str, Tensor]:
+        return {"threshold": self.threshold.float()}                       # compares pre-activations: unit-free
+
+    @classmethod
+    def extra_tensor_shapes(cls, cfg) -> dict[str, tuple[int, ...]]:
+        return {"threshold": (cfg.n_latents,)}
+
+    @torch.no_grad()
+    def load_extra_tensors(self, tensors: dict[str, Tensor]) -> None:
+        if not bool((tensors["threshold"] > 0).all()):
+            raise ValueError("jumprelu threshold has values <= 0")
+        self.log_threshold.copy_(tensors["threshold"].log())
 
     def encode(self, x: Tensor) -> Tensor:
         pre = self.pre_acts(x)                                             # [..., n]

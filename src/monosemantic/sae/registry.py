@@ -1,7 +1,11 @@
-"""Architecture name -> class. Adding one = a new file + one line here."""
+"""Architecture name -> class. Adding one = a new file + one line here
+(docs/architecture.md, "Adding an architecture")."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
+
+from ..errors import ConfigError
 from .base import SAE, SAEConfig
 from .batchtopk import BatchTopKSAE
 from .jumprelu import JumpReLUSAE
@@ -16,7 +20,30 @@ ARCHITECTURES: dict[str, type[SAE]] = {
 }
 
 
+def config_for(values: dict | SAEConfig) -> SAEConfig:
+    """The architecture's own config class built from a dict (or a plain SAEConfig):
+    keys it does not know are a ConfigError, missing ones take their defaults."""
+    if isinstance(values, SAEConfig):
+        cls = ARCHITECTURES.get(values.architecture)
+        if cls is None or isinstance(values, cls.config_class):
+            return values
+        values = asdict(values)
+    arch = values.get("architecture")
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"SAE config: unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    config_class = ARCHITECTURES[arch].config_class
+    known = {f.name for f in fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"SAE config: {arch} has no setting(s) {unknown}")
+    try:
+        return config_class(**values)
+    except TypeError as e:
+        raise ConfigError(f"SAE config: {e}") from e
+
+
 def make_sae(cfg: SAEConfig) -> SAE:
     """A freshly initialised SAE (float32, CPU); raises ConfigError on a bad config."""
+    cfg = config_for(cfg)
     cfg.validate()
     return ARCHITECTURES[cfg.architecture](cfg)

@@ -22,15 +22,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import SAE, ForwardOutput, geometric_median, mse_term
+from .base import SAE, ForwardOutput, SAEConfig, geometric_median, mse_term
+from .flops import StepFlops, sparse_step_flops
 from .sparse_topk import densify, gather_encode, sparse_decode, topk_encode
 
 
 class TopKSAE(SAE):
+    uses = ("k", "aux_k", "aux_coefficient")
+    sparsity_knob, knob_label, penalty_term = "k", "k", None
+    bf16_safe = True                      # x1.38–1.45 in bfloat16 at float32's loss (train/loop.py)
     saelens_architecture = "topk"
+    saelens_imports = ("topk",)
     apply_b_dec_to_input = True
     unit_norm_decoder = True
     decoder_init_norm = 1.0
+
+    @classmethod
+    def config_problem(cls, cfg: SAEConfig) -> str | None:
+        if cfg.k > cfg.n_latents:
+            return f"k={cfg.k} is larger than n_latents={cfg.n_latents}; lower k or widen the SAE"
+        return None
+
+    @classmethod
+    def step_flops(cls, cfg: SAEConfig, batch_size: int, n_dead: int = 0) -> StepFlops:
+        # batchtopk keeps k·B latents per batch, k per row on average: the same count
+        return sparse_step_flops(cfg.d_in, cfg.n_latents, batch_size, cfg.k, cfg.aux_k, n_dead)
+
+    def saelens_cfg(self) -> dict:
+        return {"activation_fn_str": "topk", "activation_fn_kwargs": {"k": self.cfg.k}, "k": self.cfg.k,
+                "rescale_acts_by_decoder_norm": False}
 
     def encode(self, x: Tensor) -> Tensor:
         pre = self.pre_acts(x).relu()                                      # [..., n]

@@ -7,7 +7,7 @@ loss recovered by splicing into the model (evals/run.py)."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import atomic
@@ -46,7 +46,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     from ..activations import open_store
     from ..evals.run import evaluate_run
     from ..train import TrainConfig, train_run
-    from .sweep import RunSpec, evaluate_checkpoint, last_metrics
+    from .sweep import evaluate_checkpoint, last_metrics
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
@@ -57,7 +57,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
     for budget in sorted(budgets):
         p: Plan = plan(fit, budget, batch_size=spec.batch_size)
-        run = RunSpec(template.architecture, p.n_latents, p.n_tokens, template.l1_coefficient, template.k)
+        run = replace(template, n_latents=p.n_latents, n_tokens=p.n_tokens)
         run_dir = out / run.name
         cfg = TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
         train_run(run_dir, run.sae_cfg(), cfg, activations=spec.activations, resume=True, progress=progress)

@@ -1,72 +1,28 @@
-"""FLOPs of one training step, counted as our implementation computes it.
-
-Only matrix products are counted (2 FLOPs per multiply-add); element-wise work
-(ReLU, top-k selection, Adam, the decoder-norm penalty) is O(B·n) or O(n·d), a
-fraction ~1/d of the products, and is left out, as the paper's "compute ∝ n·T" does.
-
-Per step, with B rows, input width d, n latents, k selected latents per row:
-
-    relu, jumprelu (dense):
-        encoder forward      x @ W_enc                      2·B·d·n
-        decoder forward      f @ W_dec                      2·B·n·d
-        decoder backward     ∂W_dec = fᵀ g,  ∂f = g W_decᵀ  2·(2·B·n·d)
-        encoder backward     ∂W_enc = xᵀ ∂pre               2·B·d·n
-                             (no ∂x: the input needs no gradient and the encoder
-                              does not subtract b_dec)
-        total                                               10·B·d·n
-
-    topk, batchtopk (sparse_topk.py):
-        encoder forward      dense x @ W_enc, no graph      2·B·d·n
-        decoder forward      embedding_bag of k rows        2·B·k·d
-        decoder backward     ∂acts (SDDMM), ∂W_dec rows     2·(2·B·k·d)
-        encoder backward     ∂xc (embedding_bag; b_dec is subtracted at the input so
-                             it needs a gradient), ∂W_enc columns   2·(2·B·k·d)
-        total                                               2·B·d·n + 10·B·k·d
-      plus AuxK when m = min(aux_k, n_dead) > 0 latents are dead: the same sparse
-      decode/backward over m latents, reusing the dense pre-activations  10·B·m·d
-
-batchtopk keeps k·B latents per batch, k per row on average: the same count.
-"""
+"""FLOP accounting for scaling laws, by architecture name. The counts themselves
+belong to each SAE class (`SAE.step_flops`, sae/flops.py explains them)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..errors import ConfigError
+from ..sae.flops import StepFlops
+from ..sae.registry import ARCHITECTURES, config_for
 
-DENSE = ("relu", "jumprelu")
-SPARSE = ("topk", "batchtopk")
-
-
-class StepFlops(NamedTuple):
-    encoder_forward: int
-    decoder_forward: int
-    backward: int
-    aux: int           # AuxK (topk family) at the given dead count; 0 otherwise
-
-    @property
-    def total(self) -> int:
-        return self.encoder_forward + self.decoder_forward + self.backward + self.aux
+__all__ = ["StepFlops", "step_flops", "config_step_flops", "run_flops"]
 
 
 def step_flops(architecture: str, d: int, n_latents: int, batch_size: int, k: int = 32,
                n_dead: int = 0, aux_k: int | None = None) -> StepFlops:
     """Matmul FLOPs of one training step (forward + backward)."""
-    B, n = batch_size, n_latents
-    if architecture in DENSE:
-        return StepFlops(2 * B * d * n, 2 * B * n * d, 6 * B * n * d, 0)
-    if architecture in SPARSE:
-        k = min(k, n)
-        m = min(aux_k if aux_k is not None else max(d // 2, 1), n_dead, n)
-        return StepFlops(2 * B * d * n, 2 * B * k * d, 8 * B * k * d, 10 * B * m * d)
-    raise ConfigError(f"no FLOP count for architecture {architecture!r}; choose one of {sorted(DENSE + SPARSE)}")
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"no FLOP count for architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}")
+    cfg = config_for({"architecture": architecture, "d_in": d, "n_latents": n_latents, "k": k, "aux_k": aux_k})
+    return ARCHITECTURES[architecture].step_flops(cfg, batch_size, n_dead)
 
 
 def config_step_flops(sae_cfg, batch_size: int, n_dead: int = 0) -> int:
     """Step FLOPs for an SAEConfig (or its dict)."""
-    c = sae_cfg if isinstance(sae_cfg, dict) else sae_cfg.to_dict()
-    return step_flops(c["architecture"], c["d_in"], c["n_latents"], batch_size, c.get("k", 32),
-                      n_dead, c.get("aux_k")).total
+    cfg = config_for(sae_cfg) if isinstance(sae_cfg, dict) else sae_cfg
+    return ARCHITECTURES[cfg.architecture].step_flops(cfg, batch_size, n_dead).total
 
 
 def run_flops(architecture: str, d: int, n_latents: int, batch_size: int, n_tokens: int, k: int = 32) -> int:

@@ -23,41 +23,51 @@ import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
 from .. import atomic
 from ..errors import ConfigError
+from ..sae import ARCHITECTURES
 from .flops import run_flops
 
 SWEEP_FILE = "sweep.json"
 EVAL_FILE = "scaling_eval.json"
-RUN_KEYS = ("architecture", "n_latents", "n_tokens", "l1_coefficient", "k")
-ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu")
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    architecture: str          # "relu" | "topk" | "batchtopk" | "jumprelu"
+    """One run of a sweep. There is one field per sparsity knob of the registered
+    architectures (`SAE.sparsity_knob`; a test holds them equal), defaults SAEConfig's;
+    a run uses only its architecture's knob."""
+    architecture: str          # a name in sae.ARCHITECTURES
     n_latents: int             # dictionary size N
     n_tokens: int              # training tokens T
     l1_coefficient: float = 3.0  # relu λ (fixed across a sweep)
     k: int = 32                # topk family: active latents (fixed across a sweep)
+    l0_coefficient: float = 1.0  # jumprelu L0 penalty (fixed across a sweep)
+
+    @property
+    def knob(self) -> str:
+        return ARCHITECTURES[self.architecture].sparsity_knob
+
+    @property
+    def knob_value(self) -> float:
+        return getattr(self, self.knob)
 
     @property
     def name(self) -> str:
-        knob = f"l1_{self.l1_coefficient:g}" if self.architecture in ("relu", "jumprelu") else f"k{self.k}"
-        return f"{self.architecture}-n{self.n_latents}-t{self.n_tokens}-{knob}"
+        label = ARCHITECTURES[self.architecture].knob_label
+        return f"{self.architecture}-n{self.n_latents}-t{self.n_tokens}-{label}{self.knob_value:g}"
 
     def sae_cfg(self) -> dict:
-        cfg = {"architecture": self.architecture, "n_latents": self.n_latents}
-        if self.architecture == "relu":
-            cfg["l1_coefficient"] = self.l1_coefficient
-        elif self.architecture in ("topk", "batchtopk"):
-            cfg["k"] = self.k
-        return cfg
+        return {"architecture": self.architecture, "n_latents": self.n_latents, self.knob: self.knob_value}
+
+
+KNOBS = tuple(f.name for f in fields(RunSpec)[3:])
+RUN_KEYS = ("architecture", "n_latents", "n_tokens", *KNOBS)
 
 
 @dataclass
@@ -80,10 +90,10 @@ class SweepSpec:
         return {**self.identity(), "runs": [asdict(r) for r in self.runs]}
 
 
-SPEC_KEYS = ("activations", "architecture", "l1_coefficient", "k", "batch_size", "lr", "eval_tokens", "eval_seed",
-             "seed", "grid", "runs")
+SPEC_KEYS = ("activations", "architecture", *KNOBS, "batch_size", "lr", "eval_tokens", "eval_seed", "seed", "grid", "runs")
 _TYPES = {"architecture": str, "n_latents": int, "n_tokens": int, "k": int, "batch_size": int, "eval_tokens": int,
-          "eval_seed": int, "seed": int, "l1_coefficient": (int, float), "lr": (int, float), "activations": str}
+          "eval_seed": int, "seed": int, "l1_coefficient": (int, float), "l0_coefficient": (int, float),
+          "lr": (int, float), "activations": str}
 
 
 def _check_types(where: str, values: dict) -> None:
@@ -105,7 +115,7 @@ def parse_spec(data: dict, base: Path | None = None) -> SweepSpec:
     activations = Path(data["activations"])
     if base is not None and not activations.is_absolute():
         activations = base / activations
-    defaults = {k: data[k] for k in ("architecture", "l1_coefficient", "k") if k in data}
+    defaults = {k: data[k] for k in ("architecture", *KNOBS) if k in data}
     defaults.setdefault("architecture", "relu")
     runs: list[dict] = []
     grid = data.get("grid")
@@ -138,9 +148,9 @@ def parse_spec(data: dict, base: Path | None = None) -> SweepSpec:
         raise ConfigError("sweep spec: batch_size and eval_tokens must be positive and lr in (0, 1]")
     if any(r.n_tokens < s.batch_size for r in s.runs):
         raise ConfigError(f"sweep spec: every run needs n_tokens ≥ batch_size ({s.batch_size})")
-    fixed = {(r.architecture, r.l1_coefficient if r.architecture == "relu" else r.k) for r in s.runs}
+    fixed = {(r.architecture, r.knob, r.knob_value) for r in s.runs}
     if len(fixed) > 1:
-        raise ConfigError(f"sweep spec: a scaling sweep fixes the architecture and its λ or k; this one mixes {sorted(fixed)}")
+        raise ConfigError(f"sweep spec: a scaling sweep fixes the architecture and its sparsity knob; this one mixes {sorted(fixed)}")
     return s
 
 
@@ -193,24 +203,23 @@ def is_finished(sweep_dir: str | Path, run: RunSpec) -> bool:
 def penalty_coefficient(sae_cfg: dict) -> tuple[str | None, float]:
     """(term, coefficient) of the sparsity penalty the scaling loss adds to the MSE:
     the paper's λ·Σ fᵢ‖W_dec,i‖ for relu; nothing for the topk family (fixed k)."""
-    arch = sae_cfg["architecture"]
-    if arch == "relu":
-        return "l1", float(sae_cfg["l1_coefficient"])
-    if arch == "jumprelu":
-        return "l0", float(sae_cfg["l0_coefficient"])
-    return None, 0.0
+    cls = ARCHITECTURES[sae_cfg["architecture"]]
+    if cls.penalty_term is None:
+        return None, 0.0
+    return cls.penalty_term, float(sae_cfg[cls.sparsity_knob])
 
 
 @torch.no_grad()
 def evaluate_checkpoint(run: Path, x: torch.Tensor, chunk: int = 4096) -> dict:
     """Score the trained SAE (the final checkpoint, in training units) on x [N, d]
     (scaled store rows): MSE, penalty, scaling loss, L0 and FVE."""
-    from ..sae import SAEConfig, make_sae
+    from ..sae import make_sae
+    from ..sae.registry import config_for
     from ..train.checkpoint import load_checkpoint
 
     state = load_checkpoint(run / "checkpoints")
     sae_cfg = state["sae_config"]
-    sae = make_sae(SAEConfig(**sae_cfg))
+    sae = make_sae(config_for(sae_cfg))
     sae.load_state_dict(state["sae"])
     sae.eval()
     term, coefficient = penalty_coefficient(sae_cfg)

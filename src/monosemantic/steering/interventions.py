@@ -124,13 +124,9 @@ def resolve(interventions: Sequence[Intervention], n_latents: int, max_acts=None
 
 
 def feature_acts(sae, x: Tensor, features: Tensor) -> Tensor:
-    """[..., d] -> [..., k] activations of the chosen features. ReLU-like encoders are
-    per-feature, so only k columns are computed; TopK-like ones need every latent."""
-    if getattr(sae.cfg, "architecture", "relu") == "relu" and hasattr(sae, "pre_acts"):
-        w_enc = sae.W_enc[:, features]                                      # [d, k]
-        x_in = x - sae.b_dec if getattr(sae, "apply_b_dec_to_input", False) else x
-        return (x_in @ w_enc + sae.b_enc[features]).relu()                  # [..., k]
-    return sae.encode(x)[..., features]
+    """[..., d] -> [..., k] activations of the chosen features (the SAE class knows
+    whether it can compute only those: SAE.encode_latents)."""
+    return sae.encode_latents(x, features)
 
 
 def intervention_delta(sae, x: Tensor, plan: ResolvedPlan) -> Tensor:

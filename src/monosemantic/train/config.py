@@ -25,17 +25,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = [
-            (self.n_tokens > 0, "--tokens must be positive"),
+            (self.n_tokens > 0, "--train-tokens must be positive"),
             (self.batch_size > 0, "--batch-size must be positive"),
-            (self.n_tokens >= self.batch_size, f"--tokens ({self.n_tokens}) must be at least one batch ({self.batch_size})"),
+            (self.n_tokens >= self.batch_size, f"--train-tokens ({self.n_tokens}) must be at least one batch ({self.batch_size})"),
             (math.isfinite(self.lr) and 0 < self.lr <= 1, f"--lr must be in (0, 1], got {self.lr}"),
-            (0 <= self.lr_warmup_fraction < 1 and 0 <= self.lr_decay_fraction <= 1, "warm-up and decay fractions must be in [0, 1)"),
-            (self.lr_warmup_fraction + self.lr_decay_fraction <= 1, "lr warm-up and decay together exceed the run"),
-            (0 <= self.sparsity_warmup_fraction < 1, "--sparsity-warmup must be in [0, 1)"),
-            (self.grad_clip > 0, "--grad-clip must be positive"),
+            (0 <= self.lr_warmup_fraction < 1 and 0 <= self.lr_decay_fraction <= 1, "lr_warmup_fraction must be in [0, 1) and lr_decay_fraction in [0, 1]"),
+            (self.lr_warmup_fraction + self.lr_decay_fraction <= 1, "lr_warmup_fraction + lr_decay_fraction exceed the run (> 1)"),
+            (0 <= self.sparsity_warmup_fraction < 1, "sparsity_warmup_fraction must be in [0, 1)"),
+            (self.grad_clip > 0, "grad_clip must be positive"),
             (self.dead_window_tokens >= 0, "--dead-window must be ≥ 0"),
             (self.log_every > 0 and self.checkpoint_every >= 0, "--log-every must be positive and --checkpoint-every ≥ 0"),
-            (self.dtype in ("float32", "bfloat16", "auto"), f"--dtype must be float32, bfloat16 or auto, got {self.dtype!r}"),
+            (self.dtype in ("float32", "bfloat16", "auto"), f"--train-dtype must be float32, bfloat16 or auto, got {self.dtype!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -18,8 +18,9 @@ from tqdm import tqdm
 
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
-from ..sae import SAE, SAEConfig, make_sae
-from ..scaling.flops import config_step_flops
+from ..models.dtype import choose_dtype
+from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
+from ..sae.registry import config_for
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dead import DeadTracker
@@ -44,8 +45,8 @@ class TrainResult:
 # default relu SAE trained in 161 s vs 211 s with the same FVE (0.7525), L0 and loss
 # recovered (97.43 % vs 97.41 %). (An earlier run on a machine at load ~8 had ReLU
 # x0.65: an overloaded machine can invert it; pass --train-dtype float32 there.)
-# JumpReLU's thresholds were not measured in bfloat16: it stays float32.
-AUTO_BF16_ARCHITECTURES = ("relu", "topk", "batchtopk")
+# JumpReLU's thresholds were not measured in bfloat16: it stays float32. Each SAE
+# class says which it is (`SAE.bf16_safe`).
 
 
 def _adam(sae, lr: float) -> torch.optim.Adam:
@@ -63,10 +64,8 @@ def resolve_dtype(name: str, architecture: str) -> str:
     """`auto`: bfloat16 autocast where it was measured faster at float32's loss, else float32."""
     if name != "auto":
         return name
-    from ..models.dtype import choose_dtype
-
     native_bf16 = choose_dtype("auto").dtype == torch.bfloat16
-    return "bfloat16" if native_bf16 and architecture in AUTO_BF16_ARCHITECTURES else "float32"
+    return "bfloat16" if native_bf16 and ARCHITECTURES[architecture].bf16_safe else "float32"
 
 
 def _stream(batches: Batches, start: int) -> Iterator[torch.Tensor]:
@@ -141,6 +140,7 @@ def train_sae(
     with the same data order."""
     cfg = cfg or TrainConfig()
     cfg.validate()
+    sae_cfg = config_for(sae_cfg)
     dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
@@ -150,13 +150,14 @@ def train_sae(
 
     torch.manual_seed(cfg.seed)
     sae = make_sae(sae_cfg)
+    step_flops = lambda batch, n_dead: type(sae).step_flops(sae_cfg, batch, n_dead).total  # noqa: E731
     optimizer = _adam(sae, cfg.lr)
     dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
     start, elapsed_before, resumed_from = 0, 0.0, None
 
     if resume and ckpt_dir is not None and has_checkpoint(ckpt_dir):
         state = load_checkpoint(ckpt_dir)
-        if state["sae_config"] != asdict(sae_cfg) or state["train_config"] != cfg.to_dict():
+        if config_for(state["sae_config"]) != sae_cfg or state["train_config"] != cfg.to_dict():
             raise ConfigError(f"the checkpoint in {ckpt_dir} was made with other settings: resume with the same flags, or --force to start again")
         sae.load_state_dict(state["sae"])
         optimizer.load_state_dict(state["optimizer"])
@@ -168,7 +169,7 @@ def train_sae(
         raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
 
     metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
-    flops = _flops_before(metrics.path, start, config_step_flops(sae_cfg, cfg.batch_size))
+    flops = _flops_before(metrics.path, start, step_flops(cfg.batch_size, 0))
     stream = _stream(batches, start)
     if resumed_from is None:
         first = _check_batch(next(stream), sae_cfg.d_in, 0)
@@ -195,7 +196,7 @@ def train_sae(
         try:
             x = _check_batch(next(stream), sae_cfg.d_in, step)
         except StopIteration:
-            raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--tokens {cfg.n_tokens})") from None
+            raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--train-tokens {cfg.n_tokens})") from None
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
         with autocast():
@@ -210,7 +211,7 @@ def train_sae(
         torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
         optimizer.step()
         sae.after_step()
-        flops += config_step_flops(sae_cfg, x.shape[0], int(dead.mask.sum()))
+        flops += step_flops(x.shape[0], int(dead.mask.sum()))
         dead.update(out.fired, x.shape[0])
         window.add(x, out, loss)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from ..activations import open_store
 from ..errors import ConfigError
 from ..run_config import record_stage
-from ..sae import SAEConfig, load_sae, save_sae
+from ..sae import load_sae, save_sae
+from ..sae.registry import config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
@@ -37,7 +38,7 @@ def train_run(
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
-    full_cfg = SAEConfig(**{"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
+    full_cfg = config_for({"architecture": "relu", **(sae_cfg or {}), "d_in": store.d, "norm_scale": store.norm_scale})
     full_cfg.validate()
     settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
     run_dir.mkdir(parents=True, exist_ok=True)
