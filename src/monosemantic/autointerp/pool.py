@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..activations.harvest import OUTLIER_FACTOR, Tokens
+from ..activations.harvest import Tokens
 from ..activations.split import is_heldout
+from ..activations.valid import outlier_threshold, valid_tokens
 from ..errors import ConfigError
 
 
@@ -140,7 +141,7 @@ def cached_pool(path: Path, key: dict, build) -> Pool:
     return pool
 
 
-def build_pool(lm, layer: int, tokens: Tokens, sources: dict[int, str], cfg: PoolConfig, outlier_threshold: float | None = None,
+def build_pool(lm, layer: int, tokens: Tokens, sources: dict[int, str], cfg: PoolConfig, threshold: float | None = None,
                progress: bool = False) -> Pool:
     n_ctx = tokens.contexts.shape[0]
     ctx_sources = context_sources(tokens.doc_ids, sources)
@@ -157,13 +158,10 @@ def build_pool(lm, layer: int, tokens: Tokens, sources: dict[int, str], cfg: Poo
         resid_parts.append(r)
         neuron_parts.append(n)
     resid, neurons = torch.cat(resid_parts), torch.cat(neuron_parts)
-    valid = torch.ones(ids.shape, dtype=torch.bool)
-    valid[:, 0] = False  # the attention sink (DESIGN.md)
-    valid &= ids != lm.bos_id
     norms = resid.norm(dim=-1)
-    if outlier_threshold is None:
-        outlier_threshold = float(OUTLIER_FACTOR * norms[valid].median())
-    valid &= norms <= outlier_threshold
+    if threshold is None:
+        threshold = outlier_threshold(norms, ids, exclude_ids=[lm.bos_id])
+    valid = valid_tokens(ids, exclude_ids=[lm.bos_id], norms=norms, outlier_threshold=threshold)  # the one rule (activations/valid.py)
     resid.mul_(valid[..., None])
     neurons.mul_(valid[..., None])
     return Pool(ids, rows, heldout, valid, resid, neurons, [ctx_sources[i] for i in rows], np.asarray(tokens.doc_ids[rows]))
