@@ -236,8 +236,8 @@ class FeatureDB:
         if explanation is not None:
             where.append("e.text LIKE ?")
             args.append(f"%{explanation}%")
-        if (sort == "score" or min_score is not None) and scorer is None:
-            scorer = self.conn.execute("SELECT scorer FROM scores WHERE kind = ? LIMIT 1", (kind,)).fetchone()
+        if scorer is None:  # one score per row: the first scorer's (by name) unless one is named
+            scorer = self.conn.execute("SELECT MIN(scorer) FROM scores WHERE kind = ?", (kind,)).fetchone()
             scorer = scorer[0] if scorer else ""
         join_e = "LEFT JOIN explanations e ON e.kind = f.kind AND e.feature_id = f.id" + (" AND e.explainer = ?" if explainer else "")
         join_s = "LEFT JOIN scores s ON s.kind = f.kind AND s.feature_id = f.id" + (" AND s.scorer = ?" if scorer else "")
@@ -361,6 +361,10 @@ class FeatureDB:
             for scorer, kind, reason, n in self.conn.execute("SELECT scorer, kind, reason, COUNT(*) FROM unscored GROUP BY scorer, kind, reason"):
                 out.setdefault(scorer, {}).setdefault(kind, {})[reason] = n
         return out
+
+    def scorers(self, kind: str = "feature") -> list[str]:
+        """The scorers with at least one score of `kind`."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT scorer FROM scores WHERE kind = ? ORDER BY scorer", (kind,))]
 
     def unit_scores(self, feature_id: int, kind: str = "feature") -> dict[str, float]:
         """scorer -> score of one unit."""

@@ -66,7 +66,7 @@ def overview(request: Request):
 
 def list_params(
     sort: str = "density", descending: bool = True, min_density: str = "", max_density: str = "", min_max_act: str = "",
-    min_score: str = "", explanation: str = Query("", max_length=200), live_only: bool = False,
+    min_score: str = "", scorer: str = Query("", max_length=100), explanation: str = Query("", max_length=200), live_only: bool = False,
     limit: int = Query(50, ge=1, le=LIMITS.page_size_max), offset: int = Query(0, ge=0, le=10_000_000),
 ) -> ListParams:
     """The list form's fields (blank = no filter), checked by the API's model."""
@@ -79,7 +79,7 @@ def list_params(
     try:
         return ListParams(sort=sort, descending=descending, min_density=num("min_density", min_density),
                           max_density=num("max_density", max_density), min_max_act=num("min_max_act", min_max_act),
-                          min_score=num("min_score", min_score), explanation=explanation.strip() or None,
+                          min_score=num("min_score", min_score), scorer=scorer or None, explanation=explanation.strip() or None,
                           live_only=live_only, limit=limit, offset=offset)
     except ValidationError as e:
         msg = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
@@ -88,7 +88,8 @@ def list_params(
 
 @router.get("/features", response_class=HTMLResponse)
 def feature_list(request: Request, p: ListParams = Depends(list_params)):
-    page = list_features(state_of(request), p)
+    state = state_of(request)
+    page = list_features(state, p)
     form = {k: ("" if v is None else v) for k, v in p.model_dump().items()}
 
     def link(offset: int) -> str:
@@ -98,7 +99,7 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
-                  sorts=["density", "max_act", "mean_act", "count", "score", "id"])
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorers=state.db().scorers())
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
