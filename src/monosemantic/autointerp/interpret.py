@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -129,11 +128,10 @@ def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg:
     timing["embedding"] = timing.get("embedding", 0.0) + t3 - t2
     # ablation at each unit's strongest held-out token
     score_acts = torch.where(pool.score_valid[..., None], acts, torch.full_like(acts, -float("inf")))
-    seqs, which, has_top = [], [], []
+    seqs, which = [], []
     for u in range(len(units)):
         flat = int(score_acts[..., u].argmax())
         r, p = divmod(flat, acts.shape[1])
-        has_top.append(bool(fires[r, p, u]))
         seqs.append([lm.bos_id] + pool.ids[r, max(1, p - cfg.ablation.window + 1) : p + 1].tolist())
         which.append(u)
     abl = ablation.ablation_sparsity(lm, forward.layer, units, seqs, which, cfg.ablation, forward.neuron_module)

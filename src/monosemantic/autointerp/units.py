@@ -120,10 +120,6 @@ def fit_thresholds(units: Units, explain_acts: torch.Tensor, max_density: float 
     units.threshold = q.clamp(min=0.0)
 
 
-def n_units(kind: str, n_latents: int, d_mlp: int, d: int) -> int:
-    return {"feature": n_latents, "neuron": d_mlp}.get(kind, d)
-
-
 def sample_ids(candidates: list[int], n: int, seed: int) -> list[int]:
     """n of the candidates uniformly at random (all of them if fewer), sorted."""
     if n >= len(candidates):
