@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("run", help="run directory with sae/ and features.db built with --neurons")
     ap.add_argument("--units", default="feature:20,neuron:20")
     ap.add_argument("--probing", action="store_true", help="also time k-sparse probing")
+    ap.add_argument("--seed", type=int, default=1, help="unit sample seed (default 1: not the units `interpret` scores by default)")
     args = ap.parse_args()
     run = Path(args.run)
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,6 +35,10 @@ def main() -> None:
         shutil.copy(run / "features.db", copy / "features.db")
         (copy / "sae").symlink_to((run / "sae").resolve())
         (copy / "config.json").write_bytes((run / "config.json").read_bytes()) if (run / "config.json").is_file() else None
+        for name in ("pool.safetensors", "pool.json"):  # the run's cached text pool, if any, is reused (printed below)
+            if (run / "autointerp" / name).is_file():
+                (copy / "autointerp").mkdir(exist_ok=True)
+                (copy / "autointerp" / name).symlink_to((run / "autointerp" / name).resolve())
         # the copy reads the original's tokens (data_root follows an --activations store)
         from monosemantic.features.build import load_run_tokens
         from monosemantic.autointerp.pool import doc_sources
@@ -42,12 +47,13 @@ def main() -> None:
         root = data_root(run)
         units = parse_units(args.units)
         t0 = time.perf_counter()
-        r = interpret_run(copy, InterpretConfig(units=units, probing=args.probing), tokens=load_run_tokens(root),
-                          sources=doc_sources(root), lm=None, sae=None)
+        r = interpret_run(copy, InterpretConfig(units=units, probing=args.probing, seed=args.seed), tokens=load_run_tokens(root),
+                          sources=doc_sources(root))
         total = time.perf_counter() - t0
     n = sum(len(v) for v in r.selected.values())
     print(f"{n} units ({args.units}) on {run}; {total:.0f} s in all, {total / n:.2f} s per unit with the one-off costs")
-    print(f"one-off: text pool + chunk embeddings {r.seconds.get('pool', 0):.1f} s")
+    print(f"one-off: text pool (cached: {(run / 'autointerp' / 'pool.safetensors').is_file()}) + chunk embeddings "
+          f"{r.seconds.get('pool', 0):.1f} s")
     for name, sec in r.scorer_seconds.items():
         print(f"  {name:<12} {n / max(sec, 1e-9):8.2f} units/s  ({sec:.1f} s)")
     if "probing" in r.seconds:
