@@ -43,7 +43,7 @@ t = np.load(tokens_path)
 tokens = Tokens(t["c"], t["i"], t["p"])
 torch.manual_seed(0)
 if mode == "harvest":
-    from monosemantic.features.build import select_contexts
+    from monosemantic.features.streamer import select_contexts
     order, _ = select_contexts(tokens.contexts.shape[0], tokens.contexts.shape[1], n_tokens)
     start = time.perf_counter()
     for i in range(0, len(order), 8):
@@ -128,7 +128,7 @@ def run_child(mode: str, model: str, tokens_path: Path, n_tokens: int, run: Path
 def lookup_benchmark(lm, tmp: Path, n: int = 16_384, lookups: int = 200) -> dict:
     """A synthetic n-feature database with every slot filled, then FeatureDB queries."""
     from monosemantic.features import FeatureDB, FeatureDBConfig
-    from monosemantic.features.build import write_database
+    from monosemantic.features.write import write_database
     from monosemantic.features.streaming import FeatureStream
 
     cfg = FeatureDBConfig()

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 from monosemantic.autointerp import InterpretConfig, interpret_run, parse_units
+from monosemantic.autointerp.pool import doc_sources
+from monosemantic.run import Run
 
 
 def main() -> None:
@@ -39,16 +41,12 @@ def main() -> None:
             if (run / "autointerp" / name).is_file():
                 (copy / "autointerp").mkdir(exist_ok=True)
                 (copy / "autointerp" / name).symlink_to((run / "autointerp" / name).resolve())
-        # the copy reads the original's tokens (data_root follows an --activations store)
-        from monosemantic.features.build import load_run_tokens
-        from monosemantic.autointerp.pool import doc_sources
-        from monosemantic.run_config import data_root
-
-        root = data_root(run)
+        # the copy reads the original's tokens (a Run follows an --activations store)
+        original = Run.of(run)
         units = parse_units(args.units)
         t0 = time.perf_counter()
-        r = interpret_run(copy, InterpretConfig(units=units, probing=args.probing, seed=args.seed), tokens=load_run_tokens(root),
-                          sources=doc_sources(root))
+        r = interpret_run(copy, InterpretConfig(units=units, probing=args.probing, seed=args.seed), tokens=original.tokens(),
+                          sources=doc_sources(original.data_root), lm=original.load_model(dtype="float32"), sae=original.sae())
         total = time.perf_counter() - t0
     n = sum(len(v) for v in r.selected.values())
     print(f"{n} units ({args.units}) on {run}; {total:.0f} s in all, {total / n:.2f} s per unit with the one-off costs")

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic
-from .train import TrainConfig
+from .activations.run import harvest_run
+from .evals.run import evaluate_run, format_table
+from .features import build_feature_db
+from .features.build import DEFAULT_TOKENS
+from .report import build_report
+from .run import Run
+from .train import TrainConfig, train_run
 
 # The bar for the default SAE on the embedded model (the paper's FVE bar).
 TARGETS = {"fve": (">=", 0.65), "l0": ("<=", 64.0), "dead_fraction": ("<", 0.10), "loss_recovered": (">=", 0.80)}
@@ -39,8 +45,6 @@ class PipelineSummary:
     checks: dict[str, bool]
 
     def text(self) -> str:
-        from .evals.run import format_table
-
         lines = [format_table(self.eval), "", "stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())]
         for key, ok in self.checks.items():
             op, bar = TARGETS[key]
@@ -55,21 +59,16 @@ def check_targets(result: dict) -> dict[str, bool]:
     return {k: k in result and ops[op](result[k], bar) for k, (op, bar) in TARGETS.items()}
 
 
-def _eval_is_current(run_dir: Path) -> bool:
-    eval_path, sae_cfg = run_dir / "eval.json", run_dir / "sae" / "cfg.json"
+def _eval_is_current(run: Run) -> bool:
+    eval_path, sae_cfg = run.dir / "eval.json", run.sae_dir / "cfg.json"
     return eval_path.is_file() and sae_cfg.is_file() and eval_path.stat().st_mtime >= sae_cfg.stat().st_mtime
 
 
 def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, *, force: bool = False, progress: bool = True) -> PipelineSummary:
-    from .activations.run import harvest_run
-    from .evals.run import evaluate_run
-    from .models import load_model
-    from .train import train_run
-
     s = settings or PipelineSettings()
-    run_dir = Path(run_dir)
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
+    run = Run(run_dir)
+    if force and run.dir.exists():
+        shutil.rmtree(run.dir)
     seconds: dict[str, float] = {}
 
     def timed(name, fn):
@@ -79,21 +78,17 @@ def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, 
         print(f"[{name}] done in {seconds[name]:.0f} s", flush=True)
         return out
 
-    lm = timed("load model", lambda: load_model(s.model, dtype=s.dtype))
-    timed("corpus + harvest", lambda: harvest_run(run_dir, model=s.model, layer=s.layer, n_tokens=s.n_tokens, ctx_len=s.ctx_len,
+    lm = timed("load model", lambda: run.load_model(s.dtype, spec=s.model))
+    timed("corpus + harvest", lambda: harvest_run(run, model=s.model, layer=s.layer, n_tokens=s.n_tokens, ctx_len=s.ctx_len,
                                                   inputs=s.inputs, dtype=s.dtype, seed=s.seed, lm=lm, progress=progress))
-    timed("train", lambda: train_run(run_dir, s.sae, s.train, resume=True, progress=progress))
-    if _eval_is_current(run_dir):
-        result = atomic.read_json(run_dir / "eval.json")
+    timed("train", lambda: train_run(run, s.sae, s.train, resume=True, progress=progress))
+    if _eval_is_current(run):
+        result = run.eval_result()
     else:
-        result = timed("eval", lambda: evaluate_run(run_dir, lm=lm, n_tokens=s.eval_tokens, progress=progress))
+        result = timed("eval", lambda: evaluate_run(run, lm=lm, n_tokens=s.eval_tokens, progress=progress))
     if s.features:
-        from .features import build_feature_db
-        from .features.build import DEFAULT_TOKENS
-        from .report import build_report
-
-        timed("features", lambda: build_feature_db(run_dir, lm=lm, n_tokens=s.feature_tokens or DEFAULT_TOKENS, progress=progress))
-        timed("report", lambda: build_report(run_dir))
+        timed("features", lambda: build_feature_db(run, lm=lm, n_tokens=s.feature_tokens or DEFAULT_TOKENS, progress=progress))
+        timed("report", lambda: build_report(run))
     checks = check_targets(result)
-    atomic.write_json(run_dir / "pipeline.json", {"seconds": seconds, "targets": {k: list(v) for k, v in TARGETS.items()}, "met": checks})
-    return PipelineSummary(run_dir, seconds, result, checks)
+    atomic.write_json(run.dir / "pipeline.json", {"seconds": seconds, "targets": {k: list(v) for k, v in TARGETS.items()}, "met": checks})
+    return PipelineSummary(run.dir, seconds, result, checks)

@@ -18,7 +18,7 @@ def read_config(run_dir: str | Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        return atomic.read_json(path)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path} is not valid JSON ({e}): fix or delete it") from e
 
@@ -39,19 +39,3 @@ def record_stage(run_dir: str | Path, stage: str, settings: dict, replace: bool 
     config[stage] = settings
     atomic.write_json(Path(run_dir) / CONFIG, config)
     return settings
-
-
-def data_root(run_dir: str | Path) -> Path:
-    """The run directory that holds the activations and tokens this run's SAE was
-    trained on: the run itself, or the store's run when it was trained with
-    `--activations OTHER_RUN[/activations]` (several SAEs can share one store)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "activations").is_dir():
-        return run_dir
-    shared = (read_config(run_dir).get("train") or {}).get("activations")
-    if not shared:
-        return run_dir
-    shared = Path(shared)
-    if shared.suffix == ".npy":
-        return run_dir
-    return shared.parent if shared.name == "activations" else shared

@@ -18,7 +18,9 @@ from torch import nn
 
 from monosemantic.errors import ConfigError, MonosemanticError
 from monosemantic.features import FeatureDB, FeatureDBError, SchemaVersionError, build_feature_db
-from monosemantic.features.build import CHECKPOINT, PARTIAL, mlp_neuron_module, neuron_directions
+from monosemantic.features.build import CHECKPOINT, PARTIAL
+from monosemantic.features.streamer import mlp_neuron_module, neuron_directions
+from monosemantic.features.prompt import top_for_prompt
 from monosemantic.features.directions import decoder_neighbours, logit_effects, through_final_norm
 
 from feature_helpers import TinySAE, make_tokens
@@ -109,7 +111,7 @@ def test_neuron_directions_are_down_proj_columns(tiny_llama):
 
 def test_queries(built, tiny_llama):
     run, sae, tokens, _ = built
-    with FeatureDB(run, lm=tiny_llama, sae=sae) as db:
+    with FeatureDB(run, lm=tiny_llama) as db:
         by_density = db.list(sort="density", limit=None)
         assert [s.density for s in by_density] == sorted((s.density for s in by_density), reverse=True)
         rare = db.list(sort="max_act", descending=False, max_density=0.05, live_only=True, limit=5)
@@ -121,7 +123,7 @@ def test_queries(built, tiny_llama):
         hits = db.search(text)
         assert hits and all(h.activation > 0 for h in hits)
         assert [h.activation for h in hits] == sorted((h.activation for h in hits), reverse=True)
-        prompt = db.top_for_prompt("hello world, this is a test", k=5)
+        prompt = top_for_prompt(db, tiny_llama, sae, LAYER, "hello world, this is a test", k=5)
         assert prompt.tokens[0] == db.decode([tiny_llama.bos_id])[0] and len(prompt.per_token) == len(prompt.tokens)
         assert prompt.top and prompt.top[0][1] >= prompt.top[-1][1] and prompt.per_token[0] == []
         # annotations for autointerp, then filter and sort on them

@@ -72,7 +72,7 @@ def test_each_class_declares_its_knob_and_settings(arch):
     cls = ARCHITECTURES[arch]
     names = {f.name for f in dataclasses.fields(cls.config_class)}
     assert cls.sparsity_knob in names and set(cls.uses) <= names
-    assert cls.sparsity_knob in sw.KNOBS, "scaling/sweep.py RunSpec needs a field for this knob"
+    assert cls.sparsity_knob in sw.KNOBS, "scaling/spec.py RunSpec needs a field for this knob"
     assert cls.penalty_term is None or cls.sparsity_knob in cls.uses
 
 

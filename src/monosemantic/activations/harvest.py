@@ -8,7 +8,6 @@ from per-shard sums, so a resumed harvest gives the same scale."""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -63,7 +62,7 @@ def _state_for(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) -> dict:
 def _check_resumable(state_path: Path, state: dict) -> dict | None:
     if not state_path.is_file():
         return None
-    previous = json.loads(state_path.read_text())
+    previous = atomic.read_json(state_path)
     keys = ("model", "layer", "tokens_digest", "shard_contexts", "store_dtype", "n_contexts")
     diffs = [f"{k}: {previous.get(k)} != {state[k]}" for k in keys if previous.get(k) != state[k]]
     if diffs:
@@ -123,7 +122,7 @@ def harvest(
     state = _state_for(lm, tokens, cfg)
     previous = _check_resumable(out / STATE, state)
     if previous is not None and (out / MANIFEST).is_file():
-        return json.loads((out / MANIFEST).read_text())
+        return atomic.read_json(out / MANIFEST)
     _drop_incomplete(out)
     if previous is None or "outlier_threshold" not in previous:
         state["outlier_threshold"] = _outlier_threshold(lm, tokens, cfg)
@@ -139,7 +138,7 @@ def harvest(
             data_path, rows_path, json_path = shard_paths(out, i)
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
             if json_path.is_file():
-                summaries.append(json.loads(json_path.read_text()))
+                summaries.append(atomic.read_json(json_path))
                 bar.update((hi - lo) * ctx_len)
                 continue
             start = time.perf_counter()

@@ -6,8 +6,10 @@ import math
 import shutil
 from pathlib import Path
 
-from ..models import LanguageModel, load_model
-from ..run_config import record_stage
+from .. import data
+from ..errors import ConfigError
+from ..models import LanguageModel
+from ..run import ANALYSIS_DTYPE, Run
 from .harvest import HarvestConfig, Tokens, harvest
 
 DEFAULT_TOKENS = 300_000  # ≥ 250k kept after dropping position 0 and outliers
@@ -17,8 +19,6 @@ DEFAULT_CTX_LEN = 128
 def prepare_tokens(run_dir: Path, lm: LanguageModel, n_tokens: int, ctx_len: int, inputs: list[str] | None, seed: int, progress: bool = True) -> tuple[Tokens, dict]:
     """Build (or reuse) the corpus and pack it into RUN/tokens; returns the tokens
     and the corpus manifest."""
-    from .. import data
-
     corpus_dir = data.build_corpus(inputs=inputs, out=None if inputs is None else run_dir / "corpus", seed=seed, progress=progress)
     corpus = data.load_corpus(corpus_dir)
     n_contexts = math.ceil(n_tokens / (ctx_len - 1))
@@ -30,13 +30,13 @@ def prepare_tokens(run_dir: Path, lm: LanguageModel, n_tokens: int, ctx_len: int
 
 
 def harvest_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     model: str = "embedded",
     layer: int | None = None,
     n_tokens: int = DEFAULT_TOKENS,
     ctx_len: int = DEFAULT_CTX_LEN,
     inputs: list[str] | None = None,
-    dtype: str = "auto",
+    dtype: str = ANALYSIS_DTYPE,
     seed: int = 0,
     force: bool = False,
     lm: LanguageModel | None = None,
@@ -44,20 +44,18 @@ def harvest_run(
 ) -> dict:
     """Harvest `n_tokens` of corpus text at `layer` (default: the middle layer) into
     RUN/activations; run again to resume. Returns the store manifest."""
-    from ..errors import ConfigError
-
     if n_tokens <= 0 or ctx_len < 2:
         raise ConfigError("--tokens must be positive and --ctx-len at least 2")
-    run_dir = Path(run_dir)
-    lm = lm or load_model(model, dtype=dtype)
+    run = Run.of(run)
+    run_dir = run.dir
+    lm = lm or run.load_model(dtype, spec=model)
     layer = lm.default_layer if layer is None else layer
     lm.check_layer(layer)
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
     if force:
         for stale in ("tokens", "activations", "corpus"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record_stage(run_dir, "harvest", settings, replace=force)
+    run.record("harvest", settings, replace=force)
     tokens, corpus_manifest = prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress)
     sources = [
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .. import atomic
 from ..errors import StoreError
 from .layout import MANIFEST, activations_dir, shard_paths
 from .loader import BatchLoader
@@ -148,7 +148,7 @@ def open_store(path: str | Path) -> ActivationStore:
         hint = "the harvest did not finish: run `monosemantic harvest` again to resume" if directory.is_dir() else "no such store"
         raise StoreError(f"{directory} is not a complete activation store ({hint})")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = atomic.read_json(manifest_path)
         shards, rows = [], []
         for i, expected in enumerate(manifest["shard_counts"]):
             data_path, rows_path, _ = shard_paths(directory, i)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data import load_tokens
 from ..errors import StoreError
+from ..models.tokenizer import load_tokenizer
 from .store import open_store
 
 _NEWLINE = "⏎"
@@ -32,7 +34,6 @@ def _window_from_document(tokenizer, text: str, doc_pos: int, token_id: int, win
 def trace_row(run: str | Path, row: int, window: int = 24, tokenizer=None) -> str:
     """Row, context, document and `window` tokens either side with the token marked
     `[[token]]`. The tokenizer is loaded from the model the store names unless given."""
-    from ..data import load_tokens
 
     store = open_store(run)
     info = store.row_info(row)
@@ -44,8 +45,6 @@ def trace_row(run: str | Path, row: int, window: int = 24, tokenizer=None) -> st
     if not (0 <= ctx < tokens.contexts.shape[0] and 0 <= pos < tokens.contexts.shape[1]):
         raise StoreError(f"row {row} points at context {ctx} position {pos}, outside {run_dir}/tokens: the tokens were packed again after harvesting")
     if tokenizer is None:
-        from ..models.tokenizer import load_tokenizer
-
         tokenizer = load_tokenizer(store.manifest.get("model_spec") or store.manifest.get("model") or "embedded")
     token_id = int(tokens.contexts[ctx, pos])
     doc_id, doc_pos = info["doc_id"], info["doc_pos"]

@@ -70,7 +70,10 @@ def compare_units(run: str | Path, plot: bool = True, n_boot: int = 2000) -> Com
     difference SAE features − each other kind with its CI; units with no score say why
     (counted per reason, never averaged in). Probing results, when there, follow."""
     with FeatureDB(run, readonly=True) as db:
-        scores, unscored = db.all_scores(), db.unscored_counts()
+        scores: dict[str, dict[str, list[float]]] = {}
+        for scorer, kind, score in db.all_scores():
+            scores.setdefault(scorer, {}).setdefault(kind, []).append(score)
+        unscored = db.unscored_counts()
         out_dir = db.run_dir / "autointerp"
     if not scores:
         raise ConfigError(f"no scores in {run}: run `monosemantic interpret {run}` first")

@@ -92,18 +92,15 @@ def select_units(db: FeatureDB, cfg: InterpretConfig) -> dict[str, list[int]]:
     return out
 
 
-def _load(run_dir: Path, db: FeatureDB, dtype: str, lm, sae, tokens, sources):
-    """The run's model, SAE, tokens and document sources, for whichever were not given."""
-    from ..features.build import load_run_tokens
-    from ..models import load_model
-    from ..run_config import data_root
-    from ..sae import load_sae
+def _load(run_dir: Path, dtype: str, lm, sae, tokens, sources):
+    """The run's model, SAE, tokens and document sources (through its Run), for whichever were not given."""
+    from ..run import Run
 
-    root = data_root(run_dir)
-    lm = lm if lm is not None else load_model(db.meta["model_spec"], dtype=dtype)
-    sae = sae if sae is not None else load_sae(run_dir / "sae").eval()
-    tokens = tokens if tokens is not None else load_run_tokens(root)
-    return lm, sae, tokens, sources if sources is not None else doc_sources(root)
+    run = Run.of(run_dir)
+    lm = lm if lm is not None else run.load_model(dtype=dtype)
+    sae = sae if sae is not None else run.sae().eval()
+    tokens = tokens if tokens is not None else run.tokens()
+    return lm, sae, tokens, sources if sources is not None else doc_sources(run.data_root)
 
 
 def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg: InterpretConfig, decode, timing: dict):
@@ -186,7 +183,7 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
         if not any(todo.values()) and not need_probing:
             return result
         t0 = time.perf_counter()
-        lm, sae, tokens, sources = _load(run_dir, db, dtype, lm, sae, tokens, sources)
+        lm, sae, tokens, sources = _load(run_dir, dtype, lm, sae, tokens, sources)
         layer = int(db.meta["layer"])
         key = {"pool": asdict(cfg.pool), "model": lm.name, "dtype": str(lm.dtype), "layer": layer, "tokens": tokens.digest()}
         pool = cached_pool(run_dir / "autointerp" / "pool.safetensors", key,
@@ -197,7 +194,7 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
         chunks = embedding.make_chunks(pool, lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True), embedder, cfg.embedding)
         result.seconds["pool"] = time.perf_counter() - t0
         explain_resid = pool.resid[pool.explain_valid]
-        from ..features.build import neuron_directions
+        from ..features.streamer import neuron_directions
 
         neuron_writes = neuron_directions(forward.neuron_module)
         t0 = time.perf_counter()

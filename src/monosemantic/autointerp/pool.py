@@ -102,7 +102,7 @@ class UnitForward:
     neurons of that layer (captured at the input of its output projection)."""
 
     def __init__(self, lm, layer: int):
-        from ..features.build import mlp_neuron_module
+        from ..features.streamer import mlp_neuron_module
 
         self.lm, self.layer = lm, layer
         self.neuron_module = mlp_neuron_module(lm.blocks[layer])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..features import FeatureDB
@@ -53,7 +54,7 @@ def parse_scorers(spec: str | list[str]) -> list[str]:
 def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int = 0) -> list[int]:
     """'random:N' (uniform over live features), 'stratified:N' (one at random from each
     of N equal-count density strata of live features), or '1,2,3'."""
-    rows = db.conn.execute("SELECT id, density FROM features WHERE kind = ? AND count > 0 ORDER BY density, id", (kind,)).fetchall()
+    rows = db.live_densities(kind)
     if not rows:
         raise ConfigError(f"{db.path} holds no live {kind}s" + (": build it with `monosemantic features RUN --neurons --force`" if kind == "neuron" else ""))
     ids = [r[0] for r in rows]
@@ -86,9 +87,9 @@ def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int =
 
 
 def _finished(db: FeatureDB, kind: str, fid: int, explainer: str, keys: list[str]) -> bool:
-    if db.conn.execute("SELECT 1 FROM explanations WHERE kind=? AND feature_id=? AND explainer=?", (kind, fid, explainer)).fetchone() is None:
+    if not db.has_explanation(fid, explainer, kind):
         return False
-    have = {r[0] for r in db.conn.execute("SELECT scorer FROM scores WHERE kind=? AND feature_id=?", (kind, fid))}
+    have = db.scorers_of(fid, kind)
     return all(k in have for k in keys)
 
 
@@ -140,15 +141,11 @@ async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_f
         if _finished(db, kind, fid, explainer.name, keys):
             result.skipped += 1
             for s in scorers:
-                row = db.conn.execute("SELECT score FROM scores WHERE kind=? AND feature_id=? AND scorer=?",
-                                      (kind, fid, scorer_key(s.name, explainer.name))).fetchone()
-                result.scores.setdefault(s.name, []).append(row[0])
+                result.scores.setdefault(s.name, []).append(db.score_of(fid, scorer_key(s.name, explainer.name), kind))
         else:
             todo.append(fid)
     bar = None
     if progress and todo:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(todo), desc=f"explain {kind}s", unit=kind)
     sem = asyncio.Semaphore(parallel_features)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from ..errors import ConfigError
 from ..steering.interventions import SPEC_HELP
 
 
@@ -76,8 +77,6 @@ def _steer(args: argparse.Namespace) -> int:
     from ..steering.generate import steered_completions
     from ..steering.interventions import parse_intervention
 
-    from ..errors import ConfigError
-
     specs = [parse_intervention(s) for s in args.feature]  # bad input fails before the model loads
     if args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
@@ -101,7 +100,6 @@ def _steer(args: argparse.Namespace) -> int:
 
 
 def _attribute(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..steering.attribution import Target, attribute, token_id
     from ..steering.generate import check_length, encode_prompt
 
@@ -127,7 +125,6 @@ def _attribute(args: argparse.Namespace) -> int:
 
 
 def _concept(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..steering import concepts as C
 
     if args.list:

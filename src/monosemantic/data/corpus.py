@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .. import atomic
 from ..errors import CorpusError
 from .documents import Cleaner, Document
 from .inputs import UnusableInput, fingerprint, read_input
@@ -173,7 +174,7 @@ def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, prog
     out = Path(out)
     settings = {"inputs": list(inputs), "text_field": text_field, "seed": seed, "fingerprint": fingerprint(inputs)}
     if (out / MANIFEST).is_file():
-        previous = json.loads((out / MANIFEST).read_text())
+        previous = atomic.read_json(out / MANIFEST)
         if previous.get("build_settings") == json.loads(json.dumps(settings)):
             return out
     sources = []
@@ -197,7 +198,7 @@ def load_corpus(directory: Path) -> Corpus:
     if not path.is_file():
         raise CorpusError(f"{directory} is not a corpus (no {MANIFEST}): build one with `monosemantic corpus build`")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = atomic.read_json(path)
     except json.JSONDecodeError as e:
         raise CorpusError(f"{path} is damaged ({e}): delete {directory} and build it again") from None
     missing = [s for s in manifest.get("shards", []) if not (directory / s).is_file()]

@@ -129,7 +129,7 @@ def load_tokens(directory: Path) -> PackedTokens:
     if not info_path.is_file():
         raise StoreError(f"{directory} has no packed tokens: run `monosemantic harvest {directory.parent}` first")
     try:
-        info = json.loads(info_path.read_text())
+        info = atomic.read_json(info_path)
         arrays = [np.load(directory / f"{name}.npy", mmap_mode="r") for name in ("contexts", "doc_ids", "doc_pos")]
     except (ValueError, OSError) as e:
         raise StoreError(f"{directory} holds damaged tokens ({e}): run `monosemantic harvest {directory.parent} --force`") from e
@@ -146,7 +146,7 @@ def prepare_run_tokens(
     settings = _settings(corpus, tokenizer, ctx_len, bos_id, sep_id, max_contexts, seed)
     info_path = out_dir / TOKENS_JSON
     if info_path.is_file():
-        previous = json.loads(info_path.read_text())
+        previous = atomic.read_json(info_path)
         diffs = [f"{k}: {previous.get(k)!r} -> {v!r}" for k, v in settings.items() if previous.get(k) != v]
         if diffs:
             raise ConfigError(

@@ -10,10 +10,9 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..activations import open_store
 from ..activations.split import is_heldout
 from ..errors import StoreError
-from ..run_config import data_root, read_config
+from ..run import Run
 from .density import density_stats, firing_counts
 from .reconstruction import reconstruction_stats
 from .spliced import spliced_stats
@@ -25,36 +24,22 @@ def _chunks(x: torch.Tensor, size: int = 4096):
     return (x[i : i + size] for i in range(0, x.shape[0], size))
 
 
-def heldout_contexts(run_dir: Path, n: int) -> torch.Tensor:
+def heldout_contexts(run: Run, n: int) -> torch.Tensor:
     """The first n held-out contexts of the run's packed tokens, [n, T]."""
-    from ..data import load_tokens
-
-    tokens = load_tokens(run_dir / "tokens")
+    tokens = run.tokens()
     ids = np.nonzero(is_heldout(np.arange(tokens.contexts.shape[0])))[0][:n]
     if len(ids) == 0:
-        raise StoreError(f"{run_dir}/tokens has no held-out context to evaluate the spliced loss on")
+        raise StoreError(f"{run.tokens_dir} has no held-out context to evaluate the spliced loss on")
     return torch.from_numpy(tokens.contexts[ids].astype(np.int64))
 
 
-def _store_path(run_dir: Path, root: Path) -> Path:
-    """The store the SAE was trained on: the data root's, or the plain .npy given to
-    `train --activations` (data_root leaves such a run as its own root)."""
-    shared = (read_config(run_dir).get("train") or {}).get("activations")
-    if not (root / "activations").is_dir() and shared and str(shared).endswith(".npy"):
-        return Path(shared)
-    return root
-
-
-def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000, n_contexts: int = 48, progress: bool = True) -> dict:
+def evaluate_run(run: Run | str | Path, lm=None, sae=None, n_tokens: int = 50_000, n_contexts: int = 48, progress: bool = True) -> dict:
     """Reconstruction and density on up to `n_tokens` held-out activations; spliced
     loss on `n_contexts` held-out contexts (needs the run's model and tokens)."""
-    from ..models import load_model
-    from ..sae import load_sae
-
-    run_dir = Path(run_dir)
-    root = data_root(run_dir)
-    store = open_store(_store_path(run_dir, root))
-    sae = sae if sae is not None else load_sae(run_dir / "sae")  # raw units
+    run = Run.of(run)
+    run_dir = run.dir
+    store = run.store()
+    sae = sae if sae is not None else run.sae()  # raw units
     sae.eval()
     start = time.perf_counter()
     x_raw = store.sample(n_tokens, split="heldout") / store.norm_scale  # [n, d]
@@ -80,13 +65,13 @@ def evaluate_run(run_dir: str | Path, lm=None, sae=None, n_tokens: int = 50_000,
         "eval_tokens": recon.tokens,
         "n_latents": int(counts.shape[0]),
     }
-    if store.model is not None and (root / "tokens").is_dir():
-        lm = lm if lm is not None else load_model(store.manifest.get("model_spec", store.model))
-        contexts = heldout_contexts(root, n_contexts)
+    if store.model is not None and run.has_tokens:
+        lm = lm if lm is not None else run.load_model()
+        contexts = heldout_contexts(run, n_contexts)
         mean = torch.from_numpy(store.gather(store.split_indices("train")[:20_000]).mean(0))
         with torch.no_grad():
             spliced = spliced_stats(
-                lm, store.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
+                lm, run.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
                 outlier_threshold=store.manifest.get("outlier_threshold"),
             )
         result.update({f"spliced_{k}": v for k, v in asdict(spliced).items()})

@@ -1,118 +1,41 @@
-"""Reading (and annotating) `RUN/features.db`.
+"""Reading `RUN/features.db`; every SQL statement on it lives in features/ (this file,
+annotations.py for what autointerp writes, build.py and schema.py for the build).
 
     db = FeatureDB("runs/x")                      # or the .db path
     f = db.get(123)                               # Feature: stats, examples, logits, neighbours
     db.list(sort="density", descending=False, min_density=1e-4, limit=50)
     db.search("Paris")                            # features that fire most on these tokens
-    db.top_for_prompt("The Eiffel Tower is in")   # runs model + SAE
     db.export(123)                                # JSON-ready dict
-    db.add_explanation(123, "explainer-x", "...") # for autointerp
-"""
+    db.add_explanation(123, "explainer-x", "...") # for autointerp (annotations.py)
+
+Running the model on a prompt is features/prompt.py's `top_for_prompt`."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from .schema import (
-    DB_NAME, FeatureDBError, check_schema, f16_from_blob, i32_from_blob, ids_values_from_blob,
+from .. import atomic
+from .annotations import Annotations
+from .records import (
+    SORT_COLUMNS, Example, Feature, FeatureSummary, Interval, TokenEffect, TokenHit, check_kind,
 )
-
-KINDS = ("feature", "neuron")
-UNIT_KINDS = KINDS + ("residual", "pca", "random")  # what scores may be about (autointerp/units.py)
-UNSCORED = """CREATE TABLE IF NOT EXISTS unscored (
-    feature_id INTEGER NOT NULL, kind TEXT NOT NULL, scorer TEXT NOT NULL,
-    reason TEXT NOT NULL,          -- e.g. 'no held-out activations': why there is no score
-    created TEXT NOT NULL DEFAULT (datetime('now')),
-    PRIMARY KEY (kind, feature_id, scorer))"""
-SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score"}
+from .schema import DB_NAME, FeatureDBError, check_schema, f16_from_blob, i32_from_blob, ids_values_from_blob
 
 
-@dataclass
-class Example:
-    context_id: int
-    position: int  # the example token, in context coordinates
-    activation: float
-    start: int  # context position of tokens[0]
-    token_ids: list[int]
-    acts: list[float]  # the feature's activation on each window token
-    tokens: list[str]  # decoded window tokens
-
-
-@dataclass
-class Interval:
-    index: int  # 0 = the octave holding the max; the last one is the tail below
-    lo: float
-    hi: float
-    examples: list[Example]
-
-
-@dataclass
-class TokenEffect:
-    token_id: int
-    token: str
-    value: float
-
-
-@dataclass
-class FeatureSummary:
-    id: int
-    kind: str
-    count: int
-    density: float
-    max_act: float
-    mean_act: float
-    explanation: str | None = None
-    score: float | None = None
-
-
-@dataclass
-class Feature(FeatureSummary):
-    histogram: list[int] = field(default_factory=list)  # counts per log10 bin
-    hist_log10_edges: list[float] = field(default_factory=list)
-    promoted: list[TokenEffect] = field(default_factory=list)
-    suppressed: list[TokenEffect] = field(default_factory=list)
-    neighbours: list[tuple[int, float]] = field(default_factory=list)  # (id, decoder cosine)
-    top: list[Example] = field(default_factory=list)
-    intervals: list[Interval] = field(default_factory=list)
-    negatives: list[Example] = field(default_factory=list)
-    explanations: list[dict] = field(default_factory=list)
-    scores: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class TokenHit:
-    feature_id: int
-    activation: float  # the feature's highest activation on the matched token
-    token_id: int
-    token: str
-
-
-@dataclass
-class PromptFeatures:
-    tokens: list[str]  # the prompt's tokens (BOS-like token first, not scored)
-    top: list[tuple[int, float, int]]  # (feature id, max activation, position of the max)
-    per_token: list[list[tuple[int, float]]]  # for each position, its strongest features
-
-
-def _check_kind(kind: str, kinds: tuple = KINDS) -> str:
-    if kind not in kinds:
-        raise FeatureDBError(f"unknown kind {kind!r}: use {', '.join(repr(k) for k in kinds)}")
-    return kind
-
-
-class FeatureDB:
-    def __init__(self, path: str | Path, lm=None, sae=None, readonly: bool = False):
+class FeatureDB(Annotations):
+    def __init__(self, path: str | Path, lm=None, readonly: bool = False):
+        """lm (optional) is only used for its tokenizer: `search` of phrases."""
         path = Path(path)
         if path.is_dir():
             path = path / DB_NAME
         if not path.is_file():
             raise FeatureDBError(f"{path} does not exist: build it with `monosemantic features {path.parent}`")
-        self.path, self.lm, self.sae = path, lm, sae
+        self.path, self.lm = path, lm
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
@@ -153,7 +76,7 @@ class FeatureDB:
         return Example(int(ctx), int(pos), float(act), int(start), ids, f16_from_blob(acts).tolist(), self.decode(ids))
 
     def get(self, feature_id: int, kind: str = "feature") -> Feature:
-        kind = _check_kind(kind)
+        kind = check_kind(kind)
         row = self.conn.execute(
             "SELECT id, kind, count, density, max_act, mean_act, hist, logit_top, logit_bottom, neighbours "
             "FROM features WHERE kind = ? AND id = ?", (kind, int(feature_id))).fetchone()
@@ -199,8 +122,6 @@ class FeatureDB:
     def export_json(self, feature_id: int, kind: str = "feature", path: str | Path | None = None) -> str:
         text = json.dumps(self.export(feature_id, kind), indent=1)
         if path is not None:
-            from .. import atomic
-
             atomic.write_bytes(path, text.encode())
         return text
 
@@ -223,7 +144,7 @@ class FeatureDB:
     ) -> list[FeatureSummary]:
         """Features sorted by `sort` (id, density, max_act, mean_act, count, score) and
         filtered; `explanation` is a case-insensitive substring of the explanation text."""
-        kind = _check_kind(kind)
+        kind = check_kind(kind)
         if sort not in SORT_COLUMNS:
             raise FeatureDBError(f"cannot sort by {sort!r}: use one of {', '.join(SORT_COLUMNS)}")
         where, args = ["f.kind = ?"], [kind]
@@ -250,7 +171,17 @@ class FeatureDB:
         return [FeatureSummary(*row) for row in self.conn.execute(sql, join_args + args)]
 
     def densities(self, kind: str = "feature") -> np.ndarray:
-        return np.array([r[0] for r in self.conn.execute("SELECT density FROM features WHERE kind = ? ORDER BY id", (_check_kind(kind),))])
+        return np.array([r[0] for r in self.conn.execute("SELECT density FROM features WHERE kind = ? ORDER BY id", (check_kind(kind),))])
+
+    def live_densities(self, kind: str = "feature") -> list[tuple[int, float]]:
+        """(id, density) of the features that fired at least once, by density then id."""
+        return self.conn.execute("SELECT id, density FROM features WHERE kind = ? AND count > 0 ORDER BY density, id",
+                                 (check_kind(kind),)).fetchall()
+
+    def max_activations(self, kind: str = "feature") -> dict[int, float]:
+        """id -> max activation over the streamed tokens (steering's "=Nx" unit)."""
+        rows = self.conn.execute("SELECT id, max_act FROM features WHERE kind = ?", (check_kind(kind),))
+        return {int(fid): float(mx or 0.0) for fid, mx in rows}
 
     # --- search -----------------------------------------------------------------------
     def _text_to_ids(self, text: str) -> list[int]:
@@ -267,7 +198,7 @@ class FeatureDB:
         """Features that fire most strongly on the token(s) of `text`, from the token
         index built while streaming; a feature matched by several tokens counts once,
         with its strongest activation."""
-        kind = _check_kind(kind)
+        kind = check_kind(kind)
         ids = self._text_to_ids(text)
         best: dict[int, TokenHit] = {}
         for tok, fid, act in self.conn.execute(
@@ -276,96 +207,3 @@ class FeatureDB:
             if fid not in best or act > best[fid].activation:
                 best[fid] = TokenHit(fid, act, tok, self.decode([tok])[0])
         return sorted(best.values(), key=lambda h: -h.activation)[:limit]
-
-    def _model_and_sae(self):
-        if self.lm is None:
-            from ..models import load_model
-
-            self.lm = load_model(self.meta["model_spec"])
-        if self.sae is None:
-            from ..sae import load_sae
-
-            self.sae = load_sae(self.run_dir / "sae")
-        return self.lm, self.sae
-
-    def top_for_prompt(self, prompt: str, k: int = 10, per_token: int = 5) -> PromptFeatures:
-        """Run the model and the SAE on `prompt` (BOS-like token prepended, as in the
-        build) and return its strongest features overall and at each position."""
-        import torch
-
-        lm, sae = self._model_and_sae()
-        ids = [lm.bos_id] + list(lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        with torch.no_grad():
-            resid = lm.residual(torch.tensor([ids]), int(self.meta["layer"]))[0].float()  # [T, d]
-            acts = sae.encode(resid).float()  # [T, n]
-        acts[0] = 0  # the attention sink position is never scored
-        mx, pos = acts.max(0)
-        order = torch.argsort(mx, descending=True)[:k]
-        top = [(int(f), float(mx[f]), int(pos[f])) for f in order if mx[f] > 0]
-        vals, idx = torch.topk(acts, min(per_token, acts.shape[1]), dim=1)
-        rows = [[(int(i), float(v)) for v, i in zip(vr, ir) if v > 0] for vr, ir in zip(vals, idx)]
-        return PromptFeatures(self.decode(ids), top, rows)
-
-    # --- annotations (autointerp) ---------------------------------------------------
-    def add_explanation(self, feature_id: int, explainer: str, text: str, kind: str = "feature") -> None:
-        with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO explanations (feature_id, kind, explainer, text) VALUES (?,?,?,?)",
-                              (int(feature_id), _check_kind(kind, UNIT_KINDS), explainer, text))
-
-    def add_score(self, feature_id: int, scorer: str, score: float, details: dict | None = None, kind: str = "feature") -> None:
-        with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO scores (feature_id, kind, scorer, score, details) VALUES (?,?,?,?,?)",
-                              (int(feature_id), _check_kind(kind, UNIT_KINDS), scorer, float(score), json.dumps(details or {})))
-
-    def add_unit_results(self, kind: str, records, explainer: str) -> None:
-        """In one transaction, for each (unit id, {scorer: (score, details)}, {scorer:
-        reason}, explanation or None): its scores, why the others are missing, and its
-        explanation by `explainer`. A kill leaves each unit all written or not at all."""
-        _check_kind(kind, UNIT_KINDS)
-        with self.conn:
-            self.conn.execute(UNSCORED)
-            for uid, scores, unscored, explanation in records:
-                uid = int(uid)
-                for scorer in list(scores) + list(unscored):
-                    self.conn.execute("DELETE FROM scores WHERE kind=? AND feature_id=? AND scorer=?", (kind, uid, scorer))
-                    self.conn.execute("DELETE FROM unscored WHERE kind=? AND feature_id=? AND scorer=?", (kind, uid, scorer))
-                self.conn.executemany("INSERT INTO scores (feature_id, kind, scorer, score, details) VALUES (?,?,?,?,?)",
-                                      [(uid, kind, k, float(v), json.dumps(d)) for k, (v, d) in scores.items()])
-                self.conn.executemany("INSERT INTO unscored (feature_id, kind, scorer, reason) VALUES (?,?,?,?)",
-                                      [(uid, kind, k, r) for k, r in unscored.items()])
-                if explanation is not None:
-                    self.conn.execute("INSERT OR REPLACE INTO explanations (feature_id, kind, explainer, text) VALUES (?,?,?,?)",
-                                      (uid, kind, explainer, explanation))
-
-    def _has_unscored(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'unscored'").fetchone() is not None
-
-    def units_with(self, kind: str, scorer: str) -> set[int]:
-        """Ids of `kind` with a score or a recorded reason for none under `scorer`."""
-        ids = {r[0] for r in self.conn.execute("SELECT feature_id FROM scores WHERE kind=? AND scorer=?", (kind, scorer))}
-        if self._has_unscored():
-            ids |= {r[0] for r in self.conn.execute("SELECT feature_id FROM unscored WHERE kind=? AND scorer=?", (kind, scorer))}
-        return ids
-
-    def all_scores(self) -> dict[str, dict[str, list[float]]]:
-        """scorer -> kind -> scores (in unit id order)."""
-        out: dict[str, dict[str, list[float]]] = {}
-        for scorer, kind, score in self.conn.execute("SELECT scorer, kind, score FROM scores ORDER BY scorer, kind, feature_id"):
-            out.setdefault(scorer, {}).setdefault(kind, []).append(score)
-        return out
-
-    def unscored_counts(self) -> dict[str, dict[str, dict[str, int]]]:
-        """scorer -> kind -> reason -> units without a score."""
-        out: dict = {}
-        if self._has_unscored():
-            for scorer, kind, reason, n in self.conn.execute("SELECT scorer, kind, reason, COUNT(*) FROM unscored GROUP BY scorer, kind, reason"):
-                out.setdefault(scorer, {}).setdefault(kind, {})[reason] = n
-        return out
-
-    def scorers(self, kind: str = "feature") -> list[str]:
-        """The scorers with at least one score of `kind`."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT scorer FROM scores WHERE kind = ? ORDER BY scorer", (kind,))]
-
-    def unit_scores(self, feature_id: int, kind: str = "feature") -> dict[str, float]:
-        """scorer -> score of one unit."""
-        return dict(self.conn.execute("SELECT scorer, score FROM scores WHERE kind=? AND feature_id=?", (kind, int(feature_id))))

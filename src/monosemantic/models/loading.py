@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -23,6 +26,8 @@ GEMMA_ALIASES = {"gemma3-270m", GEMMA_NAME}
 _COMPLETE = ".complete"
 
 
+# transformers is imported where a model is loaded: it costs seconds of start-up that
+# the stages reading a store or a database never need.
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -90,9 +95,6 @@ def _resolve(spec: str) -> tuple[str, Path | str]:
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
     """One quick TCP connect, so an offline machine fails in seconds rather than
     after the hub client's minute of retries."""
-    import os
-    import socket
-    from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False

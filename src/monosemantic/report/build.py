@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 import shutil
 from pathlib import Path
@@ -12,6 +11,8 @@ import numpy as np
 
 from .. import atomic
 from ..errors import MonosemanticError
+from ..features import FeatureDB, FeatureDBError
+from ..run import Run
 from . import plots
 
 N_PAGES = 50  # most and least dense live features, each
@@ -100,25 +101,11 @@ def feature_page(feature, linked: set[int]) -> str:
     return _page(f"{label} {f.id}", "\n".join(parts), "../style.css")
 
 
-def _read_metrics(path: Path) -> list[dict]:
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
-def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
+def build_report(run: Run | str | Path, n_pages: int = N_PAGES) -> Path:
     """Write RUN/report/ from whatever the run holds (metrics.jsonl, eval.json,
     features.db); returns the path of index.html."""
-    from ..features import FeatureDB, FeatureDBError
-
-    run_dir = Path(run_dir)
+    run = Run.of(run)
+    run_dir = run.dir
     if not run_dir.is_dir():
         raise MonosemanticError(f"{run_dir} is not a run directory")
     out = run_dir / "report"
@@ -135,7 +122,7 @@ def build_report(run_dir: str | Path, n_pages: int = N_PAGES) -> Path:
             f"{html.escape(stage)}: " + ", ".join(f"{html.escape(str(k))}={_fmt(v)}" for k, v in s.items() if not isinstance(v, (dict, list)))
             for stage, s in summary.items()) + "</p>")
 
-    records = _read_metrics(run_dir / "metrics.jsonl")
+    records = run.metrics()
     body.append("<h2>Training</h2>")
     if records and plots.training_curves(records, out / "training_curves.png"):
         body.append(f'<img src="training_curves.png" alt="training curves"><p class="note">{len(records):,} logged steps</p>')

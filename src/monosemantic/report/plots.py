@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .. import atomic  # noqa: E402
+
 X_KEYS = ("step", "tokens")
 # bookkeeping columns of metrics.jsonl: monotone counters, not training curves
 NOT_CURVES = ("elapsed_s", "flops", "dead_window_tokens")
@@ -19,8 +21,6 @@ CURVE_ORDER = ("loss", "mse", "fve", "l0", "dead_fraction")
 
 
 def _save(fig, path: Path) -> Path:
-    from .. import atomic
-
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"))
     plt.close(fig)
     return path

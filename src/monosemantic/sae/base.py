@@ -20,8 +20,9 @@ from .flops import StepFlops, dense_step_flops
 
 def option(default, help: str, *, flag: str | None = None, parse: Callable[[str], object] | None = None):
     """A config field that is also a CLI flag of `train` and `pipeline` (cli/train.py
-    generates them): `flag` defaults to --field-name, `parse` to the default's type;
-    the help is prefixed with the architectures whose class lists the field in `uses`."""
+    generates them): `flag` defaults to --field-name, `parse` to int or float from the
+    annotation (give one for anything else, e.g. a comma-separated list); the help is
+    prefixed with the architectures whose class lists the field in `uses`."""
     return field(default=default, metadata={"help": help, "flag": flag, "parse": parse})
 
 
@@ -51,7 +52,7 @@ class SAEConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        from .registry import ARCHITECTURES
+        from .registry import ARCHITECTURES   # registry imports this module
 
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"SAE config: {msg}")

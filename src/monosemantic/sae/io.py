@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import write_json, write_with
+from ..atomic import read_json, write_json, write_with
 from ..errors import CheckpointError, ConfigError
 from .base import SAE, SAEConfig
 from .registry import ARCHITECTURES, config_for, make_sae
@@ -111,7 +111,7 @@ def _read_cfg(directory: Path) -> dict:
     if not path.is_file():
         raise _fail(path, "missing (not an SAE directory?)")
     try:
-        cfg = json.loads(path.read_text())
+        cfg = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise _fail(path, f"not valid JSON ({e})") from e
     if not isinstance(cfg, dict):

@@ -6,15 +6,17 @@ loss recovered by splicing into the model (evals/run.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import atomic
+from ..activations import open_store
 from ..errors import ConfigError
+from ..evals.run import evaluate_run
+from ..train import TrainConfig, train_run
 from .fit import ScalingFit
 from .plan import Plan, plan
-from .sweep import read_sweep
+from .sweep import evaluate_checkpoint, last_metrics, read_sweep
 
 FAMILY_FILE = "family.json"
 
@@ -43,10 +45,6 @@ def family_budgets(fit: ScalingFit, factor: float = 4.0, top: float | None = Non
 def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], eval_tokens: int = 20_000,
                  progress: bool = True) -> list[Member]:
     """Train (or resume, or skip when done) one SAE per budget under SWEEP/family/."""
-    from ..activations import open_store
-    from ..evals.run import evaluate_run
-    from ..train import TrainConfig, train_run
-    from .sweep import evaluate_checkpoint, last_metrics
 
     spec = read_sweep(sweep_dir)
     if not spec.runs:
@@ -62,7 +60,7 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
         cfg = TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
         train_run(run_dir, run.sae_cfg(), cfg, activations=spec.activations, resume=True, progress=progress)
         ev_path = run_dir / "eval.json"
-        ev = json.loads(ev_path.read_text()) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
+        ev = atomic.read_json(ev_path) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
         m = last_metrics(run_dir)
         loss = evaluate_checkpoint(run_dir, heldout)["loss"]
         members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, loss, ev.get("l0"), ev.get("fve"),

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .flops import step_flops
+from .sweep import measured_throughput
 
 LEVEL = 0.95
 
@@ -229,8 +230,6 @@ def fit_sweep(results: list[dict], n_boot: int = 2000, seed: int = 0, holdout: b
     if holdout:
         fit.holdout = holdout_error(results, n_boot, seed)
     try:
-        from .sweep import measured_throughput
-
         fit.throughput_flops_per_s = measured_throughput(results)
     except ConfigError:
         pass

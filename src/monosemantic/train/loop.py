@@ -19,6 +19,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..models.dtype import choose_dtype
+from ..run import read_metrics
 from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
 from ..sae.registry import config_for
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
@@ -116,12 +117,8 @@ def _flops_before(path: Path | None, start: int, per_step: int) -> int:
     count, plus dense-part steps for any steps logged after it."""
     if path is None or start == 0 or not path.is_file():
         return start * per_step
-    last = {"step": 0, "flops": 0}
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            record = json.loads(line)
-            if "flops" in record:
-                last = record
+    logged = [r for r in read_metrics(path) if "flops" in r and "step" in r]
+    last = logged[-1] if logged else {"step": 0, "flops": 0}
     return int(last["flops"]) + (start - int(last["step"])) * per_step
 
 

@@ -8,20 +8,20 @@ from pathlib import Path
 
 from ..activations import open_store
 from ..errors import ConfigError
-from ..run_config import record_stage
-from ..sae import load_sae, save_sae
+from ..run import Run
+from ..sae import save_sae
 from ..sae.registry import config_for
 from .checkpoint import has_checkpoint
 from .config import TrainConfig
 from .loop import TrainResult, train_sae
 
 
-def sae_is_complete(run_dir: Path) -> bool:
-    return (run_dir / "sae" / "cfg.json").is_file() and (run_dir / "sae" / "sae_weights.safetensors").is_file()
+def sae_is_complete(run: Run | str | Path) -> bool:
+    return Run.of(run).has_sae
 
 
 def train_run(
-    run_dir: str | Path,
+    run: Run | str | Path,
     sae_cfg: dict | None = None,
     cfg: TrainConfig | None = None,
     *,
@@ -34,7 +34,8 @@ def train_run(
     to RUN/sae in raw units. `sae_cfg` holds SAEConfig fields other than d_in and
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings."""
-    run_dir = Path(run_dir)
+    run = Run.of(run)
+    run_dir = run.dir
     cfg = cfg or TrainConfig()
     cfg.validate()
     store = open_store(activations if activations is not None else run_dir)
@@ -45,9 +46,9 @@ def train_run(
     if force:
         for stale in ("sae", "checkpoints"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-    record_stage(run_dir, "train", settings, replace=force)
-    if sae_is_complete(run_dir):
+        run.metrics_path.unlink(missing_ok=True)
+    run.record("train", settings, replace=force)
+    if run.has_sae:
         return None
     if has_checkpoint(run_dir / "checkpoints") and not resume:
         raise ConfigError(f"{run_dir} has a training checkpoint: add --resume to continue it, or --force to start again")
@@ -59,12 +60,9 @@ def train_run(
     metadata = {"model_name": store.model, "hook_layer": store.layer,
                 "hook_name": f"blocks.{store.layer}.hook_resid_post" if store.layer is not None else None,
                 "training_tokens": result.tokens}
-    save_sae(result.sae, run_dir / "sae", metadata=metadata)
+    save_sae(result.sae, run.sae_dir, metadata=metadata)
     # latest.pt stays (training can be continued from it); its predecessor is only
     # a safety net while training runs.
     (run_dir / "checkpoints" / "previous.pt").unlink(missing_ok=True)
     return result
 
-
-def load_run_sae(run_dir: str | Path):
-    return load_sae(Path(run_dir) / "sae")

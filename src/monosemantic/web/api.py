@@ -13,6 +13,8 @@ from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from ..steering.interventions import Intervention
+from .compute import SteeredDecoding, inspect_prompt
 from .state import Limits, RunState, scalar_items
 
 LIMITS = Limits()
@@ -35,15 +37,7 @@ def check_feature_id(state: RunState, fid: int, status: int = 404) -> int:
 
 def explanations_for(state: RunState, ids: list[int]) -> dict[int, str]:
     """The first explanation of each feature (for labels next to ids)."""
-    ids = sorted({int(i) for i in ids})
-    out: dict[int, str] = {}
-    db = state.db()
-    for i in range(0, len(ids), 900):
-        chunk = ids[i : i + 900]
-        for fid, text in db.conn.execute(
-                f"SELECT feature_id, text FROM explanations WHERE kind = 'feature' AND feature_id IN ({','.join('?' * len(chunk))})", chunk):
-            out.setdefault(fid, text)
-    return out
+    return state.db().explanations_of(ids)
 
 
 # --- run -----------------------------------------------------------------------------------
@@ -141,8 +135,6 @@ class InspectRequest(BaseModel):
 
 @router.post("/inspect", summary="Run the model and SAE on a prompt: top features overall and per token")
 def inspect(request: Request, body: InspectRequest) -> dict:
-    from .compute import inspect_prompt
-
     state = state_of(request)
     result = inspect_prompt(state, body.prompt, body.k, body.per_token)
     labels = explanations_for(state, [f for f, _, _ in result.top] + [f for t in result.tokens for f, _ in t.features])
@@ -171,9 +163,6 @@ class SteerRequest(BaseModel):
 
 
 def _decoding(state: RunState, body: SteerRequest):
-    from ..steering.interventions import Intervention
-    from .compute import SteeredDecoding
-
     for iv in body.interventions:
         check_feature_id(state, iv.feature, status=422)
     ivs = [Intervention(iv.feature, iv.mode, float(iv.value), iv.unit) for iv in body.interventions]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from .pages import render
+
 router = APIRouter(include_in_schema=False)
 
 CONSTRAINTS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems", "pattern")
@@ -74,7 +76,5 @@ def operations(spec: dict) -> tuple[list[dict], list[dict]]:
 
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs(request: Request):
-    from .pages import render
-
     ops, models = operations(request.app.openapi())
     return render(request, "api_docs.html", ops=ops, models=models)

@@ -16,6 +16,9 @@ from typing import Iterator, Sequence
 import torch
 
 from ..errors import ConfigError
+from ..features.prompt import top_for_prompt
+from ..steering.generate import check_length, encode_prompt
+from ..steering.interventions import check_compatible, resolve, steering_fn
 from .state import RunState
 
 
@@ -45,7 +48,7 @@ def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 1
     if n > limits.max_prompt_tokens:
         raise ConfigError(f"the prompt has {n} tokens; the limit is {limits.max_prompt_tokens}: shorten it")
     with state.model_lock:
-        result = state.db().top_for_prompt(prompt, k=k, per_token=per_token)
+        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token)
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
     return Inspection(tokens, result.top)
 
@@ -59,7 +62,6 @@ class SteerEvent:
 
 def _cache_arg(model) -> str:
     """transformers 5.x renamed `past_key_values` to `cache` (the old name warns)."""
-    import inspect
 
     return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
@@ -85,9 +87,6 @@ class SteeredDecoding:
 
     def __init__(self, state: RunState, prompt: str, interventions: Sequence, max_new_tokens: int,
                  temperature: float = 0.7, seed: int = 0, chat: bool = True):
-        from ..steering.generate import check_length, encode_prompt
-        from ..steering.interventions import check_compatible, resolve
-
         state.ensure_model()
         self.state, self.lm, self.sae, self.layer = state, state.lm, state.sae, state.layer
         check_compatible(self.lm, self.sae, self.layer)
@@ -101,8 +100,6 @@ class SteeredDecoding:
         self.completions = {"unsteered": "", "steered": ""}
 
     def _patch(self):
-        from ..steering.interventions import steering_fn
-
         fn = steering_fn(self.sae.to(self.lm.device), self.plan)
 
         def patched(hidden: torch.Tensor) -> torch.Tensor:  # [2, T, d]: steer row 1 only

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from ..features import FeatureDBError
 from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
 from .state import PLOTS, scalar_items
 
@@ -99,7 +100,7 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
-                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorers=state.db().scorers())
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorers=state.db().scorer_names())
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
@@ -135,8 +136,6 @@ def search(request: Request, q: str = Query("", max_length=200), by: str = Query
             results = [{"id": r.id, "activation": r.max_act, "token": None, "explanation": r.explanation, "density": r.density}
                        for r in state.db().list(explanation=q, sort="max_act", limit=50)]
         else:
-            from ..features import FeatureDBError
-
             try:
                 hits = token_search(state, q, 50)
             except FeatureDBError as e:

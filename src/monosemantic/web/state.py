@@ -5,14 +5,18 @@ forward passes and residual hooks."""
 
 from __future__ import annotations
 
-import json
 import math
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import MonosemanticError
 from ..features import FeatureDB, FeatureDBError
+from ..run import GENERATION_DTYPE, Run
+from ..steering.run import open_run, read_max_acts
 
 
 class ModelUnavailable(MonosemanticError):
@@ -31,8 +35,9 @@ class Limits:
 
 
 class RunState:
-    def __init__(self, run_dir: str | Path, lm=None, sae=None, model: bool = True, limits: Limits | None = None):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run: Run | str | Path, lm=None, sae=None, model: bool = True, limits: Limits | None = None):
+        self.run = Run.of(run)
+        self.run_dir = self.run.dir
         self.limits = limits or Limits()
         self.model_enabled = model
         self.lm, self.sae = lm, sae
@@ -64,7 +69,7 @@ class RunState:
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = FeatureDB(self.run_dir, readonly=True)
-        db.lm, db.sae = self.lm, self.sae
+        db.lm = self.lm                   # its tokenizer, for searching phrases
         return db
 
     # --- model -------------------------------------------------------------------------
@@ -83,22 +88,16 @@ class RunState:
         with self._load_lock:
             if self.model_loaded:
                 return
-            from ..steering.run import open_run
-
-            if not (self.run_dir / "sae").is_dir():
-                raise ModelUnavailable(f"{self.run_dir / 'sae'} does not exist: train the SAE first (`monosemantic train`)")
+            if not self.run.sae_dir.is_dir():
+                raise ModelUnavailable(f"{self.run.sae_dir} does not exist: train the SAE first (`monosemantic train`)")
             if self.sae is None:
-                run = open_run(self.run_dir, lm=self.lm)
+                run = open_run(self.run, lm=self.lm)
                 self.lm, self.sae, self.max_acts, self.layer = run.lm, run.sae, run.max_acts, run.layer
             else:
-                from ..steering.run import read_max_acts
-
                 if self.lm is None:
-                    from ..models import load_model
-
-                    self.lm = load_model(self.meta["model_spec"], dtype="float32")
-                self.max_acts = read_max_acts(self.run_dir / "features.db", int(self.sae.W_dec.shape[0]))
-                self.layer = int(self.meta["layer"])
+                    self.lm = self.run.load_model(GENERATION_DTYPE)
+                self.max_acts = read_max_acts(self.run.features_db_path, int(self.sae.W_dec.shape[0]))
+                self.layer = self.run.layer
 
     def preload(self) -> threading.Thread:
         """Load the model in the background so the first prompt does not wait for it."""
@@ -114,26 +113,10 @@ class RunState:
 
     # --- run files ---------------------------------------------------------------------
     def eval_results(self) -> dict:
-        try:
-            data = json.loads((self.run_dir / "eval.json").read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return self.run.eval_result()
 
     def metrics(self) -> list[dict]:
-        records = []
-        try:
-            with open(self.run_dir / "metrics.jsonl") as f:
-                for line in f:
-                    try:
-                        r = json.loads(line)
-                    except ValueError:
-                        continue  # a line cut by a kill
-                    if isinstance(r, dict):
-                        records.append(r)
-        except OSError:
-            pass
-        return records
+        return self.run.metrics()
 
     def plot(self, name: str) -> bytes | None:
         """PNG bytes of one overview plot, drawn once with the report's functions."""
@@ -146,11 +129,7 @@ PLOTS = ("training_curves", "density")
 
 
 def _draw(state: RunState, name: str) -> bytes | None:
-    import tempfile
-
-    import numpy as np
-
-    from ..report import plots
+    from ..report import plots   # matplotlib: only imported when a plot is first drawn
 
     with tempfile.TemporaryDirectory(prefix="monosemantic-web-") as tmp:
         path = Path(tmp) / f"{name}.png"

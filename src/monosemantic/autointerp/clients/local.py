@@ -9,6 +9,9 @@ import asyncio
 import threading
 from pathlib import Path
 
+import torch
+
+from ...models import load_model
 from .base import ChatClient, ChatResult, ResponseCache, Usage, cache_key
 
 
@@ -23,8 +26,6 @@ class LocalClient(ChatClient):
 
     def _model(self):
         if self._lm is None:
-            from ...models import load_model
-
             self._lm = load_model(self.spec, dtype="float32")
         return self._lm
 
@@ -33,8 +34,6 @@ class LocalClient(ChatClient):
         return ids["input_ids"], ids.get("attention_mask")
 
     def _generate(self, messages: list[dict], max_tokens: int) -> ChatResult:
-        import torch
-
         with self._lock:
             lm = self._model()
             tok = lm.tokenizer
@@ -49,7 +48,6 @@ class LocalClient(ChatClient):
     def _choose(self, messages: list[dict], choices: list[str]) -> ChatResult:
         """The choice whose first token the model finds likeliest next: one forward
         pass, and always a valid answer (a 135M model often is not)."""
-        import torch
 
         with self._lock:
             lm = self._model()

@@ -1,13 +1,16 @@
-"""What the scorers share: the result type and robust reading of model replies (a
-reply that cannot be read is a recorded failure, never an exception)."""
+"""What the scorers share: the result type, robust reading of model replies (a reply
+that cannot be read is a recorded failure, never an exception), and the one
+ask -> parse -> count-failures loop (`Scorer.score`)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from ..clients.base import ClientError
+from ..examples import ExampleSplit
 
 
 @dataclass
@@ -64,3 +67,39 @@ def balanced_accuracy(labels: list[bool], predictions: list[bool]) -> float | No
     neg = [not p for l, p in zip(labels, predictions) if not l]
     rates = [sum(x) / len(x) for x in (pos, neg) if x]
     return sum(rates) / len(rates) if rates else None
+
+
+class Scorer:
+    """A scorer asks the client one question per item of the split, parses each reply
+    and summarises the answers it could read; replies that failed or could not be
+    parsed are counted as failures. Subclasses give the four parts."""
+
+    name: str
+    max_tokens: int = 8
+    choices: list[str] | None = None     # the valid answers, for clients that can constrain to them
+    prompt: Callable[[str, str], list[dict]]   # (explanation, text) -> chat messages (a module-level function)
+
+    def items(self, split: ExampleSplit) -> list[tuple[Any, str]]:
+        """(what the answer is compared with, the text shown) for each question."""
+        raise NotImplementedError
+
+    def parse(self, reply: str) -> Any | None:
+        raise NotImplementedError
+
+    def summarise(self, answered: list[tuple[Any, Any]]) -> tuple[float | None, dict]:
+        """(score or None, details; details["error"] says why there is no score)."""
+        raise NotImplementedError
+
+    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
+        items = self.items(split)
+        prompt = type(self).prompt
+        replies = await ask_all(client, [prompt(explanation, text) for _, text in items], self.max_tokens, self.choices)
+        answered, failures = [], 0
+        for (item, _), reply in zip(items, replies):
+            answer = self.parse(reply) if reply is not None else None
+            if answer is None:
+                failures += 1
+                continue
+            answered.append((item, answer))
+        score, details = self.summarise(answered)
+        return ScoreResult(self.name, score, details, failures, len(items))

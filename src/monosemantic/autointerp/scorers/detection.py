@@ -6,7 +6,7 @@ both classes: a dense feature with no non-activating context cannot be scored.""
 from __future__ import annotations
 
 from ..examples import ExampleSplit, render_sample
-from .base import ScoreResult, ask_all, balanced_accuracy, parse_yes_no
+from .base import Scorer, balanced_accuracy, parse_yes_no
 
 SYSTEM = ("You check explanations of a language-model feature. Given the explanation and one text, answer 1 if the "
           "feature described would fire somewhere in the text, 0 if not. Reply with one digit.")
@@ -17,22 +17,21 @@ def prompt(explanation: str, text: str) -> list[dict]:
             {"role": "user", "content": f"Explanation: {explanation}\nText: {text}\nDoes the feature fire (1 or 0)?"}]
 
 
-class DetectionScorer:
+class DetectionScorer(Scorer):
     name = "detection"
     max_tokens = 8
     choices = ["0", "1"]
+    prompt = staticmethod(prompt)
 
-    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
-        samples = split.score
-        replies = await ask_all(client, [prompt(explanation, render_sample(s, highlight=False)) for s in samples], self.max_tokens, self.choices)
-        labels, preds, failures = [], [], 0
-        for s, reply in zip(samples, replies):
-            answer = parse_yes_no(reply) if reply is not None else None
-            if answer is None:
-                failures += 1
-                continue
-            labels.append(s.active)
-            preds.append(answer)
+    def items(self, split: ExampleSplit):
+        return [(s.active, render_sample(s, highlight=False)) for s in split.score]
+
+    def parse(self, reply: str):
+        return parse_yes_no(reply)
+
+    def summarise(self, answered):
+        labels = [label for label, _ in answered]
+        preds = [answer for _, answer in answered]
         details = {"n_pos": sum(labels), "n_neg": len(labels) - sum(labels),
                    "tpr": _rate(labels, preds, True), "tnr": _rate(labels, preds, False)}
         score = balanced_accuracy(labels, preds) if len(set(labels)) == 2 else None
@@ -42,7 +41,7 @@ class DetectionScorer:
             # one rate alone rewards answering "yes" (or "no") to everything
             details["error"] = ("no non-activating example (a dense feature: no context without it)" if labels[0]
                                 else "no activating example could be read")
-        return ScoreResult(self.name, score, details, failures, len(samples))
+        return score, details
 
 
 def _rate(labels, preds, cls):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 
 from ..examples import ExampleSplit, fuzzed_marks, highlighted, render
-from .base import ScoreResult, ask_all, balanced_accuracy, parse_yes_no
+from .base import Scorer, balanced_accuracy, parse_yes_no
 
 SYSTEM = ("You check explanations of a language-model feature. In the text, some tokens are marked <<like this>>. "
           "Answer 1 if the marked tokens are exactly what the explanation describes, 0 if the marks are on the "
@@ -20,35 +20,34 @@ def prompt(explanation: str, text: str) -> list[dict]:
             {"role": "user", "content": f"Explanation: {explanation}\nText: {text}\nAre the marks correct (1 or 0)?"}]
 
 
-class FuzzingScorer:
+class FuzzingScorer(Scorer):
     name = "fuzzing"
     max_tokens = 8
     choices = ["0", "1"]
+    prompt = staticmethod(prompt)
 
     def __init__(self, seed: int = 0):
         self.seed = seed
 
-    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
+    def items(self, split: ExampleSplit):
         rng = random.Random(self.seed)
-        texts, labels = [], []
+        out = []
         i = 0
         for s in split.score:
             correct = s.active and i % 2 == 0
             i += s.active
             marks = highlighted(s) if correct else fuzzed_marks(s, rng)
-            texts.append(render(s.tokens, marks))
-            labels.append(correct)
-        replies = await ask_all(client, [prompt(explanation, t) for t in texts], self.max_tokens, self.choices)
-        kept_labels, preds, failures = [], [], 0
-        for label, reply in zip(labels, replies):
-            answer = parse_yes_no(reply) if reply is not None else None
-            if answer is None:
-                failures += 1
-                continue
-            kept_labels.append(label)
-            preds.append(answer)
+            out.append((correct, render(s.tokens, marks)))
+        return out
+
+    def parse(self, reply: str):
+        return parse_yes_no(reply)
+
+    def summarise(self, answered):
+        kept_labels = [label for label, _ in answered]
+        preds = [answer for _, answer in answered]
         score = balanced_accuracy(kept_labels, preds) if len(set(kept_labels)) == 2 else None
         details = {"n_correct_marks": sum(kept_labels), "n_wrong_marks": len(kept_labels) - sum(kept_labels)}
         if score is None:
             details["error"] = "no reply could be read" if not kept_labels else "only one class of marks could be scored"
-        return ScoreResult(self.name, score, details, failures, len(texts))
+        return score, details

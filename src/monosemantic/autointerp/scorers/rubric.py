@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..examples import ExampleSplit, render_sample
-from .base import ScoreResult, ask_all, parse_rating
+from .base import Scorer, parse_rating
 
 SYSTEM = ("You rate explanations of a language-model feature. Tokens where the feature fires are marked <<like this>>. "
           "Given the explanation and one text, rate how well the explanation describes the marked text:\n"
@@ -25,26 +25,26 @@ def prompt(explanation: str, text: str) -> list[dict]:
             {"role": "user", "content": f"Explanation: {explanation}\nText: {text}\nRating (0-3):"}]
 
 
-class RubricScorer:
+class RubricScorer(Scorer):
     name = "rubric"
     max_tokens = 8
     choices = ["0", "1", "2", "3"]
+    prompt = staticmethod(prompt)
 
-    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
-        samples = split.score
-        replies = await ask_all(client, [prompt(explanation, render_sample(s)) for s in samples], self.max_tokens, self.choices)
+    def items(self, split: ExampleSplit):
+        return [(s.level, render_sample(s)) for s in split.score]
+
+    def parse(self, reply: str):
+        return parse_rating(reply)
+
+    def summarise(self, answered):
         by_level: dict[str, list[int]] = defaultdict(list)
-        failures = 0
-        for s, reply in zip(samples, replies):
-            rating = parse_rating(reply) if reply is not None else None
-            if rating is None:
-                failures += 1
-                continue
-            by_level["negative" if s.level == "negative" else s.level].append(rating)
+        for level, rating in answered:
+            by_level["negative" if level == "negative" else level].append(rating)
         level_means = {k: sum(v) / len(v) for k, v in by_level.items()}
         active = [v for k, v in level_means.items() if k != "negative"]
         score = sum(active) / len(active) if active else None
         details = {"per_level": level_means, "n_rated": sum(len(v) for v in by_level.values())}
         if score is None:
             details["error"] = "no activating example could be rated"
-        return ScoreResult(self.name, score, details, failures, len(samples))
+        return score, details

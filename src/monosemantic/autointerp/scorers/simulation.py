@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from ..examples import ExampleSplit, render_sample
-from .base import ScoreResult, ask_all
+from .base import Scorer
 
 SYSTEM = ("You simulate a language-model feature from its explanation. Given the explanation and a text, list the "
           "words of the text where the feature fires, each with its strength from 1 to 10, as 'word: strength', "
@@ -71,19 +71,20 @@ def correlation(a, b) -> float | None:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-class SimulationScorer:
+class SimulationScorer(Scorer):
     name = "simulation"
     max_tokens = 48
+    prompt = staticmethod(prompt)
 
-    async def score(self, explanation: str, split: ExampleSplit, client) -> ScoreResult:
-        samples = split.score
-        replies = await ask_all(client, [prompt(explanation, render_sample(s, highlight=False)) for s in samples], self.max_tokens)
-        true, pred, failures = [], [], 0
-        for s, reply in zip(samples, replies):
-            words = parse_predictions(reply) if reply is not None else None
-            if words is None:
-                failures += 1
-                continue
+    def items(self, split: ExampleSplit):
+        return [(s, render_sample(s, highlight=False)) for s in split.score]
+
+    def parse(self, reply: str):
+        return parse_predictions(reply)
+
+    def summarise(self, answered):
+        true, pred = [], []
+        for s, words in answered:
             true.extend(s.acts)
             pred.extend(predict_tokens(s.tokens, words))
         corr = correlation(pred, true)
@@ -94,4 +95,4 @@ class SimulationScorer:
             corr = 0.0 if true else None
         if corr is None:
             details["error"] = "no reply could be read"
-        return ScoreResult(self.name, corr, details, failures, len(samples))
+        return corr, details
