@@ -10,6 +10,7 @@ completions stay identical, so every difference is the intervention's."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
