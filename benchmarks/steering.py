@@ -1,12 +1,20 @@
-"""Does steering work? For each shipped concept set, find its top feature by the fixed
-procedure (contrastive candidates re-ranked by logit effect toward the concept's
-tokens; no hand picking), clamp it at 5x and 10x its max activation over the dataset,
-and measure the change in log P(any concept token) as the next token after a few
-neutral prompts. The same clamp on random live features gives the null spread; a
-concept feature succeeds when its change beats the random features' 90th percentile
-for that concept's tokens.
+"""Does steering work, judged on the text it generates (steering/judge.py)?
 
-    .venv/bin/python benchmarks/steering.py RUN [--random 30] [--scales 5,10] [--json out.json]
+For each shipped concept set: the feature is chosen by the fixed procedure
+(contrastive candidates re-ranked by logit effect toward the concept's words; no
+hand picking) on one half of the set's texts (even indices), and judged on the other
+half (odd indices). It is clamped at each strength (x its max activation over the
+dataset) while the model answers a few neutral chat prompts; each completion is
+judged on concept (embedding margin to the held-out texts, or a concept word) and
+fluent (perplexity under the unsteered model, repeated trigrams). Random live
+features clamped the same way, and the unsteered model, give the baselines: a
+completion of a random feature is judged against every concept.
+
+A chosen feature is reported as spurious when, on the held-out half, it does not
+fire more on the positives than on the negatives (contrastive score < 0.1 in units
+of its dataset max): it was picked for something the other half does not share.
+
+    .venv/bin/python benchmarks/steering.py RUN [--strengths 1,2,3,5,10] [--random 8] [--prompts 3] [--samples 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -17,104 +25,129 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from monosemantic.models.sentence import SentenceEmbedder  # noqa: E402
 from monosemantic.steering import Intervention, concept_names, find_concept_features, load_concept, open_run, steer  # noqa: E402
-from monosemantic.steering.concepts import concept_token_ids, text_activations  # noqa: E402
+from monosemantic.steering.concepts import Concept, _per_text_max, contrastive_scores, text_activations  # noqa: E402
+from monosemantic.steering.generate import encode_prompt, sample_ids  # noqa: E402
+from monosemantic.steering.judge import ConceptJudge, perplexity  # noqa: E402
 
-NEUTRAL_PROMPTS = [
-    "I woke up early this morning and",
-    "The most important thing to remember is",
-    "Yesterday my friend told me that",
-    "Here is a short note:",
-    "In the afternoon, we decided to",
-]
+PROMPTS = ["Tell me about your weekend.", "Write a short note to a friend.", "What should I do this afternoon?"]
+SPURIOUS_BELOW = 0.1
 
 
-def batch_ids(lm, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    rows = [[lm.bos_id] + list(lm.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-    T = max(map(len, rows))
-    pad = lm.tokenizer.pad_token_id or 0
-    ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows])        # right-padded: positions stay aligned
-    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows])
-    last = torch.tensor([len(r) - 1 for r in rows])
-    return ids, mask, last
+def halves(concept: Concept) -> tuple[Concept, Concept]:
+    pick = lambda xs, r: [x for i, x in enumerate(xs) if i % 2 == r]  # noqa: E731
+    return (Concept(concept.name, pick(concept.positive, 0), pick(concept.negative, 0), concept.tokens),
+            Concept(concept.name, pick(concept.positive, 1), pick(concept.negative, 1), concept.tokens))
 
 
-def next_logprobs(lm, ids, mask, last) -> torch.Tensor:
-    logits = lm.logits(ids, attention_mask=mask)                          # [P, T, V]
-    return torch.log_softmax(logits[torch.arange(len(last)), last].float(), -1)  # [P, V]
-
-
-def concept_logp(logprobs: torch.Tensor, token_ids: list[int]) -> torch.Tensor:
-    return torch.logsumexp(logprobs[:, token_ids], -1)                    # [P] log P(any concept token)
+def heldout_score(run, concept: Concept, feature: int) -> float:
+    n = run.n_latents
+    pos = _per_text_max(text_activations(run.lm, run.sae, run.layer, concept.positive), n)[:, feature]
+    neg = _per_text_max(text_activations(run.lm, run.sae, run.layer, concept.negative), n)[:, feature]
+    scale = run.max_acts[feature].reshape(1)
+    return float(contrastive_scores(pos[:, None], neg[:, None], scale)[0])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a run directory with sae/ and features.db (e.g. runs/main after the main job)")
     ap.add_argument("--concepts", default=",".join(concept_names()))
-    ap.add_argument("--random", type=int, default=30, help="random live features for the null spread")
-    ap.add_argument("--scales", default="5,10")
-    ap.add_argument("--percentile", type=float, default=90.0)
+    ap.add_argument("--strengths", default="1,2,3,5,10", help="clamp values in units of the feature's max activation")
+    ap.add_argument("--random", type=int, default=8, help="random live features for the baseline")
+    ap.add_argument("--prompts", type=int, default=len(PROMPTS), help=f"how many of the {len(PROMPTS)} neutral prompts to use")
+    ap.add_argument("--samples", type=int, default=2, help="completions per prompt (one batch, one seed)")
+    ap.add_argument("--max-new-tokens", type=int, default=40)
+    ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    torch.manual_seed(args.seed)
     start = time.perf_counter()
     run = open_run(args.run)
+    if run.max_acts is None:
+        sys.exit(f"{args.run} has no features.db: build it first (monosemantic features {args.run})")
     lm, sae, layer = run.lm, run.sae, run.layer
-    scales = [float(s) for s in args.scales.split(",")]
-    concepts = [load_concept(c) for c in args.concepts.split(",")]
-    ids, mask, last = batch_ids(lm, NEUTRAL_PROMPTS)
-    base = next_logprobs(lm, ids, mask, last)                             # [P, V]
+    strengths = [float(s) for s in args.strengths.split(",")]
+    embedder = SentenceEmbedder()
+    prompts = [encode_prompt(lm, p)[0] for p in PROMPTS[: args.prompts]]
 
-    chosen = []
+    def generate(interventions) -> list[tuple[torch.Tensor, list[int]]]:
+        """(prompt ids, completion ids) for every prompt and sample, same seeds for every condition."""
+        out = []
+        for j, ids in enumerate(prompts):
+            if interventions:
+                with steer(lm, sae, layer, interventions, run.max_acts):
+                    rows = sample_ids(lm, ids, args.max_new_tokens, args.seed + j, args.temperature, n=args.samples)
+            else:
+                rows = sample_ids(lm, ids, args.max_new_tokens, args.seed + j, args.temperature, n=args.samples)
+            out += [(ids, r) for r in rows]
+        return out
+
+    def verdicts(judge: ConceptJudge, completions, ppl):
+        v = []
+        for ids in prompts:
+            group = [(c, p) for (pi, c), p in zip(completions, ppl) if pi is ids]
+            v += judge.judge(lm, ids, [c for c, _ in group], [p for _, p in group])
+        return v
+
+    def ppls(completions):
+        return [perplexity(lm, ids, c) for ids, c in completions]       # unsteered model: outside any steer block
+
+    concepts = []
+    for name in args.concepts.split(","):
+        chosen_on, judged_on = halves(load_concept(name))
+        top = find_concept_features(lm, sae, layer, chosen_on, top=1)[0]
+        score = heldout_score(run, judged_on, top.feature)
+        judge = ConceptJudge(embedder, judged_on.positive, judged_on.negative, judged_on.tokens)
+        concepts.append({"name": name, "feature": top.feature, "detail": top.detail, "heldout_contrastive": score,
+                         "spurious": score < SPURIOUS_BELOW, "judge": judge})
+        print(f"{name:<10} feature {top.feature:>5} (held-out contrastive {score:.2f}{', SPURIOUS' if score < SPURIOUS_BELOW else ''}; {top.detail})", flush=True)
+
+    live = torch.nonzero(run.max_acts > 0).flatten()
+    random_feats = live[torch.randperm(len(live), generator=torch.Generator().manual_seed(args.seed))[: args.random]].tolist()
+
+    base = generate([])
+    base_ppl = ppls(base)
+    results = {"run": str(args.run), "prompts": PROMPTS[: args.prompts], "samples": args.samples, "random_features": random_feats,
+               "strengths": strengths, "concepts": [{k: v for k, v in c.items() if k != "judge"} for c in concepts],
+               "unsteered": {}, "table": {}, "examples": {}}
     for c in concepts:
-        top = find_concept_features(lm, sae, layer, c, top=1)[0]
-        mx = float(run.max_acts[top.feature]) if run.max_acts is not None else 0.0
-        if mx <= 0:  # not in features.db: its max on the positive texts
-            mx = float(max(a[:, top.feature].max() for a in text_activations(lm, sae, layer, c.positive)))
-        chosen.append((c, top, mx, concept_token_ids(lm.tokenizer, c.tokens)))
-        print(f"{c.name:<10} feature {top.feature:>5} (max act {mx:.2f}; {top.detail})", flush=True)
+        v = verdicts(c["judge"], base, base_ppl)
+        results["unsteered"][c["name"]] = {"on_concept": sum(x.on_concept for x in v) / len(v), "success": sum(x.success for x in v) / len(v)}
+    print("unsteered perplexities: " + " ".join(f"{p:.1f}" for p in base_ppl), flush=True)
 
-    live = torch.nonzero(run.max_acts > 0).flatten() if run.max_acts is not None else torch.arange(sae.W_dec.shape[0])
-    g = torch.Generator().manual_seed(args.seed)
-    random_feats = live[torch.randperm(len(live), generator=g)[: args.random]].tolist()
+    for s in strengths:
+        rand = []
+        for f in random_feats:
+            comp = generate([Intervention(f, "clamp", s, "max")])
+            rand.append((comp, ppls(comp)))
+        for c in concepts:
+            comp = generate([Intervention(c["feature"], "clamp", s, "max")])
+            v = verdicts(c["judge"], comp, ppls(comp))
+            rv = [x for comp_r, ppl_r in rand for x in verdicts(c["judge"], comp_r, ppl_r)]
+            row = {"on_concept": sum(x.on_concept for x in v) / len(v), "fluent": sum(x.fluent for x in v) / len(v),
+                   "success": sum(x.success for x in v) / len(v), "random_success": sum(x.success for x in rv) / len(rv),
+                   "random_fluent": sum(x.fluent for x in rv) / len(rv)}
+            results["table"].setdefault(c["name"], {})[f"{s:g}"] = row
+            results["examples"].setdefault(c["name"], {})[f"{s:g}"] = [x._asdict() for x in v[:2]]
+            print(f"{s:>4g}x {c['name']:<10} on {row['on_concept']:.2f} fluent {row['fluent']:.2f} success {row['success']:.2f} "
+                  f"(random {row['random_success']:.2f}, random fluent {row['random_fluent']:.2f}) | {v[0].text[:70]!r}", flush=True)
 
-    def delta(feature: int, value: float) -> torch.Tensor:
-        with steer(lm, sae, layer, [Intervention(feature, "clamp", value)]):
-            return next_logprobs(lm, ids, mask, last) - base              # [P, V]
-
-    results = {"run": str(args.run), "layer": layer, "prompts": NEUTRAL_PROMPTS, "random_features": random_feats, "scales": {}}
-    for scale in scales:
-        # the null: every random feature's change in every concept's log-probability
-        null = np.zeros((len(random_feats), len(chosen)))
-        for r, f in enumerate(random_feats):
-            d = base + delta(f, scale * float(run.max_acts[f]))           # steered log-probs
-            for j, (_, _, _, toks) in enumerate(chosen):
-                null[r, j] = float((concept_logp(d, toks) - concept_logp(base, toks)).mean())
-        rows, wins = [], 0
-        print(f"\nclamp at {scale:g}x max activation; change in log P(concept token), mean over {len(NEUTRAL_PROMPTS)} neutral prompts")
-        print(f"{'concept':<10} {'feature':>7} {'Δ logP':>8} {'random p50':>10} {f'p{args.percentile:g}':>8} {'random max':>10}  success")
-        for j, (c, top, mx, toks) in enumerate(chosen):
-            d = base + delta(top.feature, scale * mx)
-            change = float((concept_logp(d, toks) - concept_logp(base, toks)).mean())
-            thr = float(np.percentile(null[:, j], args.percentile))
-            ok = change > thr
-            wins += ok
-            rows.append({"concept": c.name, "feature": top.feature, "max_act": mx, "delta_logp": change,
-                         "random_median": float(np.median(null[:, j])), "random_threshold": thr,
-                         "random_max": float(null[:, j].max()), "success": bool(ok)})
-            print(f"{c.name:<10} {top.feature:>7} {change:>8.2f} {np.median(null[:, j]):>10.2f} {thr:>8.2f} {null[:, j].max():>10.2f}  {'yes' if ok else 'no'}")
-        rate = wins / len(chosen)
-        print(f"success rate at {scale:g}x: {wins}/{len(chosen)} = {rate:.0%}", flush=True)
-        results["scales"][f"{scale:g}"] = {"success_rate": rate, "concepts": rows}
+    print(f"\n{'concept':<10} {'feature':>7} " + " ".join(f"{f'{s:g}x':>15}" for s in strengths) + "   (success, random success)")
+    for c in concepts:
+        cells = [results["table"][c["name"]][f"{s:g}"] for s in strengths]
+        flag = " spurious" if c["spurious"] else ""
+        print(f"{c['name']:<10} {c['feature']:>7} " + " ".join(f"{r['success']:>7.2f} / {r['random_success']:.2f}" for r in cells) + flag)
+    mean = {f"{s:g}": sum(results["table"][c["name"]][f"{s:g}"]["success"] for c in concepts) / len(concepts) for s in strengths}
+    best = max(mean, key=mean.get)
+    results["mean_success"], results["best_strength"] = mean, float(best)
+    print("mean success: " + ", ".join(f"{k}x {v:.2f}" for k, v in mean.items()) + f"; best {best}x")
     results["seconds"] = time.perf_counter() - start
-    print(f"\n{results['seconds']:.0f} s")
+    print(f"{results['seconds']:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

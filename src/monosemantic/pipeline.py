@@ -11,8 +11,8 @@ from pathlib import Path
 from . import atomic
 from .activations.run import harvest_run
 from .evals.run import evaluate_run, format_table
+from .autointerp import label_features
 from .features import build_feature_db
-from .features.build import DEFAULT_TOKENS
 from .report import build_report
 from .run import Run
 from .train import TrainConfig, train_run
@@ -33,7 +33,7 @@ class PipelineSettings:
     sae: dict = field(default_factory=lambda: {"architecture": "relu", "n_latents": 4096})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval_tokens: int = 50_000
-    feature_tokens: int | None = None
+    feature_tokens: int | None = None  # None: the feature database covers the whole store
     features: bool = True
 
 
@@ -87,7 +87,8 @@ def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, 
     else:
         result = timed("eval", lambda: evaluate_run(run, lm=lm, n_tokens=s.eval_tokens, progress=progress))
     if s.features:
-        timed("features", lambda: build_feature_db(run, lm=lm, n_tokens=s.feature_tokens or DEFAULT_TOKENS, progress=progress))
+        timed("features", lambda: build_feature_db(run, lm=lm, n_tokens=s.feature_tokens, progress=progress))
+        timed("labels", lambda: label_features(run.dir, progress=progress))
         timed("report", lambda: build_report(run))
     checks = check_targets(result)
     atomic.write_json(run.dir / "pipeline.json", {"seconds": seconds, "targets": {k: list(v) for k, v in TARGETS.items()}, "met": checks})

@@ -26,7 +26,7 @@ from .activations.layout import MANIFEST
 from .data import load_tokens
 from .errors import ConfigError, StoreError
 from .models import load_model
-from .run_config import read_config, record_stage
+from .run_config import check_run_dir, read_config, record_stage
 from .sae import load_sae
 
 ANALYSIS_DTYPE = "auto"
@@ -35,17 +35,18 @@ METRICS = "metrics.jsonl"
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The records of a metrics.jsonl file, in order; a line cut by a kill is skipped."""
+    """The records of a metrics.jsonl file, in order; a line cut by a kill, or holding
+    bytes that are not UTF-8, is skipped."""
     path = Path(path)
     records = []
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return records
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -62,7 +63,7 @@ def _read_json_or_empty(path: Path) -> dict:
 
 class Run:
     def __init__(self, path: str | Path):
-        self.dir = Path(path)
+        self.dir = check_run_dir(path)
 
     @classmethod
     def of(cls, run: "Run | str | Path") -> "Run":
@@ -85,7 +86,8 @@ class Run:
     # --- store and tokens -------------------------------------------------------------
     @property
     def _shared(self) -> Path | None:
-        shared = (self.config.get("train") or {}).get("activations")
+        config = self.config   # a store lent by `train --activations` or `import --activations`
+        shared = (config.get("train") or {}).get("activations") or (config.get("import") or {}).get("activations")
         return Path(shared) if shared else None
 
     @property

@@ -13,8 +13,16 @@ from .errors import ConfigError
 CONFIG = "config.json"
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """`run_dir` as a Path; refuses a path that exists but is not a directory."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory: pass a directory (it is created if missing)")
+    return run_dir
+
+
 def read_config(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / CONFIG
+    path = check_run_dir(run_dir) / CONFIG
     if not path.is_file():
         return {}
     try:
@@ -36,6 +44,8 @@ def record_stage(run_dir: str | Path, stage: str, settings: dict, replace: bool 
             f"{run_dir} already has a {stage} stage with other settings ({'; '.join(diffs)}): "
             "use a new run directory, or --force to start this stage again"
         )
+    if previous == settings:
+        return settings  # unchanged: a finished run can be re-checked where it cannot be written
     config[stage] = settings
     atomic.write_json(Path(run_dir) / CONFIG, config)
     return settings

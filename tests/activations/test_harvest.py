@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from monosemantic.activations import HarvestConfig, Tokens, harvest, open_store
+from monosemantic.activations.valid import SKIP_POSITIONS
 from monosemantic.errors import StoreError
 
 N_CTX, CTX_LEN = 24, 64
@@ -65,8 +66,9 @@ def test_cleaning_drops_position_zero_and_scales_to_sqrt_d(tmp_path, embedded_lm
     manifest = harvest(embedded_lm, tokens, tmp_path, HarvestConfig(layer=15, shard_contexts=4), progress=False)
     store = open_store(tmp_path)
     rows = np.concatenate([np.asarray(r) for r in store.rows])
-    assert (rows[:, 1] > 0).all()
-    assert manifest["count"] + round(manifest["excluded_fraction"] * 8 * 63) == 8 * 63
+    assert (rows[:, 1] >= SKIP_POSITIONS).all()  # positions 0 and 1 (activations/valid.py)
+    kept = 8 * (64 - SKIP_POSITIONS)
+    assert manifest["count"] + round(manifest["excluded_fraction"] * kept) == kept
     x = store.sample(10_000, split="all")
     assert abs(float(x.norm(dim=1).mean()) - 24.0) < 0.05  # √576
     raw_norms = np.linalg.norm(store.gather(np.arange(store.count)), axis=1)

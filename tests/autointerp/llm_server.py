@@ -5,7 +5,9 @@ in double quotes ('Fires on the tokens "cat".'); the explainer prompt is answere
 the most frequent <<marked>> token; rubric, detection, fuzzing and simulation prompts
 are answered by comparing the named tokens with the (marked) text. Failures are
 scripted per request: 429 with Retry-After, 500, a slow reply, a reply that is not
-JSON, a reply whose content holds no number, 401."""
+JSON, a reply whose content holds no number, 401; and hostile ones (HOSTILE): a lone
+surrogate or NUL in the content, an infinite token count, JSON nested too deep to
+parse, a body dripped one byte at a time, a reply larger than any explanation."""
 
 from __future__ import annotations
 
@@ -47,6 +49,15 @@ def rule_reply(messages: list[dict]) -> str:
     if "simulate" in system:
         return ", ".join(f"{w}: 10" for w in sorted(present)) or "none"
     raise AssertionError(f"unknown prompt: {system[:60]}")
+
+
+# action -> (raw JSON body, or None for the rule reply with this content)
+HOSTILE = {
+    "surrogate": None, "nul": None, "infinite_tokens": None,
+    "nested": b'{"choices": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+    "drip": None, "huge": None,
+}
+HUGE_BYTES = 3_000_000
 
 
 class _Server(ThreadingHTTPServer):
@@ -119,6 +130,26 @@ class LLMServer:
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
 
+    @staticmethod
+    def _reply(body: dict, text: str) -> dict:
+        return {"id": "x", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+
+    def _drip(self, h, body: bytes) -> None:
+        """A valid reply, one byte every 0.5 s: each read is quick, the whole is not."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        try:
+            for i in range(len(body)):
+                h.wfile.write(body[i : i + 1])
+                h.wfile.flush()
+                time.sleep(0.5)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
     def _handle(self, h) -> None:
         try:
             assert h.path == "/v1/chat/completions", h.path
@@ -132,6 +163,18 @@ class LLMServer:
                 return self._send(h, int(action), b'{"error": "scripted failure"}')
             if action == "notjson":
                 return self._send(h, 200, b"Sure! Here is my answer: 2", ctype="text/plain")
+            if action == "nested":
+                return self._send(h, 200, HOSTILE["nested"])
+            if action == "huge":
+                return self._send(h, 200, b'{"choices": [{"message": {"content": "' + b"x" * HUGE_BYTES + b'"}}]}')
+            if action == "drip":
+                return self._drip(h, json.dumps(self._reply(body, "1")).encode())
+            if action in ("surrogate", "nul", "infinite_tokens"):
+                text = {"surrogate": "Fires on \\ud800 x.", "nul": "Fires on\\u0000 cats."}.get(action, "1")
+                raw = json.dumps(self._reply(body, "@@")).replace('"@@"', f'"{text}"')
+                if action == "infinite_tokens":
+                    raw = raw.replace('"prompt_tokens": ', '"prompt_tokens": 1e999, "x": ')
+                return self._send(h, 200, raw.encode())
             text = "I cannot answer that." if action == "nonumber" else rule_reply(body["messages"])
             prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
             reply = {"id": "x", "object": "chat.completion", "model": body["model"],

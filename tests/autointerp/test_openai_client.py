@@ -123,3 +123,49 @@ def test_base_url_and_key_from_environment(server, monkeypatch):
     c = OpenAIClient(model="rules")
     assert c.base_url == server.url and c.api_key == "sk-test"
     assert _ask(c)[0].text == "1"
+
+
+# --- hostile or broken servers: each is one failure (or a cleaned reply), never a crash --
+@pytest.mark.parametrize("action, expected", [
+    ("surrogate", "Fires on \ufffd x."),   # a lone surrogate cannot be stored as UTF-8: replaced
+    ("nul", "Fires on cats."),             # NUL removed
+])
+def test_unencodable_text_is_cleaned_before_caching(action, expected, server, tmp_path):
+    server.script = [action]
+    cache = tmp_path / "cache.sqlite"
+    (reply,) = _ask(OpenAIClient(base_url=server.url, model="rules", cache=cache))
+    assert not isinstance(reply, Exception), reply
+    assert reply.text == expected
+    (again,) = _ask(OpenAIClient(base_url=server.url, model="rules", cache=cache))
+    assert again.cached and again.text == expected
+
+
+@pytest.mark.parametrize("action, message", [
+    ("infinite_tokens", "prompt_tokens"), ("nested", "unreadable reply"), ("huge", "larger than"),
+])
+def test_invalid_replies_are_one_failure(action, message, server, tmp_path):
+    server.script = [action]
+    c = OpenAIClient(base_url=server.url, model="rules", backoff=0.01, cache=tmp_path / "cache.sqlite", max_reply_bytes=1_000_000)
+    (err,) = _ask(c)
+    assert isinstance(err, ClientError) and message in str(err) and "\n" not in str(err), err
+    assert c.usage.failures == 1 and len(ResponseCache(tmp_path / "cache.sqlite")) == 0  # nothing invalid cached
+
+
+def test_dripping_body_hits_the_total_timeout(server):
+    server.script = ["drip"] * 2
+    c = OpenAIClient(base_url=server.url, model="rules", timeout=1.0, backoff=0.01, max_retries=1)
+    start = time.perf_counter()
+    (err,) = _ask(c)
+    assert isinstance(err, ClientError) and "Timeout" in str(err), err
+    assert time.perf_counter() - start < 4.0  # two attempts of 1 s each, not ~60 s of bytes
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"timeout": -1}, "--timeout"), ({"timeout": float("nan")}, "--timeout"), ({"base_url": "not a url"}, "--base-url"),
+    ({"base_url": "ftp://host/v1"}, "--base-url"), ({"max_retries": -1}, "retries"),
+])
+def test_options_are_validated(overrides, message):
+    from monosemantic.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        OpenAIClient(model="rules", **overrides)

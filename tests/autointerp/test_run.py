@@ -66,7 +66,9 @@ def test_explain_stores_explanations_and_scores(server, run, explainer):
 
 def test_thin_features_are_recorded_failures(server, run):
     r = explain_run(run, "random:48", explainer="tokens", scorers="detection", client=_client(server, run), **CHEAP)
-    assert r.selected == 37 and r.done == 37 and r.failed  # the 11 dead features are not selected
+    with FeatureDB(run / "features.db", readonly=True) as db:
+        live = len(db.live_densities("feature"))
+    assert 0 < live < 48 and r.selected == live and r.done == live and r.failed  # dead features are not selected
     reasons = " ".join(f["reason"] for f in r.failed)
     assert "held-out activating examples" in reasons and "no non-activating example" in reasons
 
@@ -94,12 +96,12 @@ def test_a_wrong_key_stops_the_run(server, run):
 
 
 def test_resume_after_the_server_went_down(server, run):
-    server.fail_after = 25  # answers 25 prompts, then 500s
+    server.fail_after = 13  # answers 13 prompts, then 500s (the 4 features need more; 13 ends inside a feature)
     ids = populated(run, 4)
     first = explain_run(run, ids, explainer="tokens", client=_client(server, run, max_retries=0), **CHEAP)
     assert first.failed and first.done == 4  # every feature tried, failures recorded
     answered = set(server.answered)
-    assert answered == _cached_keys(run) and len(answered) == 25
+    assert answered == _cached_keys(run) and len(answered) == 13
     server.fail_after, server.answered, server.granted = None, [], 0
     second = explain_run(run, ids, explainer="tokens", client=_client(server, run), **CHEAP)
     assert not second.failed and second.usage["cache_hits"] > 0  # features finished in the first run are skipped
@@ -128,3 +130,24 @@ def test_resume_after_kill_9(server, run):
     assert not set(server.answered) & cached
     with FeatureDB(run) as db:
         assert db.conn.execute("SELECT COUNT(DISTINCT feature_id) FROM explanations").fetchone()[0] == 6
+
+
+def test_label_features_labels_every_live_feature_offline(run):
+    from monosemantic.autointerp import LABEL_EXPLAINER, label_features
+    from monosemantic.features import FeatureDB
+
+    result = label_features(run)  # no client: the token explainer needs no model
+    with FeatureDB(run / "features.db", readonly=True) as db:
+        live = {r[0] for r in db.conn.execute("SELECT id FROM features WHERE kind = 'feature' AND count > 0")}
+        labelled = {r[0] for r in db.conn.execute("SELECT feature_id FROM explanations WHERE kind = 'feature' AND explainer = ?", (LABEL_EXPLAINER,))}
+        assert live and labelled == live - {f["id"] for f in result.failed}
+        assert len(labelled) >= 0.8 * len(live)
+        fid = min(labelled)
+        f = db.get(fid)
+        assert f.explanation.startswith("Fires on the tokens")
+        # the label names tokens the feature actually fires on in its top examples
+        named = f.explanation[len("Fires on the tokens "):]
+        top_tokens = {t.strip() for e in f.top for t, a in zip(e.tokens, e.acts) if a > 0}
+        assert any(f'"{t}"' in named for t in top_tokens if t)
+        assert all(r.explanation for r in db.list(live_only=True, limit=None) if r.id in labelled)
+    assert label_features(run).skipped == len(labelled)  # resumable: nothing is redone

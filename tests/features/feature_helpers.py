@@ -36,3 +36,17 @@ def make_tokens(n_ctx: int, ctx_len: int, bos_id: int, seed: int = 0, vocab: int
     return Tokens(contexts, doc_ids, doc_pos)
 
 
+
+
+# real text in other scripts, whose characters the tokenizer splits across tokens
+MULTILINGUAL = ["Привет, мир! Как дела у тебя сегодня? Москва и Санкт-Петербург.", "日本語のテキストと中文的句子，东京和北京。",
+                "Tiếng Việt có dấu: người Việt Nam được học ở Hà Nội.", "¶ 3. Abschnitt ¶ 4. Die Straße führt nach Köln."]
+
+
+def multilingual_tokens(tokenizer, n_ctx: int, ctx_len: int, bos_id: int) -> Tokens:
+    """make_tokens, with the first contexts holding MULTILINGUAL (each repeated to fill)."""
+    tokens = make_tokens(n_ctx, ctx_len, bos_id)
+    for c, text in enumerate(MULTILINGUAL):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        tokens.contexts[c, 1:] = (ids * ctx_len)[: ctx_len - 1]
+    return tokens

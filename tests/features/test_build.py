@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from monosemantic.activations.valid import excluded_ids, valid_tokens
 from monosemantic.errors import ConfigError, MonosemanticError
 from monosemantic.features import FeatureDB, FeatureDBError, SchemaVersionError, build_feature_db
 from monosemantic.features.build import CHECKPOINT, PARTIAL
@@ -42,7 +43,7 @@ def test_build_summary_and_files(built):
     assert result.path == run / "features.db" and result.path.is_file()
     assert not (run / PARTIAL).exists() and not (run / CHECKPOINT).exists()
     assert result.n_features == 48 and result.n_neurons == 128
-    assert 0 < result.n_tokens <= N_TOKENS + CTX_LEN  # whole contexts, position 0 dropped
+    assert 0 < result.n_tokens <= N_TOKENS + CTX_LEN  # whole contexts, excluded tokens dropped
     with FeatureDB(run) as db:
         assert db.meta["n_tokens"] == result.n_tokens and db.meta["layer"] == LAYER
         assert len(db.list(limit=None)) == 48 and len(db.list(kind="neuron", limit=None)) == 128
@@ -57,9 +58,9 @@ def test_top_examples_match_a_direct_forward(built, tiny_llama):
     for ex in feature.top[:3]:
         ids = torch.from_numpy(tokens.contexts[ex.context_id].astype(np.int64))[None]
         acts = sae.encode(tiny_llama.residual(ids, LAYER)[0].float())[:, fid].detach()  # [T]
-        acts[0] = 0  # position 0 (the attention sink) is excluded
+        acts[~valid_tokens(ids, exclude_ids=excluded_ids(tiny_llama))[0]] = 0  # the attention sink, the token after it, separators
         assert ex.activation == pytest.approx(float(acts[ex.position]), rel=1e-4)
-        assert ex.activation == pytest.approx(float(acts[1:].max()), rel=1e-4)  # the context's max
+        assert ex.activation == pytest.approx(float(acts.max()), rel=1e-4)  # the context's max
         assert ex.token_ids == tokens.contexts[ex.context_id, ex.start : ex.start + len(ex.token_ids)].tolist()
         assert np.allclose(ex.acts, acts[ex.start : ex.start + len(ex.acts)].numpy(), rtol=2e-3, atol=1e-4)
     for iv in feature.intervals:

@@ -115,3 +115,20 @@ def test_resumed_stream_equals_uninterrupted():
     for key, value in whole.state_dict().items():
         other = resumed.state_dict()[key]
         assert (value == other).all() if torch.is_tensor(value) else value == other, key
+
+
+def test_identical_windows_are_kept_once_in_the_top_list():
+    acts, valid, tokens = _data(3)
+    # context 7 repeats context 2 token for token, with slightly higher activations (a duplicated document)
+    tokens[7] = tokens[2]
+    acts[7] = acts[2] * 1.01
+    s = _stream(acts, valid, tokens)
+    cmax, cpos = acts.max(1)
+    for f in range(N):
+        kept = [int(i) // T for i in s.top_id[f][s.top_val[f] > 0]]
+        assert not (2 in kept and 7 in kept), (f, kept)
+        if cmax[2, f] > 0 and (cmax[:, f] > cmax[7, f]).sum() < CFG.top_k:
+            assert 7 in kept  # the higher copy stays
+        # the list is still the best distinct contexts: brute force without context 2
+        order = [c for c in torch.argsort(cmax[:, f], descending=True).tolist() if c != 2 and cmax[c, f] > 0][: CFG.top_k]
+        assert kept == order, (f, kept, order)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "features"))
-from feature_helpers import TinySAE, make_tokens  # noqa: E402
+from feature_helpers import MULTILINGUAL, TinySAE, make_tokens, multilingual_tokens  # noqa: E402
 
 from monosemantic.cli.main import build_parser  # noqa: E402
 from monosemantic.features import build_feature_db  # noqa: E402
@@ -52,6 +52,19 @@ def test_report_from_a_full_run(tiny_llama, tmp_path):
     for page in pages:
         _check_links(page)
     assert "background:rgba(255,120,0," in "".join(p.read_text() for p in pages)  # token highlighting
+
+
+def test_report_shows_non_latin_text_whole(tiny_llama, tmp_path):
+    import html as html_lib
+
+    run = tmp_path / "run"
+    tokens = multilingual_tokens(tiny_llama.tokenizer, 12, 32, tiny_llama.bos_id)
+    build_feature_db(run, lm=tiny_llama, sae=TinySAE(tiny_llama.d_model, 48, scale=3.0), tokens=tokens, layer=2, n_tokens=300,
+                     progress=False)
+    build_report(run)
+    text = "".join(html_lib.unescape(re.sub(r"<[^>]+>", "", p.read_text())) for p in (run / "report" / "features").glob("*.html"))
+    assert "\ufffd" not in text
+    assert any(word in text for word in ("Привет", "日本語", "Việt", "¶ 3")), "no multilingual example in the report"
 
 
 def test_report_of_a_bare_run_says_what_is_missing(tmp_path):

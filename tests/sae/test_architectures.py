@@ -8,6 +8,7 @@ import torch
 
 from monosemantic.errors import ConfigError
 from monosemantic.sae import ARCHITECTURES, SAEConfig, make_sae
+from monosemantic.sae.registry import ALL_ARCHITECTURES
 
 
 def _set(sae, **tensors):
@@ -186,7 +187,7 @@ def test_encode_matches_training_acts_and_bf16_autocast_runs(arch):
 
 
 @pytest.mark.parametrize("change, match", [
-    (dict(architecture="gated"), "unknown architecture"),
+    (dict(architecture="mystery"), "unknown architecture"),
     (dict(n_latents=0), "n_latents"),
     (dict(k=0), "k must"),
     (dict(k=100), "larger than n_latents"),
@@ -200,3 +201,16 @@ def test_bad_config_raises_config_error(change, match):
     cfg = dict(architecture="topk", d_in=8, n_latents=16, k=4) | change
     with pytest.raises(ConfigError, match=match):
         make_sae(SAEConfig(**cfg))
+
+
+@pytest.mark.parametrize("arch", sorted(ALL_ARCHITECTURES))
+def test_encode_accepts_inference_mode_and_bf16_residuals(arch):
+    # What LanguageModel.residual returns: read under torch.inference_mode, in the
+    # model's dtype (bf16 where the CPU has it). Grad mode stays on, as in a notebook.
+    sae = make_sae(SAEConfig(arch, d_in=16, n_latents=32, k=4))
+    with torch.inference_mode():
+        x = torch.randn(2, 5, 16)
+    f = sae.encode(x)                                                  # no "Inference tensors cannot be saved"
+    assert f.shape == (2, 5, 32) and f.dtype == torch.float32
+    torch.testing.assert_close(sae.encode(x.bfloat16()), sae.encode(x.bfloat16().float()))
+    assert sae.decode(f.bfloat16()).dtype == torch.float32

@@ -146,7 +146,7 @@ def _edit_cfg(directory, fn):
     (lambda d: (d / "cfg.json").write_text("{not json"), "not valid JSON"),
     (lambda d: (d / "sae_weights.safetensors").unlink(), "sae_weights.safetensors: missing"),
     (lambda d: (d / "sae_weights.safetensors").write_bytes((d / "sae_weights.safetensors").read_bytes()[:50]), "corrupt"),
-    (lambda d: _edit_cfg(d, lambda c: c["monosemantic"].update(architecture="gated")), "unknown architecture"),
+    (lambda d: _edit_cfg(d, lambda c: c["monosemantic"].update(architecture="mystery")), "unknown architecture"),
     (lambda d: _edit_cfg(d, lambda c: c["monosemantic"]["config"].update(n_latents=25)), "shape"),
     (lambda d: _edit_cfg(d, lambda c: c["monosemantic"]["config"].update(k=0)), "k must"),
     (lambda d: save_file({"W_enc": torch.zeros(8, 24)}, str(d / "sae_weights.safetensors")), "no tensor 'W_dec'"),

@@ -6,6 +6,7 @@ from steering_helpers import orthonormal_sae, random_sae
 
 from monosemantic.errors import ConfigError
 from monosemantic.steering import Intervention, parse_intervention, steer, steered_completions
+from monosemantic.steering.interventions import DEFAULT_CLAMP
 from monosemantic.steering.interventions import resolve, steering_fn
 
 LAYER = 1
@@ -18,12 +19,13 @@ LAYER = 1
     ("7=+-4", Intervention(7, "add", -4.0)),
     ("9=*2", Intervention(9, "multiply", 2.0)),
     (" 9 = -1.5 ", Intervention(9, "clamp", -1.5)),
+    ("123", Intervention(123, "clamp", DEFAULT_CLAMP, "max")),  # a bare id: the default strength
 ])
 def test_parse(spec, expected):
     assert parse_intervention(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["123=10q", "abc=1", "1", "=3", "1=x", "1=1e400", "1=+inf", "-1=3", "1=1e7x"])
+@pytest.mark.parametrize("spec", ["123=10q", "abc=1", "1=", "=3", "1=x", "1=1e400", "1=+inf", "-1=3", "1=1e7x"])
 def test_bad_specs(spec):
     with pytest.raises(ConfigError):
         parse_intervention(spec)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "features"))
-from feature_helpers import make_tokens  # noqa: E402
+from feature_helpers import MULTILINGUAL, multilingual_tokens  # noqa: E402,F401 (MULTILINGUAL: for the tests)
 
 from monosemantic.features import FeatureDB, build_feature_db  # noqa: E402
 from monosemantic.sae import SAEConfig, load_sae, make_sae, save_sae  # noqa: E402
@@ -28,8 +28,8 @@ def build_web_run(lm, run: Path) -> Path:
         sae.W_enc.copy_(sae.W_dec.T * 3.0)
         sae.b_enc.copy_(-0.3 * torch.rand(N_LATENTS, generator=g))
     save_sae(sae, run / "sae")
-    build_feature_db(run, lm=lm, sae=load_sae(run / "sae"), tokens=make_tokens(24, 32, lm.bos_id), layer=LAYER,
-                     n_tokens=600, progress=False)
+    build_feature_db(run, lm=lm, sae=load_sae(run / "sae"), tokens=multilingual_tokens(lm.tokenizer, 24, 32, lm.bos_id), layer=LAYER,
+                     n_tokens=600, neurons=True, progress=False)
     with FeatureDB(run) as db:
         for fid in range(0, N_LATENTS, 3):
             db.add_explanation(fid, "test-explainer", f"explanation number {fid} about {'rivers' if fid % 2 else 'mountains'}")

@@ -45,7 +45,9 @@ def test_pages_render(client, url, marker):
 
 def test_overview_plots_and_static(client):
     html = client.get("/").text
-    assert "loss_recovered" in html and "0.9" in html
+    # readable names and formatted numbers, not raw keys (eval.json: dead_fraction 0.05, loss_recovered 0.9)
+    assert "loss recovered (vs zero ablation)</th><td>90 %" in html and "dead features</th><td>5 %" in html
+    assert "dead_fraction" not in html and "n_tokens" not in html and "tokens streamed</th><td>" in html
     for src in re.findall(r'src="(/plots/[^"]+)"', html):
         assert client.get(src).content[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"/plots/training_curves.png", "/plots/density.png"} <= set(re.findall(r'src="(/plots/[^"]+)"', html))
@@ -80,7 +82,7 @@ def test_list_shows_and_sorts_by_a_chosen_scorer(client):
     assert [r["id"] for r in by_n2g] == list(range(0, N, 3))  # n2g_f1 = 1 - id/N: the reverse of detection's order
     assert by_n2g[0]["score"] == 1.0
     html = client.get("/features", params={"sort": "score", "scorer": "n2g_f1"}).text
-    assert '<option value="n2g_f1" selected>' in html and "<th>n2g_f1</th>" in html
+    assert '<option value="n2g_f1" selected>' in html and "(n2g_f1)</span>" in html
     page = client.get("/features/3").text
     assert "score · n2g_f1" in page and "token3" in page and ">n2g<" in page
 
@@ -111,7 +113,7 @@ def test_search(client, web_run):
     hits = client.get("/api/search", params={"q": token, "by": "tokens"}).json()["items"]
     assert hits and all(h["activation"] > 0 for h in hits)
     assert "#" in client.get("/search", params={"q": token}).text
-    assert 'id="search-results"' in client.get("/search", params={"q": "rivers", "by": "explanation"}).text
+    assert 'id="explanation-results"' in client.get("/search", params={"q": "rivers", "by": "explanation"}).text
 
 
 def test_inspect(client, tiny_llama):
@@ -196,7 +198,8 @@ def test_browse_only_mode(browse_only):
 
 
 def test_model_requests_queue(client):
-    """Concurrent inspections and generations never run two forwards at once."""
+    """Concurrent inspections and generations never run two forwards at once (as many
+    as the queue admits: one running, max_queued waiting)."""
     model = client.app.state.run.lm.model
     active, peak, lock = [0], [0], threading.Lock()
 
@@ -226,7 +229,8 @@ def test_model_requests_queue(client):
             errors.append(e)
 
     try:
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        n = client.app.state.run.limits.max_queued + 1
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         for t in threads:
@@ -277,3 +281,23 @@ def test_api_docs_are_local_and_complete(client):
         assert f"<code>{path}</code>" in html
     assert 'id="model-SteerRequest"' in html and 'id="model-InterventionIn"' in html
     assert "<script src=\"http" not in html and "cdn" not in html.lower()
+
+
+def test_the_score_column_says_which_scorer_and_never_mixes_two(client, web_run, tmp_path):
+    assert client.get("/api/features").json()["scorer"] == "detection"
+    assert re.search(r"score <span class=\"muted\">\(detection\)</span>", client.get("/features").text)
+    shutil.copy(web_run / "features.db", tmp_path / "features.db")
+    with FeatureDB(tmp_path / "features.db") as db:
+        n_scored = db.conn.execute("SELECT count(*) FROM scores").fetchone()[0]
+        for fid in range(n_scored + 1):  # a second scorer that scored more features, all at 0.25
+            db.add_score(fid, "fuzzing", 0.25)
+        assert db.list_scorer() == "fuzzing"
+        assert {r.score for r in db.list(limit=None) if r.score is not None} == {0.25}
+        assert {r.score for r in db.list(scorer="detection", limit=None) if r.score is not None} != {0.25}
+
+
+def test_playground_starts_at_the_cli_default_strength(client):
+    from monosemantic.steering.interventions import DEFAULT_CLAMP
+
+    html = client.get("/steer?feature=3").text
+    assert re.search(r'class="iv-value"[^>]*value="([^"]+)"', html).group(1) == str(DEFAULT_CLAMP)

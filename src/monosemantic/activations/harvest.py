@@ -1,7 +1,7 @@
 """Harvest residual-stream activations into a sharded store, resumable after kill -9.
 
-Cleaning is valid.py's rule (position 0 and BOS tokens dropped, tokens above the
-outlier threshold excluded and their fraction recorded). The store
+Cleaning is valid.py's rule (positions 0 and 1, BOS and separator tokens dropped,
+tokens above the outlier threshold excluded and their fraction recorded). The store
 keeps raw activations; `norm_scale` (E‖x‖ = √d after scaling) is computed at the end
 from per-shard sums, so a resumed harvest gives the same scale."""
 
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from .. import atomic
 from ..errors import StoreError
 from ..models import LanguageModel
 from .layout import MANIFEST, STATE, shard_paths
 from .split import HELDOUT_FRACTION
-from .valid import outlier_threshold, valid_tokens
+from .valid import SKIP_POSITIONS, excluded_ids, outlier_threshold, valid_tokens
 
 STORE_DTYPES = {"float16": np.float16, "float32": np.float32}
 
@@ -81,14 +81,15 @@ def _drop_incomplete(directory: Path) -> None:
 @torch.inference_mode()
 def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, lo: int, hi: int, threshold: float, bar) -> dict:
     acts, rows, excluded = [], [], 0
+    special = excluded_ids(lm)
     for start in range(lo, hi, cfg.batch_contexts):
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
         resid = lm.residual(ids, cfg.layer).float()  # [b, T, d]
         norms = resid.norm(dim=-1)  # [b, T]
-        considered = valid_tokens(ids, exclude_ids=(lm.bos_id,))
-        keep = valid_tokens(ids, exclude_ids=(lm.bos_id,), norms=norms, outlier_threshold=threshold)
-        excluded += int((considered & ~keep).sum())  # outliers only: position 0 and BOS are not counted
+        considered = valid_tokens(ids, exclude_ids=special)
+        keep = valid_tokens(ids, exclude_ids=special, norms=norms, outlier_threshold=threshold)
+        excluded += int((considered & ~keep).sum())  # outliers only: leading positions and special tokens are not counted
         b, t = torch.nonzero(keep, as_tuple=True)
         acts.append(resid[b, t].numpy().astype(STORE_DTYPES[cfg.store_dtype]))
         ctx = b.numpy() + start
@@ -104,7 +105,7 @@ def _outlier_threshold(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig) ->
     written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
     norms = lm.residual(ids, cfg.layer).float().norm(dim=-1)
-    return outlier_threshold(norms, ids, exclude_ids=(lm.bos_id,))
+    return outlier_threshold(norms, ids, exclude_ids=excluded_ids(lm))
 
 
 def harvest(
@@ -133,7 +134,7 @@ def harvest(
     n_ctx, ctx_len = tokens.contexts.shape
     n_shards = math.ceil(n_ctx / cfg.shard_contexts)
     summaries = []
-    with tqdm(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", disable=not progress) as bar:
+    with progress_bar(total=n_ctx * ctx_len, unit="tok", unit_scale=True, desc=f"harvest layer {cfg.layer}", enabled=progress) as bar:
         for i in range(n_shards):
             data_path, rows_path, json_path = shard_paths(out, i)
             lo, hi = i * cfg.shard_contexts, min((i + 1) * cfg.shard_contexts, n_ctx)
@@ -179,7 +180,7 @@ def harvest(
         "norm_scale": math.sqrt(lm.d_model) / mean_norm,
         "outlier_threshold": state["outlier_threshold"],
         "excluded_fraction": 1 - count / considered,
-        "dropped": "position 0 and BOS tokens (attention sink)",
+        "dropped": f"positions 0..{SKIP_POSITIONS - 1} and special tokens (BOS, separator): activations/valid.py",
         "heldout_fraction": HELDOUT_FRACTION,
         "harvest_seconds": sum(s["seconds"] for s in summaries),
         "tokens_digest": state["tokens_digest"],

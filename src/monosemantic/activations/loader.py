@@ -16,6 +16,26 @@ if TYPE_CHECKING:
     from .store import ActivationStore
 
 
+class BatchStream:
+    """The endless batch iterator `ActivationStore.batches` returns. It carries the
+    store's scale and its batch size, so `train_sae(store.batches(...), ...)` learns
+    the normalisation and returns an SAE in raw units; `close()` stops the prefetch
+    thread."""
+
+    def __init__(self, loader: "BatchLoader"):
+        self.norm_scale, self.batch_size = loader.store.norm_scale, loader.batch_size
+        self._it = iter(loader)
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return next(self._it)
+
+    def close(self) -> None:
+        self._it.close()
+
+
 class BatchLoader:
     def __init__(self, store: "ActivationStore", index: np.ndarray, batch_size: int, seed: int, start_batch: int, prefetch: int):
         self.store, self.index, self.batch_size = store, index, batch_size
@@ -60,4 +80,14 @@ class BatchLoader:
                     raise item
                 yield item
         finally:
+            # Stop and join the producer before the stream is gone: a daemon thread
+            # still inside torch when the interpreter exits aborted the process
+            # ("terminate called without an active exception", exit 134) after
+            # `monosemantic train` had saved its SAE.
             stop.set()
+            while thread.is_alive():
+                try:
+                    q.get_nowait()                      # unblock a put() waiting for room
+                except queue.Empty:
+                    pass
+                thread.join(timeout=0.05)

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import data
 from ..errors import ConfigError
 from ..models import LanguageModel
+from ..preflight import check_disk
 from ..run import ANALYSIS_DTYPE, Run
 from .harvest import HarvestConfig, Tokens, harvest
 
@@ -55,7 +56,12 @@ def harvest_run(
     if force:
         for stale in ("tokens", "activations", "corpus"):
             shutil.rmtree(run_dir / stale, ignore_errors=True)
-    run.record("harvest", settings, replace=force)
+    # float16 activations plus three int32 token arrays per token, and ~10 % for manifests and the corpus
+    check_disk(run_dir, 1.1 * n_tokens * (2 * lm.d_model + 12), f"harvesting {n_tokens:,} tokens", "--tokens")
+    # Settings bind the run once it holds data: a harvest that failed before writing
+    # any can be rerun with corrected flags without --force.
+    started = (run_dir / "tokens").is_dir() or (run_dir / "activations").is_dir()
+    run.record("harvest", settings, replace=force or not started)
     tokens, corpus_manifest = prepare_tokens(run_dir, lm, n_tokens, ctx_len, inputs, seed, progress)
     sources = [
         {"name": name, **{k: v for k, v in info.items() if k in ("documents", "characters", "licence", "package")}}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ import torch
 from .. import atomic
 from ..errors import StoreError
 from .layout import MANIFEST, activations_dir, shard_paths
-from .loader import BatchLoader
+from .loader import BatchLoader, BatchStream
 from .split import HELDOUT_FRACTION, is_heldout
 
 
@@ -91,14 +90,16 @@ class ActivationStore:
 
     def batches(
         self, batch_size: int = 4096, split: str = "train", seed: int = 0, start_batch: int = 0, prefetch: int = 4
-    ) -> Iterator[torch.Tensor]:
+    ) -> BatchStream:
         """Endless shuffled batches, float32 [batch_size, d], scaled. Each epoch is a
         fresh permutation of all rows of the split across every shard; batch k is
-        the same whatever start_batch the stream began at."""
+        the same whatever start_batch the stream began at. Take a finite number with
+        itertools.islice; close() the stream (or let train_sae do it) to stop its
+        prefetch thread."""
         index = self.split_indices(split)
         if len(index) < batch_size:
             raise StoreError(f"the {split} split has {len(index)} rows, fewer than one batch of {batch_size}")
-        return iter(BatchLoader(self, index, batch_size, seed, start_batch, prefetch))
+        return BatchStream(BatchLoader(self, index, batch_size, seed, start_batch, prefetch))
 
     def sample(self, n: int, split: str = "heldout", seed: int = 0) -> torch.Tensor:
         """A deterministic sample of up to n rows, float32 [n, d], scaled."""

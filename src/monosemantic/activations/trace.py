@@ -7,6 +7,7 @@ from pathlib import Path
 from ..data import load_tokens
 from ..errors import StoreError
 from ..models.tokenizer import load_tokenizer
+from ..token_text import segments_of, show_tokens
 from .store import open_store
 
 _NEWLINE = "⏎"
@@ -53,7 +54,9 @@ def trace_row(run: str | Path, row: int, window: int = 24, tokenizer=None) -> st
     if parts is None:  # separators, or a tokenizer without offsets: decode the context itself
         ids = [int(t) for t in tokens.contexts[ctx]]
         lo, hi = max(0, pos - window), min(len(ids), pos + window + 1)
-        parts = (tokenizer.decode(ids[lo:pos]), tokenizer.decode([ids[pos]]), tokenizer.decode(ids[pos + 1 : hi]))
+        texts = show_tokens(tokenizer, ids[lo:hi])  # by bytes: a character split across tokens stays whole
+        seg = next(s for s in segments_of(texts) if s.start <= pos - lo < s.stop)  # the token with its whole character
+        parts = ("".join(texts[: seg.start]), seg.text, "".join(texts[seg.stop :]))
     before, token, after = parts
     where = f'document {doc_id} ({doc["source"]}: {doc["title"]}), token {doc_pos} of it' if doc else "a document separator" if doc_id < 0 else f"document {doc_id}"
     return (

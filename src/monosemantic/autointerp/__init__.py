@@ -9,10 +9,11 @@ from .examples import ExampleSplit, Sample, render, render_sample, split_example
 from .explainers import EXPLAINERS, Explanation, LLMExplainer, TokenExplainer, parse_explanation
 from .compare import Comparison, bootstrap_ci, compare_units
 from .interpret import InterpretConfig, InterpretResult, interpret_run, parse_units
-from .run import ExplainResult, explain_run, select_features
+from .run import LABEL_EXPLAINER, ExplainResult, explain_run, label_features, select_features
 
 __all__ = [
     "Comparison", "EXPLAINERS", "ExampleSplit", "ExplainResult", "Explanation", "LLMExplainer", "Sample", "TokenExplainer",
-    "InterpretConfig", "InterpretResult", "bootstrap_ci", "compare_units", "interpret_run", "parse_units", "explain_run", "parse_explanation", "render", "render_sample", "select_features",
+    "InterpretConfig", "InterpretResult", "LABEL_EXPLAINER", "bootstrap_ci", "compare_units", "interpret_run", "parse_units",
+    "explain_run", "label_features", "parse_explanation", "render", "render_sample", "select_features",
     "split_examples",
 ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..token_text import segments_of
+
 OPEN, CLOSE = "<<", ">>"
 
 
@@ -39,7 +41,11 @@ class ExampleSplit:
 
 
 def _sample(example, level: str) -> Sample:
-    return Sample(list(example.tokens), [max(0.0, float(a)) for a in example.acts], level, example.context_id, example.position)
+    """Tokens that split a character become one token of the sample (with their
+    strongest activation), so explainers and raters read whole characters."""
+    segs = segments_of(example.tokens)
+    acts = [max(0.0, *map(float, example.acts[s.start : s.stop])) for s in segs]
+    return Sample([s.text for s in segs], acts, level, example.context_id, example.position)
 
 
 def spread(items: list, n: int | None) -> list:

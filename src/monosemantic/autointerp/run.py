@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import ConfigError
 from ..features import FeatureDB
+from ..progress import progress_bar
 from .clients.base import ClientError
 from .examples import split_examples
 from .explainers import EXPLAINERS
@@ -52,12 +52,15 @@ def parse_scorers(spec: str | list[str]) -> list[str]:
 
 
 def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int = 0) -> list[int]:
-    """'random:N' (uniform over live features), 'stratified:N' (one at random from each
-    of N equal-count density strata of live features), or '1,2,3'."""
+    """'live' (every live feature), 'random:N' (uniform over live features),
+    'stratified:N' (one at random from each of N equal-count density strata of live
+    features), or '1,2,3'."""
     rows = db.live_densities(kind)
     if not rows:
         raise ConfigError(f"{db.path} holds no live {kind}s" + (": build it with `monosemantic features RUN --neurons --force`" if kind == "neuron" else ""))
     ids = [r[0] for r in rows]
+    if spec == "live":
+        return sorted(ids)
     rng = random.Random(seed)
     how, _, n = spec.partition(":")
     if how in ("random", "stratified"):
@@ -76,7 +79,7 @@ def select_features(db: FeatureDB, spec: str, kind: str = "feature", seed: int =
     try:
         chosen = [int(x) for x in spec.split(",") if x.strip()]
     except ValueError:
-        raise ConfigError(f"--features {spec!r}: write random:N, stratified:N or ids like 1,2,3") from None
+        raise ConfigError(f"--features {spec!r}: write live, random:N, stratified:N or ids like 1,2,3") from None
     if not chosen:
         raise ConfigError(f"--features {spec!r} names no {kind}: write random:N, stratified:N or ids like 1,2,3")
     dead = sorted(set(chosen) - set(ids))
@@ -146,7 +149,7 @@ async def _explain(db, kind, ids, explainer, scorers, client, result, parallel_f
             todo.append(fid)
     bar = None
     if progress and todo:
-        bar = tqdm(total=len(todo), desc=f"explain {kind}s", unit=kind)
+        bar = progress_bar(total=len(todo), desc=f"explain {kind}s", unit=kind)
     sem = asyncio.Semaphore(parallel_features)
 
     async def guarded(fid):
@@ -198,3 +201,15 @@ def explain_run(
         result.usage = client.usage.as_dict()
     result.seconds = time.perf_counter() - start
     return result
+
+
+# The cheapest explainer that scores well offline: the top-5-tokens explanation scored
+# 0.55 [0.52, 0.59] against true activations on the main run, MLP neurons 0.19
+# (DESIGN.md). It needs no model, so the main job labels every live feature with it.
+LABEL_EXPLAINER = "tokens"
+
+
+def label_features(run: str | Path, progress: bool = False) -> ExplainResult:
+    """Store a `LABEL_EXPLAINER` explanation for every live feature of RUN/features.db
+    (no scorer, no client); features already labelled are skipped."""
+    return explain_run(run, features="live", scorers=[], explainer=LABEL_EXPLAINER, progress=progress)

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "explanation on the other half plus non-activating text, store both in RUN/features.db. Model "
                        "replies are cached in RUN/autointerp/cache.sqlite: the same command resumes and re-runs cost nothing.")
     p.add_argument("run", help="run directory with features.db")
-    p.add_argument("--features", default="random:200", help="random:N, stratified:N (by density) or ids 1,2,3 (default random:200)")
+    p.add_argument("--features", default="random:200", help="live (all of them), random:N, stratified:N (by density) or ids 1,2,3 (default random:200)")
     p.add_argument("--kind", choices=("feature", "neuron"), default="feature", help="SAE features or the MLP neurons (built with --neurons)")
     p.add_argument("--explainer", choices=("llm", "tokens"), default="llm", help="llm, or the model-free most-frequent-tokens baseline")
     p.add_argument("--scorer", default="all", help="all, or some of rubric,detection,fuzzing,simulation (comma-separated)")
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
     p.add_argument("--api-key", default=None, help="API key (default $OPENAI_API_KEY)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (openai client)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (openai client)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds for a whole request, reply included (openai client)")
     p.add_argument("--seed", type=int, default=0, help="feature sampling seed")
     p.add_argument("--per-level", type=int, default=None, metavar="N",
                    help="score at most N held-out examples per activation level (default: all stored; lower it for a cheap run)")
@@ -57,8 +57,10 @@ def _client(args):
 
     from ..autointerp.clients import LocalClient, OpenAIClient, OpenAIConfig
 
+    from ..run_config import check_run_dir
+
     run = Path(args.run)
-    run = run.parent if run.suffix == ".db" else run
+    run = run.parent if run.suffix == ".db" else check_run_dir(run)
     cache = None if args.no_cache else run / "autointerp" / "cache.sqlite"
     if args.client == "local":
         return LocalClient(args.model or "embedded", cache=cache)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..features.build import DEFAULT_TOKENS
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -15,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "interval examples, histogram, logit effects and decoder neighbours. Killed at any moment, the same command resumes.",
     )
     parser.add_argument("run", help="run directory with tokens/, activations/ and sae/")
-    parser.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, help=f"tokens to stream (default {DEFAULT_TOKENS:,})")
+    parser.add_argument("--tokens", type=int, default=None, help="tokens to stream, held-out contexts first (default: every context of the store)")
     parser.add_argument("--neurons", action="store_true", help="also record the MLP neurons of the same layer (baseline for autointerp)")
     parser.add_argument("--top-k", type=int, default=20, help="top-activating contexts kept per feature (default 20)")
     parser.add_argument("--force", action="store_true", help="discard an existing database or unfinished build and start again")

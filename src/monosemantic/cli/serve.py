@@ -38,7 +38,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK:
         print(f"monosemantic: warning: serving on {args.host}: anyone who can reach port {args.port} can browse this run "
               f"and run the model (there is no authentication); use the default 127.0.0.1 unless you mean it", file=sys.stderr)
-    app = create_app(run, model=not args.no_model, preload=not args.no_model)
+    from ..web.guard import LOOPBACK_HOSTS
+
+    allowed = LOOPBACK_HOSTS if args.host in LOOPBACK else None  # beyond loopback the Host is whatever name reaches it
+    app = create_app(run, model=not args.no_model, preload=not args.no_model, allowed_hosts=allowed)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {run} on http://{shown}:{args.port}/  (API docs at /docs; Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

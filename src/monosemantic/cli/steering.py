@@ -23,11 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "steer", help="steered vs unsteered completions of a prompt",
         description="Clamp, add or multiply SAE features at the run's layer (keeping the SAE error term, position 0 "
         "untouched) and print the completion with and without the intervention, sampled with the same seed. "
-        + SPEC_HELP + ". Example: --feature 123=10x --feature 7=+4.",
+        + SPEC_HELP + ". Example: --feature 123 --feature 7=+4.",
     )
     _add_run_arguments(p)
     p.add_argument("--prompt", required=True, help="the user prompt (put through the chat template of instruct models)")
-    p.add_argument("--feature", action="append", required=True, metavar="SPEC", help="FEATURE=Nx | FEATURE=V | FEATURE=+A | FEATURE=*M (repeatable)")
+    p.add_argument("--feature", action="append", required=True, metavar="SPEC", help="FEATURE | FEATURE=Nx | FEATURE=V | FEATURE=+A | FEATURE=*M (repeatable)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to generate (default 40)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both completions (default 0)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
@@ -102,6 +102,7 @@ def _steer(args: argparse.Namespace) -> int:
 def _attribute(args: argparse.Namespace) -> int:
     from ..steering.attribution import Target, attribute, token_id
     from ..steering.generate import check_length, encode_prompt
+    from ..token_text import show_tokens
 
     run = _open(args)
     tok = run.lm.tokenizer
@@ -111,7 +112,7 @@ def _attribute(args: argparse.Namespace) -> int:
     if target.versus == target.token:
         raise ConfigError("--target and --versus are the same token: the difference is always 0")
     res = attribute(run.lm, run.sae, run.layer, ids, target, top=args.top, max_ablations=args.max_ablations)
-    name = repr(tok.decode([target.token])) + (f" - {tok.decode([target.versus])!r}" if target.versus is not None else "")
+    name = repr(show_tokens(tok, [target.token])[0]) + (f" - {show_tokens(tok, [target.versus])[0]!r}" if target.versus is not None else "")
     print(f"target logit {name} = {res.target_value:.3f}; {len(res.effects)} active features ablated")
     for title, rows in (("by attribution", res.by_attribution), ("by ablation (drop in target when set to 0)", res.by_ablation)):
         print(f"\ntop {len(rows)} {title}:")

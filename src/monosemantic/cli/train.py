@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from ..errors import ConfigError
 from ..sae import ARCHITECTURES
@@ -85,6 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from ..train.run import training_warnings
+
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force)
     if result is None:
@@ -94,4 +97,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained {sae_cfg['architecture']} SAE, {sae_cfg['n_latents']} latents, {result.tokens:,} tokens in {result.seconds:.0f} s: "
           f"FVE {m.get('fve', float('nan')):.3f}, L0 {m.get('l0', float('nan')):.1f}, dead {m.get('dead_fraction', float('nan')):.1%} "
           f"(window {m.get('dead_window_tokens', 0):,} tokens) -> {args.run}/sae (evaluate: monosemantic eval {args.run})")
+    for warning in training_warnings(m):
+        print(f"monosemantic: warning: {warning}", file=sys.stderr)
     return 0

@@ -41,6 +41,9 @@ def evaluate_run(run: Run | str | Path, lm=None, sae=None, n_tokens: int = 50_00
     store = run.store()
     sae = sae if sae is not None else run.sae()  # raw units
     sae.eval()
+    if sae.cfg.d_in != store.d:
+        raise StoreError(f"the SAE in {run_dir}/sae reads width {sae.cfg.d_in} but the store {store.path} holds width "
+                         f"{store.d} ({store.model}, layer {store.layer}): evaluate it on a store of its own model")
     start = time.perf_counter()
     x_raw = store.sample(n_tokens, split="heldout") / store.norm_scale  # [n, d]
     if x_raw.shape[0] == 0:
@@ -72,7 +75,7 @@ def evaluate_run(run: Run | str | Path, lm=None, sae=None, n_tokens: int = 50_00
         with torch.no_grad():
             spliced = spliced_stats(
                 lm, run.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
-                outlier_threshold=store.manifest.get("outlier_threshold"),
+                outlier_threshold=store.manifest.get("outlier_threshold"), progress=progress,
             )
         result.update({f"spliced_{k}": v for k, v in asdict(spliced).items()})
         result["loss_recovered"] = spliced.loss_recovered

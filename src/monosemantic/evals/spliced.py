@@ -3,7 +3,8 @@ the residual at layer L, against clean, zero-ablated and mean-ablated residuals,
 the KL divergence to the clean next-token distribution.
 
 Tokens the training data leaves out (activations/valid.py: position 0 with the
-BOS-like attention sink, any other BOS, tokens above the harvest's outlier threshold)
+BOS-like attention sink, position 1, any BOS or separator, tokens above the harvest's
+outlier threshold)
 keep their clean residual in every variant: the SAE never saw them, and the sink
 alone would otherwise dominate the loss."""
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..activations.valid import valid_tokens
+from ..activations.valid import excluded_ids, valid_tokens
 
 
 @dataclass(frozen=True)
@@ -39,25 +40,35 @@ def spliced_stats(
     mean_activation: torch.Tensor,  # [d], raw units
     outlier_threshold: float | None = None,
     batch_size: int = 8,
+    progress: bool = False,
 ) -> SplicedStats:
+    from ..progress import progress_bar
+
     sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
     n_tok = 0
+    special = excluded_ids(lm)
+    # 4 forwards per context (clean, SAE, zero, mean): the bar counts forwards, so a
+    # single batch of contexts still moves it.
+    bar = progress_bar(total=4 * contexts.shape[0], unit="fwd", desc="eval spliced loss", enabled=progress)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
 
         def splice(replacement):
             def fn(h: torch.Tensor) -> torch.Tensor:
-                mask = valid_tokens(ids.to(h.device), exclude_ids=(lm.bos_id,), norms=h.float().norm(dim=-1),
+                mask = valid_tokens(ids.to(h.device), exclude_ids=special, norms=h.float().norm(dim=-1),
                                     outlier_threshold=outlier_threshold)  # [B, T]
                 out = h.clone()
                 out[mask] = replacement(h[mask].float()).to(h.dtype)
                 return out
 
             with lm.patch_residual(layer, fn):
-                return lm.logits(ids)[:, :-1].float()
+                logits = lm.logits(ids)[:, :-1].float()
+            bar.update(ids.shape[0])
+            return logits
 
         clean = lm.logits(ids)[:, :-1].float()  # [B, T-1, V]
+        bar.update(ids.shape[0])
         variants = {
             "sae": splice(reconstruct),
             "zero": splice(torch.zeros_like),
@@ -71,6 +82,7 @@ def spliced_stats(
                 kl = F.kl_div(logits.log_softmax(-1), clean_logp, log_target=True, reduction="sum")
                 sums[f"kl_{name}"] += float(kl)
         n_tok += targets.numel()
+    bar.close()
     ce = {k: v / n_tok for k, v in sums.items()}
 
     def recovered(ablated: float) -> float:

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .. import atomic
 from ..activations.harvest import Tokens
 from ..errors import ConfigError, StoreError
+from ..preflight import check_disk, check_memory
+from ..progress import progress_bar
 from ..run import Run
+from ..state_file import load_state
 from .config import CHECKPOINT, DEFAULT_TOKENS, PARTIAL, BuildResult, FeatureDBConfig
 from .schema import DB_NAME
 from .streamer import Streamer, neuron_directions, select_contexts
@@ -48,12 +50,35 @@ def _tokens_digest(contexts: np.ndarray, order: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(contexts[np.sort(order)]).tobytes()).hexdigest()[:16]
 
 
+# Measured on the main run: 46 MB for 4,096 features (~11 kB each with their share of
+# the token index); streaming state ~3 kB per feature plus one float32 [batch, T, n].
+DB_BYTES_PER_FEATURE, STATE_BYTES_PER_FEATURE = 12_000, 3_000
+
+
+def _preflight(run_dir: Path, n: int, ctx_len: int, cfg: "FeatureDBConfig") -> None:
+    what = f"a feature database of {n:,} features"
+    check_disk(run_dir, DB_BYTES_PER_FEATURE * n * 2, what + " (with its partial copy)", "the SAE's size")
+    check_memory(n * (STATE_BYTES_PER_FEATURE + 3 * 4 * cfg.batch_contexts * ctx_len), what, "the SAE's size")
+
+
+def _read_checkpoint(path: Path, progress: bool) -> dict | None:
+    """The streaming checkpoint, or None (absent or unreadable: the build starts over)."""
+    if not path.is_file():
+        return None
+    try:
+        return load_state(path)
+    except ValueError as e:
+        if progress:
+            print(f"features: ignoring {path} ({e}): streaming starts over", file=sys.stderr)
+        return None
+
+
 
 def build_feature_db(
     run: Run | str | Path,
     lm=None,
     sae=None,
-    n_tokens: int = DEFAULT_TOKENS,
+    n_tokens: int | None = DEFAULT_TOKENS,
     neurons: bool = False,
     progress: bool = True,
     top_k: int | None = None,
@@ -70,7 +95,7 @@ def build_feature_db(
     if cfg is None:
         stream = StreamConfig() if top_k is None else StreamConfig(top_k=top_k)
         cfg = FeatureDBConfig(n_tokens=n_tokens, neurons=neurons, stream=stream)
-    if cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
+    if cfg.n_tokens is not None and cfg.n_tokens <= 0 or cfg.stream.top_k <= 0:
         raise ConfigError("--tokens and --top-k must be positive")
     manifest = run.manifest
     if lm is None:
@@ -93,6 +118,7 @@ def build_feature_db(
     order, n_heldout = select_contexts(n_ctx, T, cfg.n_tokens)
 
     settings = {"tokens": cfg.n_tokens, "neurons": cfg.neurons, "top_k": cfg.stream.top_k}
+    _preflight(run_dir, int(sae.W_dec.shape[0]), T, cfg)
     run.record("features", settings, replace=force)
     build_key = {"cfg": cfg.to_dict(), "sae": _sae_digest(sae), "tokens": _tokens_digest(tokens.contexts, order),
                  "model": lm.name, "layer": layer}
@@ -107,7 +133,7 @@ def build_feature_db(
     if hasattr(sae, "eval"):
         sae.eval()
     streamer = Streamer(lm, sae, layer, tokens, order, cfg, manifest.get("outlier_threshold"))
-    state = torch.load(ckpt_path, weights_only=False) if ckpt_path.is_file() else None
+    state = _read_checkpoint(ckpt_path, progress)
     if state is not None and state.get("build_key") != json.loads(json.dumps(build_key)):
         state = None  # another build's checkpoint
     start_batch, stream_seconds = 0, 0.0
@@ -118,7 +144,7 @@ def build_feature_db(
             s.load_state_dict(state["streams"][kind])
     elif streamer.threshold is None:
         streamer.threshold = streamer.outlier_threshold()
-    if n_heldout < len(order) and progress and start_batch == 0:
+    if n_heldout < len(order) and progress and start_batch == 0 and cfg.n_tokens is not None:
         print(f"features: only {n_heldout} held-out contexts; adding {len(order) - n_heldout} training contexts "
               f"to reach {cfg.n_tokens:,} tokens", file=sys.stderr)
 
@@ -129,7 +155,7 @@ def build_feature_db(
         }, p))
 
     last_checkpoint = time.monotonic()
-    with tqdm(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", disable=not progress) as bar:
+    with progress_bar(total=streamer.n_batches, initial=start_batch, unit="batch", desc=f"features layer {layer}", enabled=progress) as bar:
         for i in range(start_batch, streamer.n_batches):
             t0 = time.perf_counter()
             streamer.step(i)

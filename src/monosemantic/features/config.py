@@ -8,14 +8,14 @@ from pathlib import Path
 from .schema import DB_NAME
 from .streaming import StreamConfig
 
-DEFAULT_TOKENS = 60_000  # ~1-2 minutes of forward on 2 cores; enough for top-20 of most live features
+DEFAULT_TOKENS = None  # the whole store: every context of RUN/tokens (298k tokens on the main run, ~3 minutes on 2 cores)
 CHECKPOINT = "features.build.pt"
 PARTIAL = DB_NAME + ".partial"
 
 
 @dataclass(frozen=True)
 class FeatureDBConfig:
-    n_tokens: int = DEFAULT_TOKENS  # tokens streamed (whole contexts, held-out ones first)
+    n_tokens: int | None = DEFAULT_TOKENS  # tokens streamed (whole contexts, held-out ones first); None: all of them
     neurons: bool = False  # also summarise the MLP neurons of the same layer
     stream: StreamConfig = field(default_factory=StreamConfig)
     logit_k: int = 10  # promoted / suppressed tokens kept per feature
@@ -29,7 +29,7 @@ class FeatureDBConfig:
 @dataclass(frozen=True)
 class BuildResult:
     path: Path
-    n_tokens: int  # tokens that counted (position 0, BOS and outliers excluded)
+    n_tokens: int  # tokens that counted (activations/valid.py: positions 0-1, special tokens and outliers excluded)
     n_features: int
     n_neurons: int
     stream_seconds: float  # model + SAE + summaries

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from .annotations import Annotations
 from .records import (
     SORT_COLUMNS, Example, Feature, FeatureSummary, Interval, TokenEffect, TokenHit, check_kind,
 )
-from .schema import DB_NAME, FeatureDBError, check_schema, f16_from_blob, i32_from_blob, ids_values_from_blob
+from ..token_text import token_texts
+from .schema import DB_NAME, DamagedRowError, FeatureDBError, check_schema, connect, f16_from_blob, i32_from_blob, ids_values_from_blob
 
 
 class FeatureDB(Annotations):
@@ -36,15 +38,15 @@ class FeatureDB(Annotations):
         if not path.is_file():
             raise FeatureDBError(f"{path} does not exist: build it with `monosemantic features {path.parent}`")
         self.path, self.lm = path, lm
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        self.conn = connect(path, readonly=readonly, check_same_thread=False)
         try:
             raw = check_schema(self.conn, path)
         except BaseException:
             self.conn.close()
             raise
         self.meta = {k: (v if k in ("model", "model_spec", "created", "schema_version", "complete") else json.loads(v)) for k, v in raw.items()}
-        self._vocab: dict[int, str] = {}
+        self._vocab: dict[int, bytes] = {}
+        self._has_bytes: bool | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -60,22 +62,41 @@ class FeatureDB(Annotations):
         return self.path.parent
 
     # --- vocabulary ----------------------------------------------------------------
-    def decode(self, token_ids) -> list[str]:
+    def token_bytes(self, token_ids) -> list[bytes]:
+        """Raw bytes of each token (a database written before the vocab had bytes: the
+        token's own text, so characters split across tokens stay unjoined)."""
         ids = [int(i) for i in token_ids]
         missing = [i for i in set(ids) if i not in self._vocab]
+        if missing and self._has_bytes is None:
+            self._has_bytes = any(r[1] == "bytes" for r in self.conn.execute("PRAGMA table_info(vocab)"))
+        column = "coalesce(bytes, CAST(text AS BLOB))" if self._has_bytes else "CAST(text AS BLOB)"
         for i in range(0, len(missing), 900):
             chunk = missing[i : i + 900]
-            rows = self.conn.execute(f"SELECT token_id, text FROM vocab WHERE token_id IN ({','.join('?' * len(chunk))})", chunk)
+            rows = self.conn.execute(f"SELECT token_id, {column} FROM vocab WHERE token_id IN ({','.join('?' * len(chunk))})", chunk)
             self._vocab.update(rows.fetchall())
-        return [self._vocab.get(i, f"<{i}>") for i in ids]
+        return [self._vocab.get(i, f"<{i}>".encode()) for i in ids]
+
+    def decode(self, token_ids) -> list[str]:
+        """Display text of each token of one sequence, decoded by bytes
+        (`token_text.token_texts`: "" continues the previous token's character)."""
+        return token_texts(self.token_bytes(token_ids))
 
     # --- one feature --------------------------------------------------------------
+
     def _example(self, row) -> Example:
         ctx, pos, act, start, tokens, acts = row
         ids = i32_from_blob(tokens).tolist()
         return Example(int(ctx), int(pos), float(act), int(start), ids, f16_from_blob(acts).tolist(), self.decode(ids))
 
     def get(self, feature_id: int, kind: str = "feature") -> Feature:
+        try:
+            return self._read_feature(feature_id, kind)
+        except (ValueError, TypeError, zlib.error, sqlite3.DatabaseError) as e:
+            raise DamagedRowError(f"{self.path}: the rows of {kind} {feature_id} are damaged ({type(e).__name__}: "
+                                  f"{str(e)[:100]}); rebuild it with `monosemantic features {self.run_dir} --force` "
+                                  "(explanations and scores are not carried over)") from e
+
+    def _read_feature(self, feature_id: int, kind: str) -> Feature:
         kind = check_kind(kind)
         row = self.conn.execute(
             "SELECT id, kind, count, density, max_act, mean_act, hist, logit_top, logit_bottom, neighbours "
@@ -89,7 +110,7 @@ class FeatureDB(Annotations):
         feature.hist_log10_edges = self.meta["hist_log10_edges"]
         for target, blob in ((feature.promoted, ltop), (feature.suppressed, lbottom)):
             ids, vals = ids_values_from_blob(blob)
-            target.extend(TokenEffect(int(i), t, float(v)) for i, t, v in zip(ids, self.decode(ids), vals))
+            target.extend(TokenEffect(int(i), self.decode([i])[0], float(v)) for i, v in zip(ids, vals))
         ids, cos = ids_values_from_blob(nbs)
         feature.neighbours = [(int(i), float(c)) for i, c in zip(ids, cos)]
         rows = self.conn.execute(
@@ -141,9 +162,11 @@ class FeatureDB(Annotations):
         min_score: float | None = None,
         limit: int | None = 50,
         offset: int = 0,
+        seed: int = 0,
     ) -> list[FeatureSummary]:
-        """Features sorted by `sort` (id, density, max_act, mean_act, count, score) and
-        filtered; `explanation` is a case-insensitive substring of the explanation text."""
+        """Features sorted by `sort` (id, density, max_act, mean_act, count, score, or
+        random: a permutation chosen by `seed`) and filtered; `explanation` is a
+        case-insensitive substring of the explanation text."""
         kind = check_kind(kind)
         if sort not in SORT_COLUMNS:
             raise FeatureDBError(f"cannot sort by {sort!r}: use one of {', '.join(SORT_COLUMNS)}")
@@ -157,18 +180,24 @@ class FeatureDB(Annotations):
         if explanation is not None:
             where.append("e.text LIKE ?")
             args.append(f"%{explanation}%")
-        if scorer is None:  # one score per row: the first scorer's (by name) unless one is named
-            scorer = self.conn.execute("SELECT MIN(scorer) FROM scores WHERE kind = ?", (kind,)).fetchone()
-            scorer = scorer[0] if scorer else ""
+        if scorer is None:
+            scorer = self.list_scorer(kind) or ""
         join_e = "LEFT JOIN explanations e ON e.kind = f.kind AND e.feature_id = f.id" + (" AND e.explainer = ?" if explainer else "")
         join_s = "LEFT JOIN scores s ON s.kind = f.kind AND s.feature_id = f.id" + (" AND s.scorer = ?" if scorer else "")
         join_args = ([explainer] if explainer else []) + ([scorer] if scorer else [])
-        order = f"{SORT_COLUMNS[sort]} {'DESC' if descending else 'ASC'}, f.id"
+        order = f"{SORT_COLUMNS[sort].replace(':seed', str(int(seed) % 2**31))} {'DESC' if descending else 'ASC'}, f.id"
         sql = (f"SELECT f.id, f.kind, f.count, f.density, f.max_act, f.mean_act, e.text, s.score FROM features f {join_e} {join_s} "
                f"WHERE {' AND '.join(where)} GROUP BY f.id ORDER BY {order}")
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
         return [FeatureSummary(*row) for row in self.conn.execute(sql, join_args + args)]
+
+    def list_scorer(self, kind: str = "feature") -> str | None:
+        """The scorer whose score `list` shows and sorts by unless told: the one that
+        scored the most features (ties: by name); None when nothing is scored."""
+        row = self.conn.execute("SELECT scorer FROM scores WHERE kind = ? GROUP BY scorer ORDER BY count(*) DESC, scorer LIMIT 1",
+                                (check_kind(kind),)).fetchone()
+        return row[0] if row else None
 
     def densities(self, kind: str = "feature") -> np.ndarray:
         return np.array([r[0] for r in self.conn.execute("SELECT density FROM features WHERE kind = ? ORDER BY id", (check_kind(kind),))])
@@ -182,6 +211,35 @@ class FeatureDB(Annotations):
         """id -> max activation over the streamed tokens (steering's "=Nx" unit)."""
         rows = self.conn.execute("SELECT id, max_act FROM features WHERE kind = ?", (check_kind(kind),))
         return {int(fid): float(mx or 0.0) for fid, mx in rows}
+
+    def n_explained(self, kind: str = "feature") -> int:
+        return self.conn.execute("SELECT COUNT(DISTINCT feature_id) FROM explanations WHERE kind = ?", (check_kind(kind),)).fetchone()[0]
+
+    def token_index(self, token_ids, kind: str = "feature") -> dict[int, list[tuple[int, float]]]:
+        """Per token id: (feature, its highest activation on that token), strongest
+        first; a token absent from the result never occurred in the streamed text."""
+        ids = sorted({int(i) for i in token_ids})
+        out: dict[int, list[tuple[int, float]]] = {}
+        for tok, fid, act in self.conn.execute(
+                f"SELECT token_id, feature_id, activation FROM token_index WHERE kind = ? AND token_id IN ({','.join('?' * len(ids))}) "
+                "ORDER BY token_id, rank", [check_kind(kind), *ids]):
+            out.setdefault(tok, []).append((fid, act))
+        return out
+
+    def promoting(self, token_ids, kind: str = "feature") -> list[tuple[int, int, float]]:
+        """(feature, token, logit effect) for every feature whose most promoted tokens
+        (the stored logit effects) include one of `token_ids`, strongest first."""
+        wanted = {int(i) for i in token_ids}
+        out = []
+        for fid, blob in self.conn.execute("SELECT id, logit_top FROM features WHERE kind = ?", (check_kind(kind),)):
+            ids, vals = ids_values_from_blob(blob)
+            out += [(int(fid), int(t), float(v)) for t, v in zip(ids, vals) if int(t) in wanted]
+        return sorted(out, key=lambda r: -r[2])
+
+    def vocab_ids(self, texts) -> list[int]:
+        """Vocabulary ids whose whole text is one of `texts` (no tokenizer needed)."""
+        texts = list(texts)
+        return [r[0] for r in self.conn.execute(f"SELECT token_id FROM vocab WHERE text IN ({','.join('?' * len(texts))})", texts)]
 
     # --- search -----------------------------------------------------------------------
     def _text_to_ids(self, text: str) -> list[int]:

@@ -8,7 +8,9 @@ from .schema import FeatureDBError
 
 KINDS = ("feature", "neuron")
 UNIT_KINDS = KINDS + ("residual", "pca", "random")  # what scores may be about (autointerp/units.py)
-SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score"}
+SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score",
+                # a seeded permutation of the ids (Knuth's multiplicative hash): a random sample that pages stably
+                "random": "((f.id + :seed) * 2654435761) % 4294967296"}
 
 
 @dataclass
@@ -19,7 +21,7 @@ class Example:
     start: int  # context position of tokens[0]
     token_ids: list[int]
     acts: list[float]  # the feature's activation on each window token
-    tokens: list[str]  # decoded window tokens
+    tokens: list[str]  # display text per token, decoded by bytes ("" = continues the previous token's character)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class PromptFeatures:
     tokens: list[str]  # the prompt's tokens (BOS-like token first, not scored)
     top: list[tuple[int, float, int]]  # (feature id, max activation, position of the max)
     per_token: list[list[tuple[int, float]]]  # for each position, its strongest features
+    selected: dict[int, list[float]] = field(default_factory=dict)  # requested features' activation per position
 
 
 def check_kind(kind: str, kinds: tuple = KINDS) -> str:

@@ -3,7 +3,9 @@ version check, and the compact blob encodings of arrays."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -19,8 +21,40 @@ class FeatureDBError(MonosemanticError):
     """A feature database is missing, unfinished or unreadable."""
 
 
+class DamagedRowError(FeatureDBError):
+    """One row cannot be decoded (a blob of the wrong size, a corrupt page): the rest
+    of the database may still be fine."""
+
+
 class SchemaVersionError(FeatureDBError):
     """The database was written with another schema version."""
+
+
+def connect(path: Path, readonly: bool = False, **kwargs) -> sqlite3.Connection:
+    """An SQLite connection through a URI with the path percent-escaped: a run
+    directory named `a #1?` or `100%` is a file name, not a query or a fragment."""
+    path = Path(path)
+    if readonly:
+        _roll_back_hot_journal(path)
+    uri = "file:" + urllib.parse.quote(str(path.absolute()), safe="/") + ("?mode=ro" if readonly else "")
+    return sqlite3.connect(uri, uri=True, **kwargs)
+
+
+def _roll_back_hot_journal(path: Path) -> None:
+    """A writer killed mid-transaction (explain, a score) leaves `features.db-journal`;
+    a read-only connection cannot replay it and fails. One read through a writable
+    connection makes SQLite roll the database back to its last commit."""
+    journal = path.with_name(path.name + "-journal")
+    if not journal.is_file() or journal.stat().st_size == 0:
+        return
+    if not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+        raise FeatureDBError(f"{journal} was left by a killed writer and {path.parent} is read-only here: "
+                             f"open the run once where it is writable (e.g. `monosemantic serve` as its owner) to roll it back")
+    conn = connect(path, timeout=30)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    finally:
+        conn.close()
 
 
 SCHEMA = """
@@ -63,7 +97,11 @@ CREATE TABLE token_index (
     activation REAL NOT NULL,      -- the feature's highest activation on this token
     PRIMARY KEY (kind, token_id, rank)
 ) WITHOUT ROWID;
-CREATE TABLE vocab (token_id INTEGER PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE vocab (
+    token_id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,            -- the token alone, as token_text shows it
+    bytes BLOB                     -- its raw bytes: sequences are decoded from these (token_text.py)
+);
 CREATE INDEX vocab_by_text ON vocab (text);
 CREATE TABLE explanations (
     feature_id INTEGER NOT NULL,

@@ -12,18 +12,18 @@ from torch import nn
 
 from ..activations.harvest import Tokens
 from ..activations.split import is_heldout
-from ..activations.valid import outlier_threshold, valid_tokens
+from ..activations.valid import excluded_ids, outlier_threshold, valid_tokens
 from ..errors import ConfigError
 from .config import FeatureDBConfig
 from .streaming import FeatureStream
 
 
-def select_contexts(n_contexts: int, ctx_len: int, n_tokens: int) -> tuple[np.ndarray, int]:
+def select_contexts(n_contexts: int, ctx_len: int, n_tokens: int | None) -> tuple[np.ndarray, int]:
     """Held-out contexts first, then training ones if there are too few; returns the
     context ids and how many of them are held out."""
     ids = np.arange(n_contexts)
     held = is_heldout(ids)
-    need = max(1, math.ceil(n_tokens / max(ctx_len - 1, 1)))
+    need = n_contexts if n_tokens is None else max(1, math.ceil(n_tokens / max(ctx_len - 1, 1)))  # None: every context
     order = np.concatenate([ids[held], ids[~held]])[:need]
     return order, int(min(held.sum(), need))
 
@@ -84,14 +84,14 @@ class Streamer:
 
     def outlier_threshold(self) -> float:
         resid, _, ids = self.forward(self.batch_ids(0))
-        return outlier_threshold(resid.norm(dim=-1), ids, exclude_ids=(self.lm.bos_id,))
+        return outlier_threshold(resid.norm(dim=-1), ids, exclude_ids=excluded_ids(self.lm))
 
     @torch.no_grad()
     def step(self, i: int) -> None:
         ctx = self.batch_ids(i)
         resid, neurons, ids = self.forward(ctx)
-        # the attention sink and outliers are never feature examples
-        valid = valid_tokens(ids, exclude_ids=(self.lm.bos_id,), norms=resid.norm(dim=-1), outlier_threshold=self.threshold)
+        # the attention sink, the token after it, separators and outliers are never feature examples
+        valid = valid_tokens(ids, exclude_ids=excluded_ids(self.lm), norms=resid.norm(dim=-1), outlier_threshold=self.threshold)
         B, T, d = resid.shape
         # encoding the few excluded tokens too and zeroing them is cheaper than gathering
         # the valid rows and scattering them into a fresh [B, T, n] tensor

@@ -4,7 +4,10 @@ Memory depends on the number of features and the settings, never on the number o
 tokens seen (STYLE.md: dashboards that keep every activation in RAM do not scale).
 
 - top-k contexts: per context the feature's maximum and its position; a running
-  [n, k] table merged with each batch by `torch.topk` over the concatenation.
+  [n, k] table merged with each batch by `torch.topk` over the concatenation. A
+  candidate whose window holds the same tokens as one already kept (a document
+  repeated in the corpus) keeps only the higher of the two, so a top list never
+  shows one window twice.
 - activation-interval samples: intervals are octaves *below each feature's final
   maximum* ([2^m, 2^(m+1)), [2^(m-1), 2^m), ... with m = floor(log2(max))) plus one
   tail interval for everything lower. Because octaves are anchored at absolute powers
@@ -73,6 +76,36 @@ def _window_values(acts: torch.Tensor, b: torch.Tensor, pos: torch.Tensor, f: to
     return torch.where(inside, vals, torch.zeros(())).to(torch.float16)
 
 
+def _window_hash(token_ids: torch.Tensor, pos: torch.Tensor, before: int, width: int) -> torch.Tensor:
+    """token_ids [B, T], pos [B, n]: a 64-bit hash of the token ids in each window
+    (positions outside the context count as -1): [B, n] int64. Wrapping int64
+    arithmetic; a collision would only hide one example."""
+    B, T = token_ids.shape
+    p = pos[..., None] - before + torch.arange(width)  # [B, n, W]
+    inside = (p >= 0) & (p < T)
+    toks = torch.gather(token_ids, 1, p.clamp(0, T - 1).view(B, -1)).view(p.shape)
+    toks = torch.where(inside, toks, torch.full((), -1, dtype=torch.int64))
+    return ((toks + 2) * _HASH_POWERS[:width]).sum(-1)  # [B, n]
+
+
+_HASH_POWERS = torch.tensor([pow(1_000_003, j, 2**63) for j in range(256)], dtype=torch.int64)
+
+
+def _drop_duplicates(values: torch.Tensor, hashes: torch.Tensor) -> torch.Tensor:
+    """values, hashes [n, m]: values with every entry whose hash repeats a higher
+    entry of the same row set to EMPTY."""
+    order = torch.argsort(values, dim=1, descending=True, stable=True)
+    h = torch.gather(hashes, 1, order)
+    order = torch.gather(order, 1, torch.argsort(h, dim=1, stable=True))  # by hash, highest value first in each group
+    h = torch.gather(hashes, 1, order)
+    dup = torch.zeros_like(h, dtype=torch.bool)
+    dup[:, 1:] = h[:, 1:] == h[:, :-1]
+    dup &= torch.gather(values, 1, order) > EMPTY
+    out = values.clone()
+    out.scatter_(1, order, torch.where(dup, torch.full((), EMPTY), torch.gather(values, 1, order)))
+    return out
+
+
 def _rank_in_group(groups: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Order items by (group ascending, key descending); returns the order and each
     ordered item's rank within its group."""
@@ -97,6 +130,7 @@ class FeatureStream:
         self.top_val = torch.full((n, k), EMPTY)  # [n, k] per-context max, descending
         self.top_id = torch.full((n, k), -1, dtype=torch.int64)  # example id = context * T + position
         self.top_win = torch.zeros(n, k, W, dtype=torch.float16)
+        self.top_hash = torch.zeros(n, k, dtype=torch.int64)  # hash of each kept window's token ids
         self.res_key = torch.full((n, Q1, r), EMPTY)  # slot j < Q: octave top_octave - j; slot Q: tail
         self.res_val = torch.zeros(n, Q1, r)
         self.res_id = torch.full((n, Q1, r), -1, dtype=torch.int64)
@@ -109,7 +143,7 @@ class FeatureStream:
         self.tok_val = torch.full((vocab_size, cfg.token_top), EMPTY)
 
     # --- checkpointing --------------------------------------------------------
-    _STATE = ("count", "total", "max", "top_octave", "top_val", "top_id", "top_win", "res_key", "res_val", "res_id",
+    _STATE = ("count", "total", "max", "top_octave", "top_val", "top_id", "top_win", "top_hash", "res_key", "res_val", "res_id",
               "res_win", "neg_key", "neg_ctx", "hist", "l0_hist", "tok_feat", "tok_val")
 
     def state_dict(self) -> dict:
@@ -140,7 +174,7 @@ class FeatureStream:
         self.l0_hist += torch.bincount(l0, minlength=n + 1)
 
         cmax, cpos = acts.max(dim=1)  # [B, n] per-context max and its position
-        self._update_top(acts, cmax, cpos, ctx_ids)
+        self._update_top(acts, cmax, cpos, ctx_ids, token_ids)
         self._update_negatives(cmax, valid.any(1), ctx_ids, gen)
         if len(v) == 0:
             return
@@ -148,18 +182,23 @@ class FeatureStream:
         self._update_reservoirs(acts, b, t, f, v, ctx_ids, gen)
         self._update_token_index(token_ids[b, t], f, v)
 
-    def _update_top(self, acts, cmax, cpos, ctx_ids) -> None:
+    def _update_top(self, acts, cmax, cpos, ctx_ids, token_ids) -> None:
         k = self.cfg.top_k
         cand_val = torch.where(cmax > 0, cmax, torch.full((), EMPTY)).T  # [n, B]
         cand_id = (ctx_ids[:, None] * self.T + cpos).T  # [n, B]
-        val, idx = torch.topk(torch.cat([self.top_val, cand_val], 1), k, dim=1)  # [n, k]
+        cand_hash = _window_hash(token_ids, cpos, self.cfg.window_before, self.cfg.window).T  # [n, B]
+        all_val = torch.cat([self.top_val, cand_val], 1)  # [n, k + B]
+        all_val = _drop_duplicates(all_val, torch.cat([self.top_hash, cand_hash], 1))
+        val, idx = torch.topk(all_val, k, dim=1)  # [n, k]
         ids = torch.gather(torch.cat([self.top_id, cand_id], 1), 1, idx)
+        hashes = torch.gather(torch.cat([self.top_hash, cand_hash], 1), 1, idx)
         win = torch.gather(self.top_win, 1, idx.clamp(max=k - 1)[..., None].expand(-1, -1, self.cfg.window))
-        f, j = torch.nonzero(idx >= k, as_tuple=True)  # slots taken by this batch's contexts
+        f, j = torch.nonzero((idx >= k) & (val > EMPTY), as_tuple=True)  # slots taken by this batch's contexts
         if len(f):
             b = idx[f, j] - k
             win[f, j] = _window_values(acts, b, cpos[b, f], f, self.cfg.window_before, self.cfg.window)
-        self.top_val, self.top_id, self.top_win = val, ids, win
+        ids = torch.where(val > EMPTY, ids, torch.full((), -1, dtype=torch.int64))
+        self.top_val, self.top_id, self.top_win, self.top_hash = val, ids, win, hashes
 
     def _update_negatives(self, cmax, has_tokens, ctx_ids, gen) -> None:
         B = cmax.shape[0]

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..token_text import token_texts, vocab_bytes
 from .config import FeatureDBConfig
 from .directions import decoder_neighbours, logit_effects
-from .schema import create_schema, f16_blob, i32_blob, ids_values_blob
+from .schema import connect, create_schema, f16_blob, i32_blob, ids_values_blob
 from .streaming import FeatureStream
 
 
 def _vocab_rows(tokenizer, vocab: int):
-    decoded = tokenizer.batch_decode([[i] for i in range(min(vocab, len(tokenizer)))])
-    return list(enumerate(decoded))
+    pieces = vocab_bytes(tokenizer, min(vocab, len(tokenizer)))
+    return [(i, token_texts([b])[0], b) for i, b in enumerate(pieces)]
 
 
 def _example_rows(kind: str, stream: FeatureStream, contexts: np.ndarray):
@@ -89,7 +90,7 @@ def write_database(path: Path, meta: dict, kinds: dict, lm, contexts: np.ndarray
                 conn.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?,?,?,?)", _feature_rows(kind, stream, directions, lm, cfg))
                 conn.executemany("INSERT INTO examples VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", _example_rows(kind, stream, contexts))
                 conn.executemany("INSERT INTO token_index VALUES (?,?,?,?,?)", _token_index_rows(kind, stream))
-            conn.executemany("INSERT INTO vocab VALUES (?,?)", _vocab_rows(lm.tokenizer, lm.vocab_size))
+            conn.executemany("INSERT INTO vocab VALUES (?,?,?)", _vocab_rows(lm.tokenizer, lm.vocab_size))
             conn.executemany("INSERT INTO meta VALUES (?,?)", [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items()])
             conn.execute("INSERT INTO meta VALUES ('complete', '1')")
     finally:
@@ -102,7 +103,7 @@ def existing_build_key(db_path: Path) -> dict | None:
     if not db_path.is_file():
         return None
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = connect(db_path, readonly=True)
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:

@@ -13,6 +13,7 @@ from .. import atomic
 from ..errors import MonosemanticError
 from ..features import FeatureDB, FeatureDBError
 from ..run import Run
+from ..token_text import segments_of
 from . import plots
 
 N_PAGES = 50  # most and least dense live features, each
@@ -45,13 +46,15 @@ def _show_token(text: str) -> str:
 
 def highlight(tokens: list[str], acts: list[float], scale: float, mark: int | None = None) -> str:
     """Tokens as spans whose orange background grows with the activation (relative
-    to `scale`, the feature's max); the hover title gives the value."""
+    to `scale`, the feature's max); the hover title gives the value. Tokens that split
+    a character are one span (token_text.segments_of), at their strongest activation."""
     out = []
-    for i, (tok, a) in enumerate(zip(tokens, acts)):
+    for seg in segments_of(tokens):
+        a = max(acts[seg.start : seg.stop])
         alpha = min(max(a / scale, 0.0), 1.0) if scale > 0 else 0.0
         style = f' style="background:rgba(255,120,0,{alpha:.2f})"' if alpha > 0.005 else ""
-        span = f'<span title="{a:.4g}"{style}>{_show_token(tok)}</span>'
-        out.append(f"<b>{span}</b>" if i == mark else span)
+        span = f'<span title="{a:.4g}"{style}>{_show_token(seg.text)}</span>'
+        out.append(f"<b>{span}</b>" if mark is not None and seg.start <= mark < seg.stop else span)
     return "".join(out)
 
 

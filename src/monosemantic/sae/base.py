@@ -52,7 +52,7 @@ class SAEConfig:
         return asdict(self)
 
     def validate(self) -> None:
-        from .registry import ARCHITECTURES   # registry imports this module
+        from .registry import ALL_ARCHITECTURES as ARCHITECTURES
 
         def bad(msg: str) -> ConfigError:
             return ConfigError(f"SAE config: {msg}")
@@ -125,9 +125,11 @@ class SAE(nn.Module):
     # How SAELens reads the saved weights (io.py writes these into cfg.json).
     saelens_architecture: ClassVar[str] = "standard"
     saelens_imports: ClassVar[tuple[str, ...]] = ()  # plain SAELens architectures loaded as this class
+    saelens_renames: ClassVar[dict[str, str]] = {}   # our tensor name -> SAELens's, where they differ
     apply_b_dec_to_input: bool = False   # does the encoder see x − b_dec?
     unit_norm_decoder: bool = False      # rows of W_dec kept at norm 1 by the hooks
     decoder_init_norm: float = 1.0       # norm of each W_dec row at init
+    b_dec_at_median: bool = False        # init_from_data puts b_dec at the data's geometric median
 
     # --- what the class tells the rest of the package --------------------------
     @classmethod
@@ -156,6 +158,12 @@ class SAE(nn.Module):
     def load_extra_tensors(self, tensors: dict[str, Tensor]) -> None:
         """Set the extra tensors from a saved file; ValueError says what is wrong."""
 
+    @classmethod
+    def absorb_input_shift(cls, tensors: dict[str, Tensor], moved: Tensor) -> dict[str, Tensor]:
+        """Tensors from an encoder that differs from ours on subtracting b_dec:
+        `moved` = ±b_dec @ W_enc [n] goes into the encoder bias (io.sae_from_tensors)."""
+        return tensors | {"b_enc": tensors["b_enc"] + moved}
+
     def encode_latents(self, x: Tensor, latents: Tensor) -> Tensor:
         """[..., d] -> [..., len(latents)] activations of some latents (steering).
         Default: the full encode; per-latent encoders override it to compute only these."""
@@ -175,8 +183,17 @@ class SAE(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d))          # [d]
 
     # --- inference -------------------------------------------------------------
+    def as_input(self, x: Tensor) -> Tensor:
+        """x as the weights' dtype, usable with autograd: a residual read under
+        torch.inference_mode (LanguageModel.residual) cannot be saved for backward,
+        and a bf16 model's residual cannot be multiplied by float32 weights."""
+        if x.is_inference() and not torch.is_inference_mode_enabled():
+            x = x.clone()
+        return x if x.dtype == self.W_enc.dtype or torch.is_autocast_enabled("cpu") else x.to(self.W_enc.dtype)
+
     def pre_acts(self, x: Tensor) -> Tensor:
         """[..., d] -> [..., n] encoder pre-activations."""
+        x = self.as_input(x)
         if self.apply_b_dec_to_input:
             x = x - self.b_dec
         if x.dim() == 2:
@@ -187,7 +204,7 @@ class SAE(nn.Module):
         raise NotImplementedError
 
     def decode(self, acts: Tensor) -> Tensor:
-        return acts @ self.W_dec + self.b_dec             # [..., d]
+        return self.as_input(acts) @ self.W_dec + self.b_dec  # [..., d]
 
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         raise NotImplementedError
@@ -196,7 +213,10 @@ class SAE(nn.Module):
     @torch.no_grad()
     def init_from_data(self, sample: Tensor) -> None:
         """Called once before step 0 with a sample of (scaled) training inputs.
-        Default: nothing (the paper's recipes keep b_dec at 0)."""
+        Default: b_dec at the sample's geometric median where `b_dec_at_median`, so
+        that no decoder row has to carry the data's mean."""
+        if self.b_dec_at_median:
+            self.b_dec.copy_(geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype))
 
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups; `lr_scale` multiplies the scheduled lr."""

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import asdict, fields
 
 from ..errors import ConfigError
 from .base import SAE, SAEConfig
 from .batchtopk import BatchTopKSAE
+from .gated import GatedSAE
 from .jumprelu import JumpReLUSAE
 from .relu import ReLUSAE
 from .topk import TopKSAE
@@ -19,19 +21,24 @@ ARCHITECTURES: dict[str, type[SAE]] = {
     "jumprelu": JumpReLUSAE,
 }
 
+# Architectures that load and run (encode/decode, features, steering) but are not
+# trained here: SAEs imported from other libraries (`monosemantic import`).
+INFERENCE_ONLY: dict[str, type[SAE]] = {"gated": GatedSAE}
+ALL_ARCHITECTURES: ChainMap[str, type[SAE]] = ChainMap(ARCHITECTURES, INFERENCE_ONLY)  # a live view of both
+
 
 def config_for(values: dict | SAEConfig) -> SAEConfig:
     """The architecture's own config class built from a dict (or a plain SAEConfig):
     keys it does not know are a ConfigError, missing ones take their defaults."""
     if isinstance(values, SAEConfig):
-        cls = ARCHITECTURES.get(values.architecture)
+        cls = ALL_ARCHITECTURES.get(values.architecture)
         if cls is None or isinstance(values, cls.config_class):
             return values
         values = asdict(values)
     arch = values.get("architecture")
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"SAE config: unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    config_class = ARCHITECTURES[arch].config_class
+    if arch not in ALL_ARCHITECTURES:
+        raise ConfigError(f"SAE config: unknown architecture {arch!r}; choose one of {sorted(ALL_ARCHITECTURES)}")
+    config_class = ALL_ARCHITECTURES[arch].config_class
     known = {f.name for f in fields(config_class)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -46,4 +53,4 @@ def make_sae(cfg: SAEConfig) -> SAE:
     """A freshly initialised SAE (float32, CPU); raises ConfigError on a bad config."""
     cfg = config_for(cfg)
     cfg.validate()
-    return ARCHITECTURES[cfg.architecture](cfg)
+    return ALL_ARCHITECTURES[cfg.architecture](cfg)

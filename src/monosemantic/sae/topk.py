@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import SAE, ForwardOutput, SAEConfig, geometric_median, mse_term
+from .base import SAE, ForwardOutput, SAEConfig, mse_term
 from .flops import StepFlops, sparse_step_flops
 from .sparse_topk import densify, gather_encode, sparse_decode, topk_encode
 
@@ -36,6 +36,7 @@ class TopKSAE(SAE):
     apply_b_dec_to_input = True
     unit_norm_decoder = True
     decoder_init_norm = 1.0
+    b_dec_at_median = True
 
     @classmethod
     def config_problem(cls, cfg: SAEConfig) -> str | None:
@@ -56,10 +57,6 @@ class TopKSAE(SAE):
         pre = self.pre_acts(x).relu()                                      # [..., n]
         top = pre.topk(self.cfg.k, dim=-1, sorted=False)
         return torch.zeros_like(pre).scatter_(-1, top.indices, top.values)  # [..., n], k nonzero at most
-
-    @torch.no_grad()
-    def init_from_data(self, sample: Tensor) -> None:
-        self.b_dec.copy_(geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype))
 
     def _select(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """-> (top_acts [B, m], top_indices [B, m], pre_acts [B, n] detached)."""

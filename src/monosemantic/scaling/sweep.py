@@ -12,7 +12,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from .. import atomic
 from ..activations import open_store
@@ -22,6 +21,7 @@ from ..sae import ARCHITECTURES, make_sae
 from ..sae.registry import config_for
 from ..train import TrainConfig, train_run
 from ..train.checkpoint import load_checkpoint
+from ..progress import progress_bar
 from .flops import run_flops
 from .spec import (  # noqa: F401  (sweep's public API: the spec lives in spec.py)
     EVAL_FILE, KNOBS, RUN_KEYS, SWEEP_FILE, RunSpec, SweepSpec, is_finished, load_spec, parse_spec, prepare,
@@ -97,7 +97,7 @@ class _Progress:
     def __init__(self, sweep_dir: Path, runs: list[RunSpec], batch_size: int, enabled: bool):
         self.sweep_dir, self.runs, self.batch_size = sweep_dir, runs, batch_size
         total = sum(r.n_tokens // batch_size for r in runs)
-        self.bar = tqdm(total=total, unit="step", desc="sweep", disable=not enabled, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, unit="step", desc="sweep", enabled=enabled, dynamic_ncols=True)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.enabled = enabled

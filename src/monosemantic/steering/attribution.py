@@ -60,6 +60,8 @@ class AttributionResult:
 def token_id(tokenizer, text: str) -> int:
     """One token for `text`. Without a leading space, " text" is preferred when it is
     one token (the usual next token after a word); a number is taken as a token id."""
+    if text == "":
+        raise ConfigError("--target is empty: give a token such as ' Paris', or its id")
     if text.strip().isdigit() and text == text.strip():
         return int(text)
     candidates = [text] if text.startswith(" ") else [" " + text, text]
@@ -67,7 +69,9 @@ def token_id(tokenizer, text: str) -> int:
         ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
         if len(ids) == 1:
             return int(ids[0])
-    pieces = tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"])
+    from ..token_text import segments_of, show_tokens
+
+    pieces = [s.text for s in segments_of(show_tokens(tokenizer, tokenizer(text, add_special_tokens=False)["input_ids"]))]
     raise ConfigError(f"target {text!r} is not one token (it splits into {pieces}): give a single token or its id")
 
 

@@ -51,14 +51,26 @@ def check_length(lm, n_tokens: int, max_new_tokens: int = 0) -> None:
                           f"context of {limit} tokens: shorten the prompt or lower --max-new-tokens")
 
 
-def _sample(lm, ids: torch.Tensor, max_new_tokens: int, seed: int, temperature: float) -> str:
+def sample_ids(lm, ids: torch.Tensor, max_new_tokens: int, seed: int, temperature: float, n: int = 1) -> list[list[int]]:
+    """`n` completions of the prompt ids [1, T], sampled in one batch from `seed`;
+    each is cut at its end-of-sequence token (kept out)."""
     torch.manual_seed(seed)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.tokenizer.eos_token_id
+    tok = lm.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     kwargs = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
+    batch = ids.repeat(n, 1).to(lm.device)                                  # [n, T]: no padding, positions aligned
     with torch.inference_mode():
-        out = lm.model.generate(ids.to(lm.device), attention_mask=torch.ones_like(ids).to(lm.device),
-                                max_new_tokens=max_new_tokens, pad_token_id=pad, **kwargs)
-    return lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        out = lm.model.generate(batch, attention_mask=torch.ones_like(batch), max_new_tokens=max_new_tokens, pad_token_id=pad, **kwargs)
+    stops = {t for t in (tok.eos_token_id, pad) if t is not None}
+    rows = []
+    for row in out[:, ids.shape[1]:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in stops), len(row))
+        rows.append(row[:cut])
+    return rows
+
+
+def _sample(lm, ids: torch.Tensor, max_new_tokens: int, seed: int, temperature: float) -> str:
+    return lm.tokenizer.decode(sample_ids(lm, ids, max_new_tokens, seed, temperature)[0], skip_special_tokens=True)
 
 
 def steered_completions(lm, sae, layer: int, prompt: str, interventions: Sequence[Intervention], *, max_acts=None,

@@ -62,18 +62,27 @@ class Intervention:
 
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_SPEC = re.compile(rf"^\s*(\d+)\s*=\s*(?:(?P<clampx>{_NUMBER})x|\+(?P<add>{_NUMBER})|\*(?P<mul>{_NUMBER})|(?P<abs>{_NUMBER}))\s*$")
+_SPEC = re.compile(rf"^\s*(\d+)\s*(?:=\s*(?:(?P<clampx>{_NUMBER})x|\+(?P<add>{_NUMBER})|\*(?P<mul>{_NUMBER})|(?P<abs>{_NUMBER})))?\s*$")
+# A bare FEATURE clamps at this many times its max activation: the strength with the
+# most completions both on concept and fluent in benchmarks/steering.py (docs/steering.md:
+# 1x kept 97 % of them fluent, 2x 58 %, 3x 25 %); the paper's 5-10x destroys the text
+# of the 135M model.
+DEFAULT_CLAMP = 1.0
 
-SPEC_HELP = ("FEATURE=Nx clamps to N times the feature's max activation over the dataset, FEATURE=V clamps to "
+SPEC_HELP = (f"FEATURE alone clamps to {DEFAULT_CLAMP:g} times the feature's max activation over the dataset "
+             "(the strength that steered best in benchmarks/steering.py), "
+             "FEATURE=Nx clamps to N times it, FEATURE=V clamps to "
              "the absolute value V, FEATURE=+A adds A·W_dec (A may be negative: =+-3), FEATURE=*M multiplies the activation by M")
 
 
 def parse_intervention(spec: str) -> Intervention:
-    """'123=10x' | '123=3.5' | '123=+4' | '123=*2' -> Intervention."""
+    """'123' (= DEFAULT_CLAMP x) | '123=10x' | '123=3.5' | '123=+4' | '123=*2' -> Intervention."""
     m = _SPEC.match(spec or "")
     if m is None:
         raise ConfigError(f"bad feature spec {spec!r}: {SPEC_HELP}")
     feature = int(m.group(1))
+    if all(m.group(g) is None for g in ("clampx", "add", "mul", "abs")):
+        return Intervention(feature, "clamp", DEFAULT_CLAMP, "max")
     try:
         if m.group("clampx") is not None:
             return Intervention(feature, "clamp", float(m.group("clampx")), "max")

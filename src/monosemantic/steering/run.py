@@ -11,6 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..features import FeatureDB
+from ..interop.metadata import same_model
 from ..run import GENERATION_DTYPE, Run
 from ..sae import load_sae
 from .interventions import check_compatible
@@ -55,7 +56,7 @@ def open_run(run: Run | str | Path, model: str | None = None, layer: int | None 
     if lm is None:
         lm = run.load_model(dtype, spec=model)
     trained_on = run.model_name
-    if trained_on and lm.name != trained_on:
+    if trained_on and not same_model(lm.name, trained_on):
         raise ConfigError(f"the SAE in {run.dir} was trained on {trained_on!r} but the model loaded is {lm.name!r}: "
                           f"steer with the run's own model")
     check_compatible(lm, sae, int(layer))

@@ -10,6 +10,7 @@ import torch
 
 from .. import atomic
 from ..errors import CheckpointError
+from ..state_file import load_state
 
 LATEST = "latest.pt"
 PREVIOUS = "previous.pt"
@@ -36,10 +37,10 @@ def load_checkpoint(directory: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {directory}: nothing to resume; run without --resume to start training")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several types for a damaged file
+        state = load_state(path)
+    except ValueError as e:  # damaged, or a pickle of something other than tensors and numbers
         hint = f" ({directory / PREVIOUS} is the one before it: move it to {path} to resume from there)" if (directory / PREVIOUS).is_file() else ""
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}){hint}; or use --force to start again") from e
+        raise CheckpointError(f"checkpoint {path} is unreadable ({e}){hint}; or use --force to start again") from e
     missing = {"step", "sae_config", "sae", "optimizer", "dead", "train_config"} - set(state)
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)}: it is not a monosemantic checkpoint; use --force to start again")

@@ -9,18 +9,19 @@ import contextlib
 import itertools
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
-from tqdm import tqdm
+from ..progress import progress_bar
 
 from .. import atomic
 from ..errors import ConfigError, StoreError, TrainingDiverged
 from ..models.dtype import choose_dtype
 from ..run import read_metrics
 from ..sae import ARCHITECTURES, SAE, SAEConfig, make_sae
+from ..sae.io import to_raw_units
 from ..sae.registry import config_for
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -96,7 +97,7 @@ class _MetricsLog:
         if resume_step is None:
             path.unlink(missing_ok=True)
         elif path.is_file():
-            kept = [line for line in path.read_text().splitlines() if _step_of(line) <= resume_step]
+            kept = [line for line in path.read_text(errors="replace").splitlines() if _step_of(line) <= resume_step]
             atomic.write_bytes(path, "".join(line + "\n" for line in kept).encode())
 
     def write(self, record: dict) -> None:
@@ -131,13 +132,16 @@ def train_sae(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train an SAE on `batches` (an iterable of float [B, d] tensors, or a callable
-    giving the stream from a step on). With `out_dir`, writes out_dir/metrics.jsonl
-    and out_dir/checkpoints/; `resume=True` continues from the latest checkpoint
-    with the same data order."""
+    """Train an SAE on `batches`: an ActivationStore (its train split, cfg.batch_size
+    rows a step), an iterable of float [B, d] tensors such as `store.batches(...)`,
+    or a callable giving the stream from a step on. A store or its stream supplies
+    its scale s (sae_cfg.norm_scale), so the SAE trains on s·x as the recipe says.
+    Returns the SAE in raw units (as `load_sae` gives it) and the tokens it saw.
+    With `out_dir`, writes out_dir/metrics.jsonl and out_dir/checkpoints/;
+    `resume=True` continues from the latest checkpoint with the same data order."""
     cfg = cfg or TrainConfig()
     cfg.validate()
-    sae_cfg = config_for(sae_cfg)
+    batches, sae_cfg = _with_store_scale(batches, config_for(sae_cfg), cfg)
     dtype = resolve_dtype(cfg.dtype, sae_cfg.architecture)
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
@@ -150,7 +154,7 @@ def train_sae(
     step_flops = lambda batch, n_dead: type(sae).step_flops(sae_cfg, batch, n_dead).total  # noqa: E731
     optimizer = _adam(sae, cfg.lr)
     dead = DeadTracker(sae_cfg.n_latents, cfg.dead_window)
-    start, elapsed_before, resumed_from = 0, 0.0, None
+    start, elapsed_before, resumed_from, tokens_before = 0, 0.0, None, 0
 
     if resume and ckpt_dir is not None and has_checkpoint(ckpt_dir):
         state = load_checkpoint(ckpt_dir)
@@ -161,13 +165,14 @@ def train_sae(
         dead.load_state_dict(state["dead"])
         torch.set_rng_state(state["rng"])
         start = resumed_from = int(state["step"])
+        tokens_before = int(state.get("tokens", start * cfg.batch_size))
         elapsed_before = float(state.get("elapsed", 0.0))
     elif resume and ckpt_dir is not None:
         raise ConfigError(f"no checkpoint in {ckpt_dir} to resume from: run without --resume")
 
     metrics = _MetricsLog(out_dir / "metrics.jsonl" if out_dir is not None else None, resumed_from)
     flops = _flops_before(metrics.path, start, step_flops(cfg.batch_size, 0))
-    stream = _stream(batches, start)
+    stream = source = _stream(batches, start)
     if resumed_from is None:
         first = _check_batch(next(stream), sae_cfg.d_in, 0)
         sae.init_from_data(first)
@@ -179,54 +184,79 @@ def train_sae(
         return save_checkpoint(ckpt_dir, {
             "step": step, "sae_config": asdict(sae_cfg), "train_config": cfg.to_dict(), "sae": sae.state_dict(),
             "optimizer": optimizer.state_dict(), "dead": dead.state_dict(), "rng": torch.get_rng_state(),
-            "elapsed": elapsed_before + time.perf_counter() - t0,
+            "elapsed": elapsed_before + time.perf_counter() - t0, "tokens": tokens,
         })
 
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if dtype == "bfloat16" else contextlib.nullcontext
-    bar = tqdm(total=total, initial=start, disable=not progress, unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
+    bar = progress_bar(total=total, initial=start, enabled=progress, unit="step", desc=f"train {sae_cfg.architecture}", dynamic_ncols=True)
     window = _Window()
     t0 = time.perf_counter()
     last_good = None if resumed_from is None else ckpt_dir / "latest.pt"
     last_record: dict = {}
-    step = start
-    for step in range(start, total):
-        try:
-            x = _check_batch(next(stream), sae_cfg.d_in, step)
-        except StopIteration:
-            raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--train-tokens {cfg.n_tokens})") from None
-        for group in optimizer.param_groups:
-            group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
-        with autocast():
-            out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
-        loss = out.loss.float()
-        if not torch.isfinite(loss):
-            where = f"the last good checkpoint is {last_good} (resume with --resume and a lower --lr)" if last_good else "no checkpoint was written yet"
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}: {where}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        sae.before_step()
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
-        optimizer.step()
-        sae.after_step()
-        flops += step_flops(x.shape[0], int(dead.mask.sum()))
-        dead.update(out.fired, x.shape[0])
-        window.add(x, out, loss)
+    step, tokens = start, tokens_before
+    try:
+        for step in range(start, total):
+            try:
+                x = _check_batch(next(stream), sae_cfg.d_in, step)
+            except StopIteration:
+                raise StoreError(f"the batch stream ended after {step} steps; {total} were planned (--train-tokens {cfg.n_tokens})") from None
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
+            with autocast():
+                out = sae(x, sparsity_scale=sparsity_factor(step, total, cfg.sparsity_warmup_fraction), dead_mask=dead.mask)
+            loss = out.loss.float()
+            if not torch.isfinite(loss):
+                where = f"the last good checkpoint is {last_good} (resume with --resume and a lower --lr)" if last_good else "no checkpoint was written yet"
+                raise TrainingDiverged(f"loss became {loss.item()} at step {step}: {where}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            sae.before_step()
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.grad_clip)
+            optimizer.step()
+            sae.after_step()
+            flops += step_flops(x.shape[0], int(dead.mask.sum()))
+            dead.update(out.fired, x.shape[0])
+            tokens += x.shape[0]                    # what the stream gave, whatever its batch size
+            window.add(x, out, loss)
 
-        done = step + 1
-        if done % cfg.log_every == 0 or done == total:
-            record = {"step": done, "tokens": done * cfg.batch_size, **window.flush(), "dead_fraction": dead.fraction,
-                      "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
-                      "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
-                      "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
-            metrics.write(record)
-            last_record = record
-            bar.set_postfix(loss=f"{record['loss']:.3g}", L0=f"{record['l0']:.1f}", FVE=f"{record['fve']:.3f}", dead=f"{record['dead_fraction']:.1%}", refresh=False)
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
-            last_good = checkpoint(done)
-        bar.update(1)
-    bar.close()
+            done = step + 1
+            if done % cfg.log_every == 0 or done == total:
+                record = {"step": done, "tokens": tokens, **window.flush(), "dead_fraction": dead.fraction,
+                          "dead_window_tokens": dead.window, "lr": optimizer.param_groups[0]["lr"],
+                          "sparsity_scale": sparsity_factor(step, total, cfg.sparsity_warmup_fraction),
+                          "elapsed_s": round(elapsed_before + time.perf_counter() - t0, 3), "flops": flops}
+                metrics.write(record)
+                last_record = record
+                bar.set_postfix(loss=f"{record['loss']:.3g}", L0=f"{record['l0']:.1f}", FVE=f"{record['fve']:.3f}", dead=f"{record['dead_fraction']:.1%}", refresh=False)
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < total:
+                last_good = checkpoint(done)
+            bar.update(1)
+    finally:
+        bar.close()
+        for stream_given in (source, batches):  # stop a loader's prefetch thread now, not at interpreter exit
+            if hasattr(stream_given, "close"):
+                stream_given.close()
+    if not last_record and metrics.path is not None:  # resumed at its final step: nothing new was logged
+        logged = read_metrics(metrics.path)
+        last_record = logged[-1] if logged else {}
     checkpoint(total)
-    return TrainResult(sae, total, total * cfg.batch_size, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
+    return TrainResult(to_raw_units(sae.eval()), total, tokens, elapsed_before + time.perf_counter() - t0, last_record, resumed_from)
+
+
+def _with_store_scale(batches, sae_cfg: SAEConfig, cfg: TrainConfig):
+    """-> (batches, sae_cfg with the scale of the store or stream given, if any)."""
+    from ..activations import ActivationStore
+
+    scale = getattr(batches, "norm_scale", None)
+    if isinstance(batches, ActivationStore):
+        store = batches
+        batches = lambda start: store.batches(cfg.batch_size, split="train", seed=cfg.seed, start_batch=start)  # noqa: E731
+    if scale is None or sae_cfg.norm_scale == scale:
+        return batches, sae_cfg
+    if sae_cfg.norm_scale != 1.0:
+        raise ConfigError(f"SAEConfig.norm_scale={sae_cfg.norm_scale} but the store scales its batches by {scale}: "
+                          "leave norm_scale at its default when training on a store")
+    return batches, replace(sae_cfg, norm_scale=float(scale))
 
 
 class _Window:

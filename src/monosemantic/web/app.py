@@ -21,22 +21,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
+from ..features.schema import DamagedRowError
 from . import api, apidocs, pages
-from .state import PLOTS, Limits, ModelUnavailable, RunState
+from .guard import RequestGuard
+from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
 
 HERE = Path(__file__).parent
 
 
 def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, limits: Limits | None = None,
-               preload: bool = False) -> FastAPI:
+               preload: bool = False, allowed_hosts: frozenset[str] | None = None) -> FastAPI:
     """run_dir: a run with features.db (a missing or old one gives explanatory pages).
     lm/sae: already loaded objects (tests); otherwise the run's own are loaded on first
-    need unless model=False."""
+    need unless model=False. allowed_hosts: the Host names served (`serve` passes the
+    loopback names when bound to loopback); None serves any."""
     state = RunState(run_dir, lm=lm, sae=sae, model=model, limits=limits)
     app = FastAPI(title="monosemantic", summary=f"Feature browser for {state.run_dir.name}",
                   description="Features, prompt inspection and steering for one run. Pages at /, JSON under /api.",
                   docs_url=None, redoc_url=None)  # /docs is apidocs.py's local page: Swagger UI would load from a CDN
     app.state.run = state
+    app.add_middleware(RequestGuard, max_body_bytes=state.limits.max_body_bytes, allowed_hosts=allowed_hosts)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(apidocs.router)
@@ -62,11 +66,17 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     @app.exception_handler(FeatureDBError)
     def db_error(request: Request, e: FeatureDBError):
         missing = state.db_error is not None
-        return error(request, 503 if missing else 400, str(e))
+        return error(request, 500 if isinstance(e, DamagedRowError) else 503 if missing else 400, str(e))
 
     @app.exception_handler(ModelUnavailable)
     def no_model(request: Request, e: ModelUnavailable):
         return error(request, 503, str(e))
+
+    @app.exception_handler(ServerBusy)
+    def busy(request: Request, e: ServerBusy):
+        response = error(request, 503, str(e))
+        response.headers["Retry-After"] = str(ServerBusy.retry_after_s)
+        return response
 
     @app.exception_handler(MonosemanticError)
     def user_error(request: Request, e: MonosemanticError):

@@ -2,8 +2,11 @@
 
 Steered and unsteered completions decode together as one batch of two rows (row 1
 steered, row 0 not), one token per step, so both columns stream at the same pace. Each
-step takes the model lock on its own: a long generation never blocks the prompt
-inspector for more than one forward, and the steering hook exists only inside the lock.
+step takes the model lock on its own, and the prompt is read in chunks of
+`Limits.prefill_tokens`, each under its own hold: a long generation never blocks the
+prompt inspector for more than one short forward, and the steering hook exists only
+inside the lock. A decoding stops early when it is cancelled (the client went away)
+or runs past its compute budget (`Limits.max_request_seconds`); `stopped` says which.
 Sampling draws one uniform number per step and inverts both rows' CDFs with it
 (common random numbers): where steering does not change the distribution the two
 completions stay identical, so every difference is the intervention's."""
@@ -11,6 +14,8 @@ completions stay identical, so every difference is the intervention's."""
 from __future__ import annotations
 
 import inspect
+import threading
+import time
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -18,6 +23,7 @@ import torch
 
 from ..errors import ConfigError
 from ..features.prompt import top_for_prompt
+from ..steering import concepts as C
 from ..steering.generate import check_length, encode_prompt
 from ..steering.interventions import check_compatible, resolve, steering_fn
 from .state import RunState
@@ -34,24 +40,55 @@ class TokenFeatures:
 class Inspection:
     tokens: list[TokenFeatures]          # position 0 (the BOS-like sink) left out
     top: list[tuple[int, float, int]]    # (feature, max activation, position)
+    selected: list[float] | None = None  # the requested feature's activation per token (same positions)
 
 
 def count_tokens(lm, text: str) -> int:
     return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10) -> Inspection:
-    state.ensure_model()
-    limits = state.limits
+def check_prompt_tokens(state: RunState, prompt: str) -> None:
+    """The token limit of every model endpoint (characters are checked by pydantic)."""
     n = count_tokens(state.lm, prompt)
     if n == 0:
         raise ConfigError("the prompt has no tokens: type some text")
-    if n > limits.max_prompt_tokens:
-        raise ConfigError(f"the prompt has {n} tokens; the limit is {limits.max_prompt_tokens}: shorten it")
+    if n > state.limits.max_prompt_tokens:
+        raise ConfigError(f"the prompt has {n} tokens; the limit is {state.limits.max_prompt_tokens}: shorten it")
+
+
+def inspect_prompt(state: RunState, prompt: str, k: int = 20, per_token: int = 10, feature: int | None = None) -> Inspection:
+    state.ensure_model()
+    check_prompt_tokens(state, prompt)
     with state.model_lock:
-        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token)
+        result = top_for_prompt(state.db(), state.lm, state.sae, state.layer, prompt, k=k, per_token=per_token,
+                                features=[] if feature is None else [feature])
     tokens = [TokenFeatures(i, t, feats) for i, (t, feats) in enumerate(zip(result.tokens, result.per_token)) if i > 0]
-    return Inspection(tokens, result.top)
+    return Inspection(tokens, result.top, None if feature is None else result.selected[feature][1:])
+
+
+def concept_features(state: RunState, name: str | None, positive: Sequence[str], negative: Sequence[str], top: int = 20):
+    """-> (how it was ranked, [RankedFeature]): steering/concepts.py's procedures, the
+    same as `monosemantic concept`. Only shipped set names are accepted, never a path."""
+    positive = [t for t in positive if t.strip()]
+    negative = [t for t in negative if t.strip()]
+    if name:
+        if name not in C.concept_names():
+            raise ConfigError(f"unknown concept {name!r}: choose one of {', '.join(C.concept_names())}")
+        concept = C.load_concept(name)
+        texts = concept.positive + concept.negative
+    elif positive and negative:
+        concept, texts = None, positive + negative
+    else:
+        raise ConfigError("choose a concept set, or give texts with the concept and texts without it (one per line)")
+    state.ensure_model()
+    for text in texts:
+        if count_tokens(state.lm, text) > state.limits.max_prompt_tokens:
+            raise ConfigError(f"a concept text has more than {state.limits.max_prompt_tokens} tokens: shorten it")
+    with state.model_lock:
+        if concept is not None:
+            return f"concept {concept.name}: contrastive, re-ranked by logit effect", C.find_concept_features(
+                state.lm, state.sae, state.layer, concept, top=top)
+        return "contrastive (your texts)", C.rank_contrastive(state.lm, state.sae, state.layer, positive, negative, top=top)
 
 
 @dataclass
@@ -89,6 +126,7 @@ class SteeredDecoding:
     def __init__(self, state: RunState, prompt: str, interventions: Sequence, max_new_tokens: int,
                  temperature: float = 0.7, seed: int = 0, chat: bool = True):
         state.ensure_model()
+        check_prompt_tokens(state, prompt)
         self.state, self.lm, self.sae, self.layer = state, state.lm, state.sae, state.layer
         check_compatible(self.lm, self.sae, self.layer)
         plan = resolve(list(interventions), int(self.sae.W_dec.shape[0]), state.max_acts)
@@ -99,6 +137,30 @@ class SteeredDecoding:
         self.max_new_tokens, self.temperature, self.seed = max_new_tokens, temperature, seed
         self.descriptions = [iv.describe() for iv in interventions]
         self.completions = {"unsteered": "", "steered": ""}
+        self.stopped: str | None = None       # None (finished), "cancelled" or "budget"
+        self._stop_lock = threading.Lock()
+        self.finished = False                 # decoded to the end (EOS or max_new_tokens)
+
+    def cancel(self) -> None:
+        """Stop before the next forward (from any thread); a no-op once finished."""
+        with self._stop_lock:
+            if self.stopped is None and not self.finished:
+                self._stop("cancelled")
+
+    def _stop(self, why: str) -> None:
+        self.stopped = why
+        self.state.stopped_early[why] += 1
+
+    def _should_stop(self, deadline: float) -> bool:
+        with self._stop_lock:
+            if self.stopped is None and time.monotonic() > deadline:
+                self._stop("budget")
+            return self.stopped is not None
+
+    def run(self) -> None:
+        """Decode to the end (or to a stop) without streaming."""
+        for _ in self:
+            pass
 
     def _patch(self):
         fn = steering_fn(self.sae.to(self.lm.device), self.plan)
@@ -113,13 +175,27 @@ class SteeredDecoding:
         eos = _eos_ids(lm)
         patched = self._patch()
         gen = torch.Generator().manual_seed(self.seed)
+        deadline = time.monotonic() + self.state.limits.max_request_seconds
         inputs = self.ids.repeat(2, 1).to(lm.device)                             # [2, T]
         past = None
+
+        def forward(ids: torch.Tensor):
+            with self.state.model_lock, torch.inference_mode(), lm.patch_residual(self.layer, patched):
+                return lm.model(input_ids=ids, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
+
+        chunk = max(1, self.state.limits.prefill_tokens)
+        while inputs.shape[1] > chunk:  # the prompt but its last chunk, one lock hold each
+            if self._should_stop(deadline):
+                return
+            past = _cache_of(forward(inputs[:, :chunk]))
+            inputs = inputs[:, chunk:]
         out_ids: list[list[int]] = [[], []]
         done = [False, False]
+        shown = ["", ""]  # what each row has streamed so far
         for _ in range(self.max_new_tokens):
-            with self.state.model_lock, torch.inference_mode(), lm.patch_residual(self.layer, patched):
-                out = lm.model(input_ids=inputs, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
+            if self._should_stop(deadline):
+                return
+            out = forward(inputs)
             past = _cache_of(out)
             logits = out.logits[:, -1].float()                                   # [2, vocab]
             if self.temperature > 0:
@@ -135,14 +211,22 @@ class SteeredDecoding:
                 if t in eos:
                     done[row] = True
                     continue
-                before = self.completions[self.ROWS[row]]
+                before = shown[row]
                 out_ids[row].append(t)
                 text = tok.decode(out_ids[row], skip_special_tokens=True)
                 self.completions[self.ROWS[row]] = text
-                if len(text) > len(before) and text.startswith(before):
-                    yield SteerEvent(self.ROWS[row], text[len(before):])
-                elif text != before:  # a multi-byte character completed differently: resend the row
-                    yield SteerEvent(self.ROWS[row], text, replace=True)
+                # a character whose last bytes are still to come decodes as a trailing "�": hold it back
+                shown[row] = visible = text.rstrip("\ufffd")
+                if len(visible) > len(before) and visible.startswith(before):
+                    yield SteerEvent(self.ROWS[row], visible[len(before):])
+                elif visible != before:  # the text before changed (rare): resend the row
+                    yield SteerEvent(self.ROWS[row], visible, replace=True)
             if all(done):
                 break
             inputs = nxt[:, None]                                                # [2, 1]
+        for row, name in enumerate(self.ROWS):  # a character left incomplete at the end: its bytes as they are
+            text = self.completions[name]
+            if text != shown[row]:
+                yield SteerEvent(name, text[len(shown[row]):]) if text.startswith(shown[row]) else SteerEvent(name, text, replace=True)
+        with self._stop_lock:
+            self.finished = self.stopped is None

@@ -4,6 +4,7 @@ model (inspector, playground) render a form; static/app.js talks to the JSON API
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,9 +13,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from ..features import FeatureDBError
-from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, state_of, token_search
-from .state import PLOTS, scalar_items
+from ..steering.interventions import DEFAULT_CLAMP
+from ..token_text import segments_of
+from . import readable
+from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, run_search, state_of
+from .state import PLOTS
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
@@ -25,6 +28,18 @@ def token_text(token: str) -> str:
     return token.replace("\n", "↵").replace("\t", "⇥") if token else "∅"
 
 
+def example_spans(ex) -> list[dict]:
+    """An example's tokens as display spans: tokens that split a character are one
+    span (token_text.segments_of), coloured by their strongest activation."""
+    peak = ex.position - ex.start
+    out = []
+    for seg in segments_of(ex.tokens):
+        acts = ex.acts[seg.start : seg.stop]
+        title = "activation " + " / ".join(f"{a:.3f}" for a in acts)
+        out.append({"text": seg.text, "act": max(acts), "peak": seg.start <= peak < seg.stop, "title": title})
+    return out
+
+
 def act_alpha(act: float, max_act: float) -> str:
     if not max_act or max_act <= 0 or not math.isfinite(act) or act <= 0:
         return "0"
@@ -32,22 +47,33 @@ def act_alpha(act: float, max_act: float) -> str:
 
 
 def histogram_bars(counts: list[int], edges: list[float]) -> list[dict]:
-    """Bars for the inline SVG histogram, heights in [0, 1] on a log scale."""
-    top = max((c for c in counts), default=0)
-    if top <= 0:
+    """Bars for the inline SVG histogram, heights in [0, 1] on a log scale, over the
+    bins from the feature's smallest to its largest activation (one empty bin either
+    side): each feature's axis fits its own range."""
+    nonzero = [i for i, c in enumerate(counts) if c > 0]
+    if not nonzero:
         return []
-    scale = math.log1p(top)
+    first, last = max(nonzero[0] - 1, 0), min(nonzero[-1] + 1, len(counts) - 1)
+    scale = math.log1p(max(counts))
     return [{"lo": edges[i] if i < len(edges) else None, "hi": edges[i + 1] if i + 1 < len(edges) else None,
-             "count": c, "h": math.log1p(c) / scale} for i, c in enumerate(counts)]
+             "count": counts[i], "h": math.log1p(counts[i]) / scale} for i in range(first, last + 1)]
+
+
+def activation(log10: float | None) -> str:
+    """A histogram edge (log10 of an activation) as the activation itself."""
+    return "" if log10 is None else f"{10 ** log10:.3g}"
 
 
 templates.env.filters["tok"] = token_text
-templates.env.globals.update(act_alpha=act_alpha, zip=zip, limits=LIMITS)
+templates.env.filters["activation"] = activation
+templates.env.globals.update(act_alpha=act_alpha, example_spans=example_spans, zip=zip, limits=LIMITS)
 
 
 def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     state = state_of(request)
+    state.refresh()  # a rebuilt features.db shows on the next page
     context.setdefault("db_error", state.db_error)
+    context.setdefault("n_neurons", state.n_neurons)
     return templates.TemplateResponse(request, name, {"run_name": state.run_dir.name, "meta": state.meta,
                                                       "model_enabled": state.model_enabled, **context}, status_code=status)
 
@@ -61,14 +87,15 @@ def overview(request: Request):
     state = state_of(request)
     ev = state.eval_results()
     plots = [name for name in PLOTS if state.plot(name) is not None]
-    return render(request, "overview.html", eval_items=scalar_items(ev), plots=plots,
-                  meta_items=scalar_items({k: v for k, v in state.meta.items() if not isinstance(v, (list, dict))}))
+    return render(request, "overview.html", eval_items=readable.rows(ev, readable.EVAL), plots=plots,
+                  meta_items=readable.rows(state.meta, readable.META))
 
 
 def list_params(
     sort: str = "density", descending: bool = True, min_density: str = "", max_density: str = "", min_max_act: str = "",
     min_score: str = "", scorer: str = Query("", max_length=100), explanation: str = Query("", max_length=200), live_only: bool = False,
     limit: int = Query(50, ge=1, le=LIMITS.page_size_max), offset: int = Query(0, ge=0, le=10_000_000),
+    kind: str = Query("feature", pattern="^(feature|neuron)$"), seed: int = Query(0, ge=0, le=2**31 - 1),
 ) -> ListParams:
     """The list form's fields (blank = no filter), checked by the API's model."""
     def num(name: str, v: str):
@@ -81,7 +108,7 @@ def list_params(
         return ListParams(sort=sort, descending=descending, min_density=num("min_density", min_density),
                           max_density=num("max_density", max_density), min_max_act=num("min_max_act", min_max_act),
                           min_score=num("min_score", min_score), scorer=scorer or None, explanation=explanation.strip() or None,
-                          live_only=live_only, limit=limit, offset=offset)
+                          live_only=live_only, limit=limit, offset=offset, kind=kind, seed=seed)
     except ValidationError as e:
         msg = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
         raise HTTPException(422, f"invalid filter: {msg}") from None
@@ -100,22 +127,34 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     prev_link = link(max(p.offset - p.limit, 0)) if p.offset > 0 else None
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
-                  sorts=["density", "max_act", "mean_act", "count", "score", "id"], scorers=state.db().scorer_names())
+                  sorts=["density", "max_act", "mean_act", "count", "score", "id", "random"], kind=p.kind,
+                  random_seed=random.randrange(1, 2**31 - 1), scorer=p.scorer or state.db().list_scorer(p.kind),
+                  scorers=state.db().scorer_names(p.kind))
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
-def feature_page(request: Request, feature_id: int):
+def feature_page(request: Request, feature_id: int, kind: str = Query("feature", pattern="^(feature|neuron)$")):
     state = state_of(request)
-    check_feature_id(state, feature_id)
-    f = state.db().get(feature_id)
-    labels = explanations_for(state, [i for i, _ in f.neighbours])
-    return render(request, "feature.html", f=f, labels=labels, n_features=state.n_features,
-                  hist=histogram_bars(f.histogram, f.hist_log10_edges))
+    check_feature_id(state, feature_id, kind=kind)
+    f = state.db().get(feature_id, kind)
+    labels = explanations_for(state, [i for i, _ in f.neighbours], kind)
+    return render(request, "feature.html", f=f, labels=labels, n_items=state.n_features if kind == "feature" else state.n_neurons,
+                  hist=histogram_bars(f.histogram, f.hist_log10_edges), kind=kind)
 
 
 @router.get("/inspect", response_class=HTMLResponse)
-def inspector(request: Request):
-    return render(request, "inspect.html")
+def inspector(request: Request, prompt: str = Query("", max_length=LIMITS.max_prompt_chars),
+              feature: int | None = Query(None, ge=0, le=2**31 - 1)):
+    """prompt and feature in the URL: the page runs the prompt and selects the feature."""
+    return render(request, "inspect.html", prompt=prompt, feature=feature)
+
+
+@router.get("/concepts", response_class=HTMLResponse)
+def concepts_page(request: Request, concept: str = Query("", max_length=64)):
+    from ..steering.concepts import concept_names, load_concept
+
+    sets = [(n, load_concept(n).description) for n in concept_names()]
+    return render(request, "concepts.html", sets=sets, concept=concept)
 
 
 @router.get("/steer", response_class=HTMLResponse)
@@ -124,23 +163,11 @@ def playground(request: Request, feature: int | None = Query(None, ge=0, le=2**3
     if feature is not None:
         check_feature_id(state, feature)
     label = explanations_for(state, [feature]).get(feature) if feature is not None and state.db_error is None else None
-    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features)
+    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features, default_clamp=DEFAULT_CLAMP)
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search(request: Request, q: str = Query("", max_length=200), by: str = Query("tokens", pattern="^(tokens|explanation)$")):
-    state = state_of(request)
-    results, message = None, None
-    if q.strip():
-        if by == "explanation":
-            results = [{"id": r.id, "activation": r.max_act, "token": None, "explanation": r.explanation, "density": r.density}
-                       for r in state.db().list(explanation=q, sort="max_act", limit=50)]
-        else:
-            try:
-                hits = token_search(state, q, 50)
-            except FeatureDBError as e:
-                hits, message = [], str(e)
-            labels = explanations_for(state, [h.feature_id for h in hits])
-            results = [{"id": h.feature_id, "activation": h.activation, "token": h.token, "explanation": labels.get(h.feature_id)}
-                       for h in hits]
-    return render(request, "search.html", q=q, by=by, results=results, message=message)
+def search(request: Request, q: str = Query("", max_length=200), by: str = Query("all", pattern="^(all|tokens|explanation)$"),
+           kind: str = Query("feature", pattern="^(feature|neuron)$")):
+    result = run_search(state_of(request), q, by, 50, kind) if q.strip() else None
+    return render(request, "search.html", q=q, by=by, kind=kind, result=result)

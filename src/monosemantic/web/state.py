@@ -5,9 +5,11 @@ forward passes and residual hooks."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +25,25 @@ class ModelUnavailable(MonosemanticError):
     """The server was started without a model (--no-model) or the run has no SAE."""
 
 
+class ServerBusy(MonosemanticError):
+    """Too many model requests are running or waiting: answered 503 with Retry-After."""
+
+    retry_after_s = 5
+
+
 @dataclass(frozen=True)
 class Limits:
     """Input limits: each keeps one request from holding the model for long."""
     max_prompt_chars: int = 4000      # prompt inspector and steering
-    max_prompt_tokens: int = 256      # inspector: 128-token prompts take ~1 s on the embedded model
+    max_prompt_tokens: int = 256      # inspector and steering: 128-token prompts take ~1 s on the embedded model
     max_new_tokens: int = 128         # steering: generation length
     max_interventions: int = 8
     max_abs_value: float = 1e4        # steering values (clamp/add/multiply)
     page_size_max: int = 200
+    max_request_seconds: float = 60.0  # compute budget of one steering request: it stops there and says so
+    prefill_tokens: int = 32          # a steering prompt is read this many tokens per model-lock hold
+    max_queued: int = 4               # model requests waiting behind the running one; more get 503
+    max_body_bytes: int = 64 * 1024   # request bodies (a maximal steering request is ~5 kB)
 
 
 class RunState:
@@ -44,33 +56,95 @@ class RunState:
         self.layer: int | None = None
         self.max_acts = None                  # [n] tensor, steering's "=Nx" unit
         self.model_lock = threading.Lock()    # one model computation at a time
+        self.model_requests = 0               # admitted model requests, running or waiting for the lock
+        self.stopped_early = {"cancelled": 0, "budget": 0}  # steering requests stopped before their end
+        self._admit_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._local = threading.local()
         self._plots: dict[str, bytes] = {}
-        self.db_error: str | None = None
-        self.meta: dict = {}
-        try:
-            with FeatureDB(self.run_dir, readonly=True) as db:
-                self.meta = dict(db.meta)
-        except FeatureDBError as e:
-            self.db_error = str(e)
-        except Exception as e:  # not SQLite, unreadable: still a readable page
-            self.db_error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+        self._tokenizer = None
+        self._db_stamp: tuple | None = None
+        self._db_generation = 0
+        self._checked_at = 0.0
+        self._reload_lock = threading.Lock()
+        self._open_meta()
 
     # --- database ------------------------------------------------------------------
+    def _stamp(self) -> tuple | None:
+        try:
+            st = self.run.features_db_path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _open_meta(self) -> None:
+        stamp, error, meta = self._stamp(), None, {}
+        try:
+            with FeatureDB(self.run_dir, readonly=True) as db:
+                meta = dict(db.meta)
+        except FeatureDBError as e:
+            error = str(e)
+        except Exception as e:  # not SQLite, unreadable: still a readable page
+            error = f"{self.run_dir / 'features.db'} cannot be read ({e}): rebuild it with `monosemantic features {self.run_dir} --force`"
+        # swapped together: a request running meanwhile sees the old database or the new one
+        self._db_stamp, self.db_error, self.meta = stamp, error, meta
+
+    def refresh(self) -> bool:
+        """Notice a rebuilt (or newly built) features.db: the builder renames a new file
+        into place, so its inode and mtime change. Checked at most once a second; on a
+        change every thread reopens its connection and the cached plots are redrawn."""
+        now = time.monotonic()
+        if now - self._checked_at < 1.0:
+            return False
+        self._checked_at = now
+        if self._stamp() == self._db_stamp:
+            return False
+        with self._reload_lock:
+            if self._stamp() == self._db_stamp:
+                return False
+            self._open_meta()
+            self._plots.clear()
+            self._db_generation += 1
+            if self.max_acts is not None and self.sae is not None and self.db_error is None:
+                self.max_acts = read_max_acts(self.run.features_db_path, int(self.sae.W_dec.shape[0]))
+        return True
+
     @property
     def n_features(self) -> int:
         return int(self.meta.get("n_features", 0) or 0)
 
+    @property
+    def n_neurons(self) -> int:
+        return int(self.meta.get("n_neurons", 0) or 0)
+
     def db(self) -> FeatureDB:
         """This thread's connection (sqlite3 connections are not shared across threads)."""
+        self.refresh()
         if self.db_error is not None:
             raise FeatureDBError(self.db_error)
         db = getattr(self._local, "db", None)
+        if db is not None and getattr(self._local, "generation", -1) != self._db_generation:
+            db.close()
+            db = None
         if db is None:
             db = self._local.db = FeatureDB(self.run_dir, readonly=True)
+            self._local.generation = self._db_generation
         db.lm = self.lm                   # its tokenizer, for searching phrases
         return db
+
+    def tokenizer(self):
+        """The run's tokenizer for search: the loaded model's, or loaded alone (no model
+        weights) from the spec features.db records; None if it cannot be loaded."""
+        if self.lm is not None:
+            return self.lm.tokenizer
+        if self._tokenizer is None and self.meta.get("model_spec"):
+            from ..models.tokenizer import load_tokenizer
+
+            try:
+                self._tokenizer = load_tokenizer(str(self.meta["model_spec"]))
+            except MonosemanticError:
+                self._tokenizer = False
+        return self._tokenizer or None
 
     # --- model -------------------------------------------------------------------------
     @property
@@ -98,6 +172,27 @@ class RunState:
                     self.lm = self.run.load_model(GENERATION_DTYPE)
                 self.max_acts = read_max_acts(self.run.features_db_path, int(self.sae.W_dec.shape[0]))
                 self.layer = self.run.layer
+
+    def admit(self) -> None:
+        """Count a model request in, or refuse it when the queue is full (a caller
+        that gets past this must call `release`)."""
+        with self._admit_lock:
+            if self.model_requests > self.limits.max_queued:
+                raise ServerBusy(f"the model is busy ({self.model_requests} requests running or waiting): "
+                                 f"try again in {ServerBusy.retry_after_s} s")
+            self.model_requests += 1
+
+    def release(self) -> None:
+        with self._admit_lock:
+            self.model_requests -= 1
+
+    @contextlib.contextmanager
+    def model_slot(self):
+        self.admit()
+        try:
+            yield
+        finally:
+            self.release()
 
     def preload(self) -> threading.Thread:
         """Load the model in the background so the first prompt does not wait for it."""

@@ -1,0 +1,105 @@
+"""Judging a steered completion on its text, with no large LLM: is it on the concept,
+and is it still language?
+
+- On concept: the completion's sentence embedding (all-MiniLM-L6-v2, offline) is
+  closer to the concept's held-out positive texts than to its held-out negative
+  texts by at least `margin` (cosine to each set's centroid), or it contains one of
+  the concept's words (whole word, any case).
+- Fluent: its perplexity under the *unsteered* model, given the prompt, is at most
+  `max_perplexity`, and at most `max_repeated` of its token trigrams repeat an
+  earlier one (a loop like "I, I, I, ..." is likely under the model once started,
+  so perplexity alone lets it pass).
+- Success = on concept and fluent.
+
+The texts used to judge must not be the ones a feature was chosen on
+(benchmarks/steering.py splits each concept set in two). Thresholds were set on the
+main run's unsteered completions (docs/steering.md): a plain sampled answer of the
+135M model has perplexity 2-12 and under 10 % repeated trigrams.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class JudgeThresholds:
+    margin: float = 0.1           # cos(centroid of positives) − cos(centroid of negatives)
+    max_perplexity: float = 25.0  # under the unsteered model, completion tokens only
+    max_repeated: float = 0.3     # fraction of token trigrams seen before in the same text
+
+
+class Verdict(NamedTuple):
+    text: str
+    margin: float                 # embedding margin toward the concept
+    words: tuple[str, ...]        # concept words found in the text
+    perplexity: float
+    repeated: float
+    on_concept: bool
+    fluent: bool
+
+    @property
+    def success(self) -> bool:
+        return self.on_concept and self.fluent
+
+
+def repeated_fraction(ids: Sequence[int], n: int = 3) -> float:
+    """Fraction of the n-grams of `ids` that already occurred earlier in it."""
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def words_in(text: str, words: Sequence[str]) -> tuple[str, ...]:
+    return tuple(w for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE))
+
+
+@torch.no_grad()
+def perplexity(lm, prompt_ids: torch.Tensor, completion_ids: Sequence[int]) -> float:
+    """exp(mean NLL) of the completion tokens after the prompt ([1, P] ids), under
+    the model as it is (call it outside any `steer` block)."""
+    if len(completion_ids) == 0:
+        return math.inf
+    ids = torch.cat([prompt_ids[0], torch.tensor(list(completion_ids), dtype=prompt_ids.dtype)])[None]  # [1, P + C]
+    logits = lm.logits(ids.to(lm.device))[0, prompt_ids.shape[1] - 1 : -1].float()  # [C, V], predicting each completion token
+    nll = F.cross_entropy(logits, ids[0, prompt_ids.shape[1]:].to(logits.device))
+    return float(nll.exp())
+
+
+class ConceptJudge:
+    """One concept: its held-out positive and negative texts and its words."""
+
+    def __init__(self, embedder, positives: Sequence[str], negatives: Sequence[str], words: Sequence[str],
+                 thresholds: JudgeThresholds = JudgeThresholds()):
+        if not positives or not negatives:
+            raise ValueError("a concept judge needs held-out positive and negative texts")
+        self.embedder, self.words, self.thresholds = embedder, list(words), thresholds
+        self.pos = F.normalize(embedder.embed(list(positives)).mean(0), dim=0)   # [384]
+        self.neg = F.normalize(embedder.embed(list(negatives)).mean(0), dim=0)   # [384]
+
+    def margins(self, texts: Sequence[str]) -> torch.Tensor:
+        e = self.embedder.embed(list(texts))                                     # [n, 384], unit
+        return e @ self.pos - e @ self.neg                                       # [n]
+
+    def judge(self, lm, prompt_ids: torch.Tensor, completions: Sequence[Sequence[int]],
+              perplexities: Sequence[float] | None = None) -> list[Verdict]:
+        """completions: generated token ids (no prompt). `perplexities` may be passed
+        when the same completions are judged against several concepts."""
+        texts = [lm.tokenizer.decode(list(c), skip_special_tokens=True) for c in completions]
+        ppl = list(perplexities) if perplexities is not None else [perplexity(lm, prompt_ids, c) for c in completions]
+        margins = self.margins(texts).tolist()
+        t = self.thresholds
+        out = []
+        for text, ids, m, p in zip(texts, completions, margins, ppl):
+            found = words_in(text, self.words)
+            rep = repeated_fraction(list(ids))
+            out.append(Verdict(text, m, found, p, rep, on_concept=bool(found) or m >= t.margin,
+                               fluent=p <= t.max_perplexity and rep <= t.max_repeated))
+        return out

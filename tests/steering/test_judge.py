@@ -1,0 +1,48 @@
+"""The steering judge (steering/judge.py) on real text: the offline sentence-embedding
+model for concept presence and the embedded model for fluency."""
+
+from __future__ import annotations
+
+import pytest
+
+from monosemantic.steering.generate import encode_prompt
+from monosemantic.steering.judge import ConceptJudge, perplexity, repeated_fraction, words_in
+
+FOOD_POS = ["The soup was made with tomatoes, onions and garlic.", "He fried the eggs and toasted some bread for breakfast."]
+FOOD_NEG = ["She opened the window and let some fresh air into the room.", "The train was a few minutes late, so they waited."]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from monosemantic.models.sentence import SentenceEmbedder
+
+    return SentenceEmbedder()
+
+
+def test_repeated_trigrams_and_whole_words():
+    assert repeated_fraction([5, 6, 7, 8, 9, 10]) == 0.0
+    assert repeated_fraction([5, 6] * 10) > 0.8  # "I, I, I, ..."
+    assert words_in("Fresh Bread, no cheese!", ["bread", "cheese", "rice"]) == ("bread", "cheese")
+    assert words_in("the breadth of it", ["bread"]) == ()
+
+
+def test_concept_margin_separates_on_and_off_concept_text(embedder, embedded_lm):
+    judge = ConceptJudge(embedder, FOOD_POS, FOOD_NEG, words=["pizza"])
+    on, off = judge.margins(["I cooked pasta with cheese and a rich tomato sauce for dinner.",
+                             "Hello! I had a relaxing weekend, went hiking and watched a movie."]).tolist()
+    assert on > judge.thresholds.margin > off
+
+
+def test_fluency_needs_low_perplexity_and_no_loop(embedder, embedded_lm):
+    judge = ConceptJudge(embedder, FOOD_POS, FOOD_NEG, words=["pizza"])
+    prompt, _ = encode_prompt(embedded_lm, "Tell me about your weekend.")
+    tok = embedded_lm.tokenizer
+    texts = {"fluent": "I went to the market on Saturday and made a big pizza with my friends.",
+             "salad": " de-de-- d- de- quantum §§ ellipsoid ]] Fahr wardrobe",
+             "loop": "I, I, I, I, I, I, I, I, I, I, I, I, I, I, I, I"}
+    ids = {k: tok(v, add_special_tokens=False)["input_ids"] for k, v in texts.items()}
+    v = dict(zip(texts, judge.judge(embedded_lm, prompt, list(ids.values()))))
+    assert v["fluent"].fluent and v["fluent"].on_concept and v["fluent"].words == ("pizza",) and v["fluent"].success
+    assert not v["salad"].fluent and v["salad"].perplexity > judge.thresholds.max_perplexity
+    assert not v["loop"].fluent and v["loop"].repeated > judge.thresholds.max_repeated
+    assert perplexity(embedded_lm, prompt, ids["loop"]) < v["salad"].perplexity  # why perplexity alone is not enough
