@@ -1,4 +1,4 @@
-"""`monosemantic explain` and `compare-neurons` on a tiny real run against the loopback
+"""`monosemantic explain` and `interpret --table-only` on a tiny real run against the loopback
 server, and their one-line errors for bad inputs."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _one_line_error(capsys, argv, after_progress: bool = False) -> str:
     return err
 
 
-def test_explain_then_compare_neurons(capsys, run, server):
+def test_explain_then_compare_with_neurons(capsys, run, server):
     assert main(_explain(run, server, "--features", "random:6")) == 0
     out = capsys.readouterr().out
     assert "features: 6 selected, 6 tried now, 0 already done" in out and "rubric" in out and "95% CI" in out
@@ -41,14 +41,14 @@ def test_explain_then_compare_neurons(capsys, run, server):
     asked = server.requests
     assert main(_explain(run, server, "--features", "random:6")) == 0  # again: nothing asked
     assert "already done" in capsys.readouterr().out and server.requests == asked
-    assert main(["compare-neurons", str(run)]) == 0
+    assert main(["interpret", str(run), "--table-only"]) == 0
     out = capsys.readouterr().out
     assert "| rubric/tokens | feature | 5 |" in out  # one of the 6 is too rare to score
     assert "| rubric/tokens | neuron | 6 |" in out
-    assert "features − neurons" in out
-    rows = json.loads((run / "autointerp" / "compare_neurons.json").read_text())["rows"]
+    assert "| rubric/tokens | neurons |" in out  # the difference features − neurons
+    rows = json.loads((run / "autointerp" / "compare.json").read_text())["rows"]
     assert all(r["lo"] <= r["mean"] <= r["hi"] for r in rows) and len(rows) == 4
-    assert (run / "autointerp" / "compare_neurons.png").stat().st_size > 10_000
+    assert (run / "autointerp" / "compare.png").stat().st_size > 10_000
 
 
 def test_errors_are_one_line(capsys, run, built_run_no_neurons, tmp_path, server):
@@ -59,7 +59,7 @@ def test_errors_are_one_line(capsys, run, built_run_no_neurons, tmp_path, server
         assert says in _one_line_error(capsys, _explain(run, server, "--features", spec))
     assert "unknown scorer" in _one_line_error(capsys, _explain(run, server, "--scorer", "rubric,vibes"))
     assert "per_level" in _one_line_error(capsys, _explain(run, server, "--per-level", "0"))
-    assert "no scores" in _one_line_error(capsys, ["compare-neurons", str(run)])
+    assert "no scores" in _one_line_error(capsys, ["interpret", str(run), "--table-only"])
     assert server.requests == 0
 
 

@@ -34,6 +34,8 @@ def build_web_run(lm, run: Path) -> Path:
         for fid in range(0, N_LATENTS, 3):
             db.add_explanation(fid, "test-explainer", f"explanation number {fid} about {'rivers' if fid % 2 else 'mountains'}")
             db.add_score(fid, "detection", fid / N_LATENTS)
+            db.add_explanation(fid, "n2g", f"of …[[ token{fid}]]")  # as `interpret` writes them
+            db.add_score(fid, "n2g_f1", 1 - fid / N_LATENTS)
     (run / "eval.json").write_text(json.dumps({"fve": 0.8, "l0": 31.5, "dead_fraction": 0.05, "loss_recovered": 0.9,
                                                "log10_density_hist": [1, 2], "log10_density_edges": [-3, -2, -1]}))
     with open(run / "metrics.jsonl", "w") as f:

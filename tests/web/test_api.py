@@ -77,6 +77,16 @@ def test_feature_list_sort_filter_paginate(client, web_run):
     assert "explanation=mountains" in re.search(r'id="next-page" href="([^"]+)"', html).group(1)
 
 
+def test_list_shows_and_sorts_by_a_chosen_scorer(client):
+    by_n2g = client.get("/api/features", params={"sort": "score", "scorer": "n2g_f1", "min_score": 0.0}).json()["items"]
+    assert [r["id"] for r in by_n2g] == list(range(0, N, 3))  # n2g_f1 = 1 - id/N: the reverse of detection's order
+    assert by_n2g[0]["score"] == 1.0
+    html = client.get("/features", params={"sort": "score", "scorer": "n2g_f1"}).text
+    assert '<option value="n2g_f1" selected>' in html and "(n2g_f1)</span>" in html
+    page = client.get("/features/3").text
+    assert "score · n2g_f1" in page and "token3" in page and ">n2g<" in page
+
+
 def test_feature_page_and_json(client, web_run):
     with FeatureDB(web_run) as db:
         fid = db.list(sort="density", live_only=True, limit=1)[0].id

@@ -1,5 +1,6 @@
-"""`monosemantic explain RUN`: explain and score features (or neurons) into
-RUN/features.db; `monosemantic compare-neurons RUN`: SAE features vs neurons."""
+"""`monosemantic explain RUN`: explain and score features (or neurons) with an LLM
+into RUN/features.db; `monosemantic interpret RUN`: the offline scorers on features,
+neurons and baselines, and the comparison table of everything scored."""
 
 from __future__ import annotations
 
@@ -30,11 +31,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.set_defaults(func=_explain)
 
-    c = sub.add_parser("compare-neurons", help="SAE features vs MLP neurons: table and plot in RUN/autointerp/",
-                       description="Bootstrap 95 % CIs of each scorer's mean for features and neurons, and of their difference.")
-    c.add_argument("run", help="run directory with features.db holding scores of both kinds")
+    c = sub.add_parser("interpret", help="offline interpretability of features vs neurons (no LLM): scores, table, plot",
+                       description="Score a seeded random sample of live SAE features and MLP neurons (and, with --units, "
+                       "residual / PCA / random directions) by N2G explanations (precision, recall), example-embedding AUROC "
+                       "and intruder detection, and ablation sparsity, all on the same held-out text; k-sparse probing of "
+                       "every family; scores and N2G explanations into RUN/features.db. Then the table of every scorer in "
+                       "RUN/features.db (these and `explain`'s) per kind, with bootstrap 95 % CIs and features minus each "
+                       "other kind: RUN/autointerp/compare.{md,json,png}. Killed, the same command resumes.")
+    c.add_argument("run", help="run directory with sae/ and features.db built with --neurons")
+    c.add_argument("--units", default="feature:200,neuron:200", help="kind:N,... of feature, neuron, residual, pca, random "
+                   "(default feature:200,neuron:200)")
+    c.add_argument("--seed", type=int, default=0, help="sampling seed")
+    c.add_argument("--explain-contexts", type=int, default=96, help="training contexts the examples come from (default 96)")
+    c.add_argument("--score-contexts", type=int, default=128, help="held-out contexts scored on (default 128, or all there are)")
+    c.add_argument("--no-probing", action="store_true", help="skip k-sparse probing")
+    c.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="model dtype (default float32: in bfloat16 one ablation's logit change is mostly rounding)")
+    c.add_argument("--table-only", action="store_true", help="only rewrite the table and plot from the scores already stored")
     c.add_argument("--no-plot", action="store_true", help="table only")
-    c.set_defaults(func=_compare)
+    c.set_defaults(func=_interpret)
 
 
 def _client(args):
@@ -79,10 +94,20 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace) -> int:
-    from ..autointerp import compare_neurons
+def _interpret(args: argparse.Namespace) -> int:
+    from ..autointerp import InterpretConfig, compare_units, interpret_run, parse_units
+    from ..autointerp.pool import PoolConfig
 
-    c = compare_neurons(args.run, plot=not args.no_plot)
+    if not args.table_only:
+        cfg = InterpretConfig(units=parse_units(args.units), seed=args.seed, probing=not args.no_probing,
+                              pool=PoolConfig(n_explain=args.explain_contexts, n_score=args.score_contexts, seed=args.seed))
+        r = interpret_run(args.run, cfg, dtype=args.dtype, progress=True)
+        for kind, ids in r.selected.items():
+            print(f"{kind}s: {len(ids)} selected, {r.scored[kind]} scored now, {r.skipped[kind]} already done")
+        if r.seconds:
+            print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in r.seconds.items())
+                  + (f"; {r.per_unit_seconds:.2f} s per unit" if r.per_unit_seconds else ""))
+    c = compare_units(args.run, plot=not args.no_plot)
     print(c.table.read_text(), end="")
     print(f"written to {c.table}" + (f" and {c.plot}" if c.plot else ""))
     return 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .schema import FeatureDBError
 
 KINDS = ("feature", "neuron")
+UNIT_KINDS = KINDS + ("residual", "pca", "random")  # what scores may be about (autointerp/units.py)
 SORT_COLUMNS = {"id": "f.id", "density": "f.density", "max_act": "f.max_act", "mean_act": "f.mean_act", "count": "f.count", "score": "s.score",
                 # a seeded permutation of the ids (Knuth's multiplicative hash): a random sample that pages stably
                 "random": "((f.id + :seed) * 2654435761) % 4294967296"}
@@ -80,7 +81,7 @@ class PromptFeatures:
     selected: dict[int, list[float]] = field(default_factory=dict)  # requested features' activation per position
 
 
-def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise FeatureDBError(f"unknown kind {kind!r}: use 'feature' or 'neuron'")
+def check_kind(kind: str, kinds: tuple = KINDS) -> str:
+    if kind not in kinds:
+        raise FeatureDBError(f"unknown kind {kind!r}: use {', '.join(repr(k) for k in kinds)}")
     return kind

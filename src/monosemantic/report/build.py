@@ -72,11 +72,11 @@ def feature_page(feature, linked: set[int]) -> str:
     f = feature
     label = "Feature" if f.kind == "feature" else "Neuron"
     parts = [f'<p><a href="../index.html">← report</a></p><h1>{label} {f.id}</h1>']
-    if f.explanation:
-        parts.append(f"<p><i>{html.escape(f.explanation)}</i></p>")
+    for e in f.explanations or ([{"explainer": "", "text": f.explanation}] if f.explanation else []):
+        by = f' <span class="muted">({html.escape(e["explainer"])})</span>' if e["explainer"] else ""
+        parts.append(f"<p><i>{html.escape(e['text'])}</i>{by}</p>")  # N2G's patterns and any LLM sentence
     stats = [("density", f"{f.density:.3e}"), ("tokens fired on", f"{f.count:,}"), ("max activation", _fmt(f.max_act)), ("mean activation (when firing)", _fmt(f.mean_act))]
-    if f.score is not None:
-        stats.append(("score", _fmt(f.score)))
+    stats += [(f"score · {html.escape(s['scorer'])}", _fmt(s["score"])) for s in sorted(f.scores, key=lambda s: s["scorer"])]
     parts.append("<table>" + "".join(f'<tr><td>{k}</td><td class="num">{v}</td></tr>' for k, v in stats) + "</table>")
     # histogram as CSS bars over the non-empty bins
     hist = np.asarray(f.histogram)

@@ -70,6 +70,7 @@ class ListParams(BaseModel):
     max_density: float | None = Field(None, ge=0, le=1)
     min_max_act: float | None = None
     min_score: float | None = None
+    scorer: str | None = Field(None, max_length=100)  # which score the score column, sort and filter use
     explanation: str | None = Field(None, max_length=200)
     live_only: bool = False
     limit: int = Field(50, ge=1, le=LIMITS.page_size_max)
@@ -84,9 +85,9 @@ def list_features(state: RunState, p: ListParams) -> dict:
         check_feature_id(state, 0, status=400, kind="neuron")
     rows = state.db().list(kind=p.kind, sort=p.sort, descending=p.descending, min_density=p.min_density, max_density=p.max_density,
                            min_max_act=p.min_max_act, min_score=p.min_score, explanation=p.explanation or None,
-                           live_only=p.live_only, limit=p.limit + 1, offset=p.offset, seed=p.seed)
+                           live_only=p.live_only, scorer=p.scorer or None, limit=p.limit + 1, offset=p.offset, seed=p.seed)
     return {"items": [asdict(r) for r in rows[: p.limit]], "offset": p.offset, "limit": p.limit, "has_more": len(rows) > p.limit,
-            "scorer": state.db().list_scorer(p.kind)}  # whose score the items carry
+            "scorer": p.scorer or state.db().list_scorer(p.kind)}  # whose score the items carry
 
 
 @router.get("/features", summary="Features, sorted, filtered and paginated")
@@ -98,6 +99,7 @@ def features(
     max_density: float | None = Query(None, ge=0, le=1),
     min_max_act: float | None = None,
     min_score: float | None = None,
+    scorer: str | None = Query(None, max_length=100, description="score shown and sorted by, e.g. n2g_f1 or embedding_auroc"),
     explanation: str | None = Query(None, max_length=200),
     live_only: bool = False,
     limit: int = Query(50, ge=1, le=LIMITS.page_size_max),
@@ -106,7 +108,8 @@ def features(
     seed: int = Query(0, ge=0, le=2**31 - 1),
 ) -> dict:
     p = ListParams(sort=sort, descending=descending, min_density=min_density, max_density=max_density, min_max_act=min_max_act,
-                   min_score=min_score, explanation=explanation, live_only=live_only, limit=limit, offset=offset, kind=kind, seed=seed)
+                   min_score=min_score, scorer=scorer, explanation=explanation, live_only=live_only, limit=limit, offset=offset,
+                   kind=kind, seed=seed)
     return list_features(state_of(request), p)
 
 

@@ -93,7 +93,7 @@ def overview(request: Request):
 
 def list_params(
     sort: str = "density", descending: bool = True, min_density: str = "", max_density: str = "", min_max_act: str = "",
-    min_score: str = "", explanation: str = Query("", max_length=200), live_only: bool = False,
+    min_score: str = "", scorer: str = Query("", max_length=100), explanation: str = Query("", max_length=200), live_only: bool = False,
     limit: int = Query(50, ge=1, le=LIMITS.page_size_max), offset: int = Query(0, ge=0, le=10_000_000),
     kind: str = Query("feature", pattern="^(feature|neuron)$"), seed: int = Query(0, ge=0, le=2**31 - 1),
 ) -> ListParams:
@@ -107,7 +107,7 @@ def list_params(
     try:
         return ListParams(sort=sort, descending=descending, min_density=num("min_density", min_density),
                           max_density=num("max_density", max_density), min_max_act=num("min_max_act", min_max_act),
-                          min_score=num("min_score", min_score), explanation=explanation.strip() or None,
+                          min_score=num("min_score", min_score), scorer=scorer or None, explanation=explanation.strip() or None,
                           live_only=live_only, limit=limit, offset=offset, kind=kind, seed=seed)
     except ValidationError as e:
         msg = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
@@ -116,7 +116,8 @@ def list_params(
 
 @router.get("/features", response_class=HTMLResponse)
 def feature_list(request: Request, p: ListParams = Depends(list_params)):
-    page = list_features(state_of(request), p)
+    state = state_of(request)
+    page = list_features(state, p)
     form = {k: ("" if v is None else v) for k, v in p.model_dump().items()}
 
     def link(offset: int) -> str:
@@ -127,7 +128,8 @@ def feature_list(request: Request, p: ListParams = Depends(list_params)):
     next_link = link(p.offset + p.limit) if page["has_more"] else None
     return render(request, "features.html", items=page["items"], form=form, prev_link=prev_link, next_link=next_link,
                   sorts=["density", "max_act", "mean_act", "count", "score", "id", "random"], kind=p.kind,
-                  random_seed=random.randrange(1, 2**31 - 1), scorer=state_of(request).db().list_scorer(p.kind))
+                  random_seed=random.randrange(1, 2**31 - 1), scorer=p.scorer or state.db().list_scorer(p.kind),
+                  scorers=state.db().scorer_names(p.kind))
 
 
 @router.get("/features/{feature_id}", response_class=HTMLResponse)
