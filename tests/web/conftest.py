@@ -14,8 +14,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "features"))
 from feature_helpers import MULTILINGUAL, multilingual_tokens  # noqa: E402,F401 (MULTILINGUAL: for the tests)
 
+from fastapi.testclient import TestClient  # noqa: E402
+
 from monosemantic.features import FeatureDB, build_feature_db  # noqa: E402
 from monosemantic.sae import SAEConfig, load_sae, make_sae, save_sae  # noqa: E402
+from monosemantic.web import create_app  # noqa: E402
 
 LAYER, N_LATENTS = 2, 48
 
@@ -47,3 +50,10 @@ def build_web_run(lm, run: Path) -> Path:
 @pytest.fixture(scope="session")
 def web_run(tiny_llama, tmp_path_factory) -> Path:
     return build_web_run(tiny_llama, tmp_path_factory.mktemp("web-run"))
+
+
+@pytest.fixture(scope="module")
+def client(web_run, tiny_llama):
+    """The app on the shared web run with the tiny model loaded, one per test module."""
+    with TestClient(create_app(web_run, lm=tiny_llama)) as c:
+        yield c

@@ -21,12 +21,6 @@ N = 48
 
 
 @pytest.fixture(scope="module")
-def client(web_run, tiny_llama):
-    with TestClient(create_app(web_run, lm=tiny_llama)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def browse_only(web_run):
     with TestClient(create_app(web_run, model=False)) as c:
         yield c

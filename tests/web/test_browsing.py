@@ -19,12 +19,6 @@ from monosemantic.web import create_app
 
 
 @pytest.fixture(scope="module")
-def client(web_run, tiny_llama):
-    with TestClient(create_app(web_run, lm=tiny_llama)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def spaced_word(web_run):
     """A streamed token " word" (leading space, letters only): its id and the bare word."""
     with FeatureDB(web_run) as db:

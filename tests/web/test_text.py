@@ -6,21 +6,11 @@ from __future__ import annotations
 import html as html_lib
 import re
 
-import pytest
-from fastapi.testclient import TestClient
-
 from monosemantic.features import FeatureDB
-from monosemantic.web import create_app
 
 from feature_helpers import MULTILINGUAL  # tests/features, on the path via conftest.py
 
 EDGE_BYTES = re.compile(r"^(‹[0-9a-f]{2}›)+|(‹[0-9a-f]{2}›)+$")
-
-
-@pytest.fixture(scope="module")
-def client(web_run, tiny_llama):
-    with TestClient(create_app(web_run, lm=tiny_llama)) as c:
-        yield c
 
 
 def _multilingual_examples(web_run):
