@@ -150,15 +150,13 @@
     canvas.dataset.ready = "1";
     // for tests and for linking: where a feature is drawn, in client (page) coordinates
     window.familyMap = {
-      locate(member, id) {
-        const p = d.points, m = d.members.findIndex(x => x.name === member);
+      screenPoints() {  // [member name, id, x, y] of every shown point, in CSS pixels from the canvas's top left
+        const p = d.points, r = canvas.getBoundingClientRect(), out = [];
         for (let i = 0; i < p.id.length; i++) {
-          if (p.member[i] === m && p.id[i] === id) {
-            const r = canvas.getBoundingClientRect();
-            return [r.left + sx(p.x[i]) * r.width / canvas.width, r.top + sy(p.y[i]) * r.height / canvas.height];
-          }
+          if (shown[p.member[i]]) out.push([d.members[p.member[i]].name, p.id[i], sx(p.x[i]) * r.width / canvas.width,
+                                            sy(p.y[i]) * r.height / canvas.height]);
         }
-        return null;
+        return out;
       },
       shownCount() { return d.points.member.filter(m => shown[m]).length; },
       view() { return { ...view }; },
