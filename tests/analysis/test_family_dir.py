@@ -104,3 +104,25 @@ def test_an_analysis_of_members_without_features_db_says_what_to_run(tmp_path, c
     assert main(["family", str(fam), "--activations", str(store), "--latents", "8,16", *TINY]) == 0
     err = _one_line_error(capsys, ["analyze", "geometry", str(fam)])
     assert "features.db" in err and f"monosemantic features {fam / 'n8'}" in err
+
+
+def test_family_from_a_sweeps_planner(tmp_path):
+    """--sweep: the sizes and lengths `scaling plan` gives for three budgets, the
+    sweep's other settings and its store."""
+    from monosemantic.scaling.family import family_budgets
+    from monosemantic.scaling.fit import fit_sweep
+    from monosemantic.scaling.plan import plan
+    from monosemantic.scaling.sweep import collect, load_spec, run_sweep
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"activations": str(npy_store(tmp_path / "x.npy")), "architecture": "relu", "l1_coefficient": 1.0,
+                                "batch_size": 64, "lr": 3e-3, "eval_tokens": 256, "eval_seed": 0,
+                                "grid": {"n_latents": [16, 32], "n_tokens": [64 * 40, 64 * 80]}}))
+    run_sweep(tmp_path / "sweep", load_spec(spec), progress=False)
+    fit = fit_sweep(collect(tmp_path / "sweep"))
+    want = [plan(fit, b, batch_size=64) for b in family_budgets(fit, 2.0)]
+    assert main(["family", str(tmp_path / "fam"), "--sweep", str(tmp_path / "sweep"), "--factor", "2", "--eval-tokens", "300"]) == 0
+    family = open_family(tmp_path / "fam")
+    assert family.sizes == [p.n_latents for p in want]
+    for m, p in zip(family.members, want):
+        assert m.config["train"]["train"]["n_tokens"] == p.n_tokens and m.config["train"]["train"]["batch_size"] == 64

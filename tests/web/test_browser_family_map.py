@@ -128,3 +128,11 @@ def test_map_refusals(map_server, family):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(map_server + path, timeout=30)
         assert e.value.code == status, path
+
+
+def test_a_members_report_shows_the_family_map(family):
+    from monosemantic.report.build import build_report
+
+    index = build_report(family / "n24").read_text()
+    assert '<img src="analysis/geometry/umap.png"' in index
+    assert (family / "n24" / "report" / "analysis" / "geometry" / "umap.png").read_bytes()[:4] == b"\x89PNG"

@@ -67,6 +67,8 @@ def read_family_file(family_dir: Path) -> dict | None:
         data = atomic.read_json(path)
     except ValueError as e:
         raise FamilyError(f"{path} is not valid JSON ({e}): delete it and {FIRST}") from e
+    if isinstance(data, list):   # `scaling family`'s SWEEP/family/family.json: the member rows themselves
+        data = {"members": data}
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise FamilyError(f"{path} is not a family file (no member list): delete it and {FIRST}")
     return data
