@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from monosemantic.analysis.completeness import (
+from monosemantic.analysis.concept_presence import (
     CompletenessConfig, best_f1, concept_best_feature, fit_sigmoid, sigmoid,
 )
 

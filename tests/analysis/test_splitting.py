@@ -10,7 +10,7 @@ from split_helpers import basis, rows_of, sae_with
 
 from monosemantic.activations import open_store
 from monosemantic.analysis.codes import sparse_codes, top_examples
-from monosemantic.analysis.splitting import (
+from monosemantic.analysis.split_match import (
     SplitConfig, build_trees, children_counts, cosine_candidates, match_features, split_fraction, tree_size,
 )
 

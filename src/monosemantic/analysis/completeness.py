@@ -1,124 +1,141 @@
-"""Completeness (Templeton et al. 2024, "Feature completeness"): does a dictionary have
-a feature for a concept, as a function of how often the concept occurs and how many
-features the dictionary has alive?
+"""`monosemantic analyze completeness FAMILY`: which concepts of the catalogue
+(concepts.py) get a feature specific to them in each member, against the concept's
+frequency x the member's alive features, with the paper's fitted sigmoid (the rule
+and its threshold: concept_presence.py; docs/analysis.md).
 
-A member has a feature specific to a concept when some feature separates the concept's
-mentions from every other token with F1 ≥ `min_f1` (default 0.5) at its best
-threshold. A mention counts as detected when the feature's largest activation over
-the mention's tokens reaches the threshold; every other token is a negative, counted
-from a uniform sample of the store and weighted up to the whole store (`neg_weight`).
-F1 rather than AUROC because AUROC ignores how many other tokens a feature fires on:
-a feature firing on all mentions and on 5 % of all text has AUROC ≈ 0.97 but is not
-specific, while its F1 for a concept of frequency 1e-4 is ≈ 0.004. At F1 = 0.5 the
-feature finds at least a third of the mentions, and fires elsewhere at most as often
-as it fires on them.
-
-The paper's plot: presence (0/1) against log10(frequency × alive features), with a
-fitted sigmoid; its midpoint is the frequency × alive at which a concept has an even
-chance of a feature (`fit_sigmoid`)."""
+Every member is encoded on the rows of every mention plus a uniform sample of the
+store (`--rows`; sparse codes cached per member, so a killed run resumes). A concept's
+frequency is its mentions per token in the store's train split (the tokens the SAEs
+were trained on); concepts with fewer than `--min-mentions` mentions in the store, or
+none in the train split, are listed but not judged. A member's alive features are
+those that fire at least once on the sampled rows. Writes FAMILY/analysis/completeness/:
+  completeness.json   settings, the fit (midpoint, width), per member: alive features,
+                      concepts present, the frequency at the midpoint; cost
+  concepts.json       every judged concept x member: frequency, mentions, F1, the feature
+  completeness.png    presence vs frequency x alive features, with the sigmoid"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+import argparse
+import time
+from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
-from scipy.optimize import curve_fit
-
-
-@dataclass(frozen=True)
-class CompletenessConfig:
-    min_f1: float = 0.5          # a feature at least this good on a concept makes it present
-    min_mentions: int = 3        # concepts with fewer mentions in the store are not judged
-    candidates: int = 16         # features tried per concept: the most active on its mentions, and the most often firing
+NAME = "completeness"
+DEFAULT_ROWS = 60_000
+ALSO_AT = (0.3, 0.7)   # presence also counted at these F1 thresholds: how much the choice matters
 
 
-class BestF1(NamedTuple):
-    f1: float
-    threshold: float     # activation at which it is reached (inf when the feature never fires on a mention)
-    precision: float
-    recall: float
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .concept_presence import CompletenessConfig
+
+    d = CompletenessConfig()
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS,
+                        help=f"uniform sample of store rows standing for 'everything else' (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the row sample (default 0)")
+    parser.add_argument("--min-f1", type=float, default=d.min_f1, help=f"F1 that makes a feature specific to a concept (default {d.min_f1})")
+    parser.add_argument("--min-mentions", type=int, default=d.min_mentions, help=f"mentions a concept needs to be judged (default {d.min_mentions})")
 
 
-def best_f1(pos: np.ndarray, neg: np.ndarray, neg_weight: float = 1.0) -> BestF1:
-    """The best F1 of `activation ≥ t` over every threshold t, for positives `pos` [M]
-    and negatives `neg` [N] (each negative standing for `neg_weight` tokens)."""
-    pos, neg = np.asarray(pos, dtype=np.float64), np.sort(np.asarray(neg, dtype=np.float64))
-    t = np.unique(pos[pos > 0])                                          # candidate thresholds, ascending
-    if len(t) == 0:
-        return BestF1(0.0, float("inf"), 0.0, 0.0)
-    tp = len(pos) - np.searchsorted(np.sort(pos), t, side="left")       # positives ≥ t
-    fp = neg_weight * (len(neg) - np.searchsorted(neg, t, side="left"))  # weighted negatives ≥ t
-    f1 = 2 * tp / (2 * tp + fp + (len(pos) - tp))
-    i = int(np.argmax(f1))
-    return BestF1(float(f1[i]), float(t[i]), float(tp[i] / (tp[i] + fp[i])), float(tp[i] / len(pos)))
+def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DEFAULT_ROWS, seed: int = 0,
+        min_f1: float | None = None, min_mentions: int | None = None, progress: bool = True) -> dict:
+    import numpy as np
 
+    from .. import atomic
+    from ..autointerp.pool import doc_sources
+    from ..errors import ConfigError
+    from ..progress import bars_disabled
+    from .concept_presence import CompletenessConfig, concept_best_feature, fit_sigmoid
+    from .concepts import catalogue, find_mentions, rows_of_positions
+    from .family import open_family
+    from .figures import completeness_figure
+    from .registry import output_dir
+    from .shared_rows import member_codes, sample_rows, store_rows, vocab_bytes_of
 
-class ConceptResult(NamedTuple):
-    feature: int          # the best feature (-1 when none ever fires on a mention)
-    score: BestF1
+    start = time.perf_counter()
+    progress = progress and not bars_disabled()
+    d = CompletenessConfig()
+    cfg = CompletenessConfig(d.min_f1 if min_f1 is None else float(min_f1), d.min_mentions if min_mentions is None else int(min_mentions))
+    if rows < 100 or not 0 < cfg.min_f1 <= 1 or cfg.min_mentions < 1:
+        raise ConfigError(f"--rows must be ≥ 100, --min-f1 in (0, 1], --min-mentions ≥ 1 (got {rows}, {cfg.min_f1}, {cfg.min_mentions})")
+    family = open_family(target)
+    out = Path(out_dir) if out_dir is not None else output_dir(family.dir, NAME)
+    run0 = family.members[0]
+    store, tokens = run0.store(), run0.tokens()
+    where = store_rows(store)                                              # [N, 4]
+    contexts, doc_ids = np.asarray(tokens.contexts), np.asarray(tokens.doc_ids)
 
+    # mentions on the token stream -> store rows
+    concepts = catalogue()
+    found = find_mentions(concepts, contexts, vocab_bytes_of(run0), doc_ids, doc_sources(run0.data_root))
+    lengths = found.stop - found.start
+    mention_of_token = np.repeat(np.arange(len(lengths)), lengths)
+    position = np.concatenate([np.arange(a, b) for a, b in zip(found.start, found.stop)]) if len(lengths) else np.zeros(0, np.int64)
+    token_rows = rows_of_positions(where, contexts.shape[1], found.context[mention_of_token], position)
+    keep = token_rows >= 0
+    mention_of_token, token_rows = mention_of_token[keep], token_rows[keep]
+    has_row = np.zeros(len(lengths), dtype=bool)
+    has_row[mention_of_token] = True
+    is_train = np.zeros(store.count, dtype=bool)
+    is_train[store.split_indices("train")] = True
+    first_row = np.full(len(lengths), -1, dtype=np.int64)
+    first_row[mention_of_token[::-1]] = token_rows[::-1]
+    n_train = int(is_train.sum())
 
-def mention_maxima(codes: sp.csr_matrix, mention_of_row: np.ndarray, n_mentions: int, features: np.ndarray) -> np.ndarray:
-    """[n_mentions, len(features)]: each mention's largest activation over its rows.
-    codes: [R, n] of the mention rows; mention_of_row [R]: which mention a row belongs to."""
-    dense = codes[:, features].toarray()                                 # [R, F]
-    out = np.zeros((n_mentions, len(features)), dtype=np.float32)
-    np.maximum.at(out, mention_of_row, dense)
-    return out
+    background = sample_rows(store.count, rows, seed)
+    union = np.union1d(background, token_rows)
+    codes = [member_codes(m, store, union, out / "codes", progress) for m in family.members]
+    t_encode = time.perf_counter() - start
+    bg_at = np.searchsorted(union, background)
+    backgrounds = [c[bg_at] for c in codes]
+    alive = [int((np.asarray((b > 0).sum(axis=0)).ravel() > 0).sum()) for b in backgrounds]
 
+    points, listed = [], []
+    for ci, concept in enumerate(concepts):
+        mine = np.nonzero((found.concept == ci) & has_row)[0]
+        train_mentions = int(is_train[first_row[mine]].sum()) if len(mine) else 0
+        entry = {"concept": concept.key, "category": concept.category, "mentions": int(len(mine)),
+                 "train_mentions": train_mentions, "frequency": train_mentions / n_train}
+        listed.append(entry)
+        if len(mine) < cfg.min_mentions or train_mentions == 0:
+            continue
+        local = np.searchsorted(mine, mention_of_token[np.isin(mention_of_token, mine)])   # mention index within the concept
+        c_rows = token_rows[np.isin(mention_of_token, mine)]
+        at = np.searchsorted(union, c_rows)
+        bg_is_mention = np.isin(background, c_rows)
+        neg_weight = (store.count - len(np.unique(c_rows))) / max(int((~bg_is_mention).sum()), 1)
+        for member, c, b in zip(family.members, codes, backgrounds):
+            best = concept_best_feature(c[at], local, len(mine), b, bg_is_mention, neg_weight, cfg)
+            points.append({**entry, "member": member.dir.name, "feature": best.feature, "f1": round(best.score.f1, 4),
+                           "precision": round(best.score.precision, 4), "recall": round(best.score.recall, 4),
+                           "threshold": None if best.feature < 0 else round(best.score.threshold, 4),
+                           "present": bool(best.score.f1 >= cfg.min_f1)})
 
-def concept_best_feature(mention_codes: sp.csr_matrix, mention_of_row: np.ndarray, n_mentions: int,
-                         background: sp.csr_matrix, background_is_mention: np.ndarray, neg_weight: float,
-                         cfg: CompletenessConfig = CompletenessConfig()) -> ConceptResult:
-    """The feature that best separates one concept's mentions from other tokens.
-    mention_codes: [R, n] codes of the rows of its mentions; background: [S, n] codes of
-    a uniform sample of rows, background_is_mention [S] marking those that are its
-    mentions (not negatives); neg_weight: store tokens each negative stands for."""
-    fired = (mention_codes > 0).astype(np.float32)
-    by_count = np.asarray(fired.sum(axis=0)).ravel()
-    by_act = np.asarray(mention_codes.sum(axis=0)).ravel()
-    live = np.nonzero(by_count)[0]
-    if len(live) == 0:
-        return ConceptResult(-1, BestF1(0.0, float("inf"), 0.0, 0.0))
-    k = cfg.candidates
-    pick = np.union1d(live[np.argsort(-by_count[live], kind="stable")[:k]], live[np.argsort(-by_act[live], kind="stable")[:k]])
-    pos = mention_maxima(mention_codes, mention_of_row, n_mentions, pick)   # [M, F]
-    neg = background[~np.asarray(background_is_mention, dtype=bool)][:, pick].tocsc()
-    best = ConceptResult(-1, BestF1(0.0, float("inf"), 0.0, 0.0))
-    for j, fid in enumerate(pick):
-        col = neg.data[neg.indptr[j] : neg.indptr[j + 1]]                 # nonzero negatives only: zeros never reach t > 0
-        score = best_f1(pos[:, j], col, neg_weight)
-        if score.f1 > best.score.f1:
-            best = ConceptResult(int(fid), score)
-    return best
-
-
-def sigmoid(x, midpoint, width):
-    return 1.0 / (1.0 + np.exp(-(np.asarray(x, dtype=np.float64) - midpoint) / width))
-
-
-class SigmoidFit(NamedTuple):
-    midpoint: float       # log10(frequency x alive) at which presence is 1/2
-    width: float          # log10 units from 1/2 to 1/(1 + e^-1) = 0.73
-    n_points: int
-
-    @property
-    def midpoint_value(self) -> float:
-        """The midpoint as frequency x alive features (not its log10)."""
-        return float(10 ** self.midpoint)
-
-
-def fit_sigmoid(log10_x: np.ndarray, present: np.ndarray) -> SigmoidFit:
-    """Least-squares fit of presence (0/1 or fractions) to a logistic in log10 space
-    (scipy.optimize.curve_fit), as the paper's completeness plot. Raises ValueError when
-    the points cannot place a midpoint (all present or all absent)."""
-    x, y = np.asarray(log10_x, dtype=np.float64), np.asarray(present, dtype=np.float64)
-    if len(x) < 3 or y.min() == y.max():
-        raise ValueError(f"{len(x)} points, presence from {y.min() if len(y) else '-'} to {y.max() if len(y) else '-'}: "
-                         "a sigmoid needs both present and absent concepts")
-    p0 = (float(np.median(x)), max(float(np.std(x)) / 2, 1e-2))
-    lo, hi = float(x.min()) - 3, float(x.max()) + 3
-    (mid, width), _ = curve_fit(sigmoid, x, y, p0=p0, bounds=([lo, 1e-3], [hi, 10.0]), maxfev=20000)
-    return SigmoidFit(float(mid), float(width), len(x))
+    members = [{"name": m.dir.name, "n_latents": n, "alive": a} for m, n, a in zip(family.members, family.sizes, alive)]
+    alive_of = {m["name"]: m["alive"] for m in members}
+    fit = None
+    if points:
+        x = np.log10([p["frequency"] * alive_of[p["member"]] for p in points])
+        try:
+            f = fit_sigmoid(x, [p["present"] for p in points])
+            fit = {"midpoint": f.midpoint_value, "midpoint_log10": f.midpoint, "width_log10": f.width, "points": f.n_points}
+        except ValueError as e:
+            fit = None
+            print(f"completeness: no sigmoid fitted ({e})")
+    for m in members:
+        mine = [p for p in points if p["member"] == m["name"]]
+        m["concepts_present"] = sum(p["present"] for p in mine)
+        m["present_at_other_f1"] = {str(t): sum(p["f1"] >= t for p in mine) for t in ALSO_AT}
+        m["frequency_at_midpoint"] = None if fit is None else fit["midpoint"] / max(m["alive"], 1)
+    judged = len({p["concept"] for p in points})
+    atomic.write_json(out / "concepts.json", {"catalogue": listed, "points": points})
+    completeness_figure(members, points, fit, out / "completeness.png")
+    summary = {"family": str(family.dir), "members": members, "rows": int(len(background)), "encoded_rows": int(len(union)),
+               "seed": seed, "min_f1": cfg.min_f1, "min_mentions": cfg.min_mentions, "catalogue_concepts": len(concepts),
+               "concepts_found": int(sum(e["mentions"] > 0 for e in listed)), "concepts_judged": judged,
+               "train_tokens": n_train, "fit": fit,
+               "seconds": {"encode": round(t_encode, 1), "total": round(time.perf_counter() - start, 1)}}
+    atomic.write_json(out / "completeness.json", summary)
+    return {"concepts judged": f"{judged} of {len(concepts)} in the catalogue ({summary['concepts_found']} found in the store)",
+            **{m["name"]: f"{m['concepts_present']} present, {m['alive']:,} alive" for m in members},
+            "sigmoid midpoint (frequency x alive)": "-" if fit is None else f"{fit['midpoint']:.3g}",
+            "seconds": summary["seconds"]["total"], "written": str(out)}

@@ -1,141 +1,142 @@
-"""Feature splitting (Templeton et al. 2024, "Feature splitting"): a feature of a small
-SAE whose region of activation space the larger SAEs cover with several features.
+"""`monosemantic analyze splitting FAMILY`: feature splitting across the family's sizes
+(the matching rule and its thresholds: split_match.py; docs/analysis.md).
 
-Matching, for a smaller SAE P (parents) and a larger one C (children), both encoded on
-the same store rows:
-- candidates: the `candidates` features of P whose decoder directions have the highest
-  cosine with child j's;
-- child j's parent is the candidate of highest cosine that passes both tests:
-  cosine ≥ `min_cosine` and P(parent fires | j fires) ≥ `min_coactivation` on the shared
-  rows, with j firing on at least `min_fires` of them; a child with no such candidate
-  is unmatched (a direction the smaller SAE did not have).
-
-Why these defaults: a parent that is the normalised sum of k orthogonal children has
-cosine 1/√k with each (0.71 for two, 0.5 for four), and the children of a real split
-share the parent's component, so their cosine is higher; the largest cosine of a
-random 576-d direction with 32,768 others is ~0.2. A child's tokens are a subset of
-its parent's, so the parent fires on most of them (1.0 for an exact split), while two
-directions that merely point the same way need not fire together.
-
-Each child has at most one parent, so parent -> children links form trees: a feature
-of the smallest member, its children in the next member, theirs in the next."""
+Every member is encoded on one uniform sample of store rows (`--rows`, sparse codes,
+cached per member so a killed run resumes); consecutive members are matched (each
+feature of the larger one gets at most one parent in the smaller one), which gives a
+tree per feature of the smallest member. Writes FAMILY/analysis/splitting/:
+  splitting.json        settings, per member pair: alive parents, the fraction with ≥ 2
+                        children, the children-count distribution, matched children; cost
+  trees.json            one tree per smallest-member feature (ids, cosine, co-activation)
+  examples.json         each tree node's strongest sampled tokens as text
+  children_counts.png   the children-count distributions
+The web UI shows the trees at /splitting (web/splitting.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+import argparse
+import time
+from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
-
-from .codes import unit_rows
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    min_cosine: float = 0.5          # decoder cosine of parent and child (1/√4: up to four orthogonal children)
-    min_coactivation: float = 0.5    # P(parent fires | child fires) on the shared rows
-    min_fires: int = 5               # a child firing on fewer shared rows is not judged (unmatched)
-    candidates: int = 16             # parents considered per child, by decoder cosine
+NAME = "splitting"
+DEFAULT_ROWS = 60_000
 
 
-class Match(NamedTuple):
-    parent: np.ndarray        # [n_child] int64: the parent in the smaller SAE, -1 when unmatched
-    cosine: np.ndarray        # [n_child] float32: decoder cosine with that parent (best candidate's when unmatched)
-    coactivation: np.ndarray  # [n_child] float32: P(parent fires | child fires) (0 when unmatched)
-    fires: np.ndarray         # [n_child] int64: shared rows on which the child fires
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .split_match import SplitConfig
+
+    d = SplitConfig()
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"store rows every member is encoded on (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the row sample (default 0)")
+    parser.add_argument("--min-cosine", type=float, default=d.min_cosine, help=f"decoder cosine of parent and child (default {d.min_cosine})")
+    parser.add_argument("--min-coactivation", type=float, default=d.min_coactivation,
+                        help=f"P(parent fires | child fires) on the sampled rows (default {d.min_coactivation})")
+    parser.add_argument("--min-fires", type=int, default=d.min_fires, help=f"sampled rows a child must fire on to be judged (default {d.min_fires})")
+    parser.add_argument("--examples", type=int, default=3, help="top examples kept per tree node (default 3)")
 
 
-def cosine_candidates(w_parent, w_child, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """For each child row, the k parent rows of highest decoder cosine, best first:
-    (index [n_child, k] int64, cosine [n_child, k] float32). Chunked over children,
-    so memory is chunk x n_parent, not n_child x n_parent."""
-    p, c = unit_rows(w_parent), unit_rows(w_child)
-    k = min(k, len(p))
-    index = np.empty((len(c), k), dtype=np.int64)
-    cosine = np.empty((len(c), k), dtype=np.float32)
-    for start in range(0, len(c), chunk):
-        cos = c[start : start + chunk] @ p.T                              # [b, n_parent]
-        top = np.argpartition(-cos, k - 1, axis=1)[:, :k]                 # [b, k] unordered
-        vals = np.take_along_axis(cos, top, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        index[start : start + chunk] = np.take_along_axis(top, order, axis=1)
-        cosine[start : start + chunk] = np.take_along_axis(vals, order, axis=1)
-    return index, cosine
+def _distribution(counts) -> dict[str, int]:
+    import numpy as np
+
+    bins = np.bincount(counts) if len(counts) else np.zeros(1, dtype=np.int64)
+    return {str(i): int(v) for i, v in enumerate(bins) if v}
 
 
-def cofiring_counts(parent_codes: sp.spmatrix, child_codes: sp.spmatrix, chunk: int = 8192) -> sp.csr_matrix:
-    """[n_parent, n_child] counts of shared rows on which both fire. Sparse: the work
-    and memory are those of the co-firing pairs, which sparse codes keep small."""
-    if parent_codes.shape[0] != child_codes.shape[0]:
-        raise ValueError(f"codes of {parent_codes.shape[0]} and {child_codes.shape[0]} rows: encode the same rows")
-    a = sp.csr_matrix(parent_codes)
-    b = sp.csr_matrix(child_codes)
-    total = sp.csr_matrix((a.shape[1], b.shape[1]), dtype=np.float32)
-    for start in range(0, a.shape[0], chunk):
-        pa = (a[start : start + chunk] > 0).astype(np.float32)
-        pb = (b[start : start + chunk] > 0).astype(np.float32)
-        total = total + (pa.T @ pb)
-    return total.tocsr()
+def _tree_nodes(tree: dict, out: set[tuple[int, int]]) -> None:
+    out.add((tree["member"], tree["id"]))
+    for child in tree.get("children", []):
+        _tree_nodes(child, out)
 
 
-def match_features(parent_codes, child_codes, w_parent, w_child, cfg: SplitConfig = SplitConfig()) -> Match:
-    """Each child's parent (module docstring). codes: [rows, n] on the same rows."""
-    index, cosine = cosine_candidates(w_parent, w_child, cfg.candidates)
-    counts = cofiring_counts(parent_codes, child_codes)
-    fires = np.asarray((sp.csc_matrix(child_codes) > 0).sum(axis=0)).ravel().astype(np.int64)   # [n_child]
-    n_child, k = index.shape
-    children = np.repeat(np.arange(n_child), k)
-    both = np.asarray(counts[index.ravel(), children]).ravel().reshape(n_child, k)
-    coact = both / np.maximum(fires, 1)[:, None]                                                   # [n_child, k]
-    ok = (cosine >= cfg.min_cosine) & (coact >= cfg.min_coactivation) & (fires >= cfg.min_fires)[:, None]
-    first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)        # candidates are by cosine: first passing = best
-    rows = np.arange(n_child)
-    pick = np.maximum(first, 0)
-    parent = np.where(first >= 0, index[rows, pick], -1)
-    return Match(parent.astype(np.int64), cosine[rows, pick].astype(np.float32),
-                 np.where(first >= 0, coact[rows, pick], 0.0).astype(np.float32), fires)
+def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DEFAULT_ROWS, seed: int = 0,
+        min_cosine: float | None = None, min_coactivation: float | None = None, min_fires: int | None = None,
+        examples: int = 3, progress: bool = True) -> dict:
+    import numpy as np
 
+    from .. import atomic
+    from ..errors import ConfigError
+    from ..progress import bars_disabled
+    from .codes import top_examples
+    from .family import open_family
+    from .figures import children_counts_figure
+    from .registry import output_dir
+    from .shared_rows import member_codes, sample_rows, snippet, store_rows, vocab_bytes_of
+    from .split_match import SplitConfig, build_trees, children_counts, match_features, split_fraction, tree_size
 
-def children_of(match: Match, n_parent: int) -> list[list[int]]:
-    """Per parent, its children (ids in the larger SAE), by decreasing cosine."""
-    out: list[list[int]] = [[] for _ in range(n_parent)]
-    for j in np.argsort(-match.cosine, kind="stable"):
-        if match.parent[j] >= 0:
-            out[int(match.parent[j])].append(int(j))
-    return out
+    start = time.perf_counter()
+    progress = progress and not bars_disabled()
+    family = open_family(target)
+    out = Path(out_dir) if out_dir is not None else output_dir(family.dir, NAME)
+    d = SplitConfig()
+    cfg = SplitConfig(d.min_cosine if min_cosine is None else float(min_cosine),
+                      d.min_coactivation if min_coactivation is None else float(min_coactivation),
+                      d.min_fires if min_fires is None else int(min_fires))
+    if rows < 100 or examples < 1:
+        raise ConfigError(f"--rows must be at least 100 and --examples at least 1 (got {rows}, {examples})")
+    store = family.members[0].store()
+    index = sample_rows(store.count, rows, seed)
+    codes = [member_codes(m, store, index, out / "codes", progress) for m in family.members]
+    t_encode = time.perf_counter() - start
+    names, sizes = family.names, family.sizes
+    matches, pairs, figure_pairs = [], [], []
+    for level in range(len(family.members) - 1):
+        w_parent = family.members[level].sae().W_dec
+        w_child = family.members[level + 1].sae().W_dec
+        m = match_features(codes[level], codes[level + 1], w_parent, w_child, cfg)
+        matches.append(m)
+        parent_fires = np.asarray((codes[level] > 0).sum(axis=0)).ravel()
+        alive = parent_fires >= cfg.min_fires                     # parents that could have been judged
+        counts = children_counts(m, sizes[level])
+        judged_children = m.fires >= cfg.min_fires
+        pairs.append({
+            "parent": names[level], "child": names[level + 1],
+            "alive_parents": int(alive.sum()), "split_fraction": round(split_fraction(counts, alive), 4),
+            "children_distribution": _distribution(counts[alive]),
+            "mean_children": round(float(counts[alive].mean()) if alive.any() else 0.0, 3),
+            "judged_children": int(judged_children.sum()),
+            "matched_children": int((m.parent >= 0).sum()),
+            "matched_fraction": round(float((m.parent >= 0)[judged_children].mean()) if judged_children.any() else 0.0, 4),
+            "median_cosine_matched": round(float(np.median(m.cosine[m.parent >= 0])) if (m.parent >= 0).any() else 0.0, 4),
+        })
+        figure_pairs.append((f"{names[level]} → {names[level + 1]}", counts[alive]))
+    trees = build_trees(matches, sizes)
+    root_fires = np.asarray((codes[0] > 0).sum(axis=0)).ravel()
+    for t in trees:
+        t["size"] = tree_size(t)
+        t["fires"] = int(root_fires[t["id"]])
 
+    # the strongest sampled tokens of every node of every tree, as text
+    run0 = family.members[0]
+    contexts, vocab, where = np.asarray(run0.tokens().contexts), vocab_bytes_of(run0), store_rows(store)
+    nodes: set[tuple[int, int]] = set()
+    for t in trees:
+        _tree_nodes(t, nodes)
+    tops = [top_examples(c, examples) for c in codes]
+    shown: dict[str, dict[str, list]] = {name: {} for name in names}
+    for level, fid in sorted(nodes):
+        ex = []
+        for r, a in zip(tops[level].rows[fid], tops[level].acts[fid]):
+            if r < 0:
+                break
+            ctx, pos = int(where[index[r], 0]), int(where[index[r], 1])
+            ex.append([*snippet(contexts, vocab, ctx, pos), round(float(a), 3)])
+        shown[names[level]][str(fid)] = ex
 
-def children_counts(match: Match, n_parent: int) -> np.ndarray:
-    """[n_parent] int64: how many children each parent has."""
-    parents = match.parent[match.parent >= 0]
-    return np.bincount(parents, minlength=n_parent).astype(np.int64)
-
-
-def split_fraction(counts: np.ndarray, alive: np.ndarray | None = None) -> float:
-    """Fraction of (alive) parents with ≥ 2 children: the ones that split."""
-    counts = counts if alive is None else counts[alive]
-    return float((counts >= 2).mean()) if len(counts) else 0.0
-
-
-def build_trees(matches: list[Match], sizes: list[int]) -> list[dict]:
-    """One tree per feature of the smallest member: {"member": 0, "id": i, "children":
-    [...]} nested down the members; each child node carries its cosine and
-    co-activation with its parent. matches[m] links member m (parents) to m + 1."""
-    kids = [children_of(m, sizes[level]) for level, m in enumerate(matches)]
-
-    def node(level: int, fid: int, link: tuple[float, float] | None) -> dict:
-        out = {"member": level, "id": fid}
-        if link is not None:
-            out["cosine"], out["coactivation"] = round(link[0], 4), round(link[1], 4)
-        if level < len(kids):
-            m = matches[level]
-            out["children"] = [node(level + 1, j, (float(m.cosine[j]), float(m.coactivation[j]))) for j in kids[level][fid]]
-        return out
-
-    return [node(0, i, None) for i in range(sizes[0])]
-
-
-def tree_size(tree: dict) -> int:
-    """Number of nodes below the root, at every depth."""
-    return sum(1 + tree_size(c) for c in tree.get("children", []))
+    atomic.write_json(out / "trees.json", {"members": names, "sizes": sizes, "trees": trees})
+    atomic.write_json(out / "examples.json", shown)
+    children_counts_figure(figure_pairs, out / "children_counts.png")
+    summary = {
+        "family": str(family.dir), "members": [{"name": n, "n_latents": s} for n, s in zip(names, sizes)],
+        "rows": int(len(index)), "seed": seed,
+        "thresholds": {"min_cosine": cfg.min_cosine, "min_coactivation": cfg.min_coactivation,
+                       "min_fires": cfg.min_fires, "candidates": cfg.candidates},
+        "pairs": pairs,
+        "split_fraction": pairs[0]["split_fraction"],
+        "trees_with_grandchildren": int(sum(any(c.get("children") for c in t.get("children", [])) for t in trees)),
+        "seconds": {"encode": round(t_encode, 1), "total": round(time.perf_counter() - start, 1)},
+    }
+    atomic.write_json(out / "splitting.json", summary)
+    return {"split fraction (smallest member, ≥ 2 children)": summary["split_fraction"],
+            **{f"{p['parent']} -> {p['child']}": f"{100 * p['split_fraction']:.1f} % of {p['alive_parents']:,} alive split; "
+               f"{p['matched_children']:,} of {p['judged_children']:,} judged children matched" for p in pairs},
+            "seconds": summary["seconds"]["total"], "written": str(out)}
