@@ -3,8 +3,10 @@
 frequency x the member's alive features, with the paper's fitted sigmoid (the rule
 and its threshold: concept_presence.py; docs/analysis.md).
 
-Every member is encoded on the rows of every mention plus a uniform sample of the
-store (`--rows`; sparse codes cached per member, so a killed run resumes). A concept's
+Every member is encoded on the rows of every mention and on a uniform sample of the
+store (`--rows`, the same sample as `analyze splitting` with the same --rows and --seed;
+sparse codes cached per member in FAMILY/analysis/codes/, so a killed run resumes and
+the two analyses encode the sample once). A concept's
 frequency is its mentions per token in the store's train split (the tokens the SAEs
 were trained on); concepts with fewer than `--min-mentions` mentions in the store, or
 none in the train split, are listed but not judged. A member's alive features are
@@ -81,12 +83,12 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
     first_row[mention_of_token[::-1]] = token_rows[::-1]
     n_train = int(is_train.sum())
 
-    background = sample_rows(store.count, rows, seed)
-    union = np.union1d(background, token_rows)
-    codes = [member_codes(m, store, union, out / "codes", progress) for m in family.members]
+    background = sample_rows(store.count, rows, seed)                     # the same rows as `analyze splitting`: one encoding
+    mention_rows = np.unique(token_rows)
+    cache = family.analysis_dir / "codes"
+    backgrounds = [member_codes(m, store, background, cache, progress) for m in family.members]
+    codes = [member_codes(m, store, mention_rows, cache, progress) for m in family.members]
     t_encode = time.perf_counter() - start
-    bg_at = np.searchsorted(union, background)
-    backgrounds = [c[bg_at] for c in codes]
     alive = [int((np.asarray((b > 0).sum(axis=0)).ravel() > 0).sum()) for b in backgrounds]
 
     points, listed = [], []
@@ -100,7 +102,7 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
             continue
         local = np.searchsorted(mine, mention_of_token[np.isin(mention_of_token, mine)])   # mention index within the concept
         c_rows = token_rows[np.isin(mention_of_token, mine)]
-        at = np.searchsorted(union, c_rows)
+        at = np.searchsorted(mention_rows, c_rows)
         bg_is_mention = np.isin(background, c_rows)
         neg_weight = (store.count - len(np.unique(c_rows))) / max(int((~bg_is_mention).sum()), 1)
         for member, c, b in zip(family.members, codes, backgrounds):
@@ -129,7 +131,7 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
     judged = len({p["concept"] for p in points})
     atomic.write_json(out / "concepts.json", {"catalogue": listed, "points": points})
     completeness_figure(members, points, fit, out / "completeness.png")
-    summary = {"family": str(family.dir), "members": members, "rows": int(len(background)), "encoded_rows": int(len(union)),
+    summary = {"family": str(family.dir), "members": members, "rows": int(len(background)), "mention_rows": int(len(mention_rows)),
                "seed": seed, "min_f1": cfg.min_f1, "min_mentions": cfg.min_mentions, "catalogue_concepts": len(concepts),
                "concepts_found": int(sum(e["mentions"] > 0 for e in listed)), "concepts_judged": judged,
                "train_tokens": n_train, "fit": fit,

@@ -1,8 +1,8 @@
 """`monosemantic analyze splitting FAMILY`: feature splitting across the family's sizes
 (the matching rule and its thresholds: split_match.py; docs/analysis.md).
 
-Every member is encoded on one uniform sample of store rows (`--rows`, sparse codes,
-cached per member so a killed run resumes); consecutive members are matched (each
+Every member is encoded on one uniform sample of store rows (`--rows`; sparse codes
+cached per member in FAMILY/analysis/codes/, so a killed run resumes); consecutive members are matched (each
 feature of the larger one gets at most one parent in the smaller one), which gives a
 tree per feature of the smallest member. Writes FAMILY/analysis/splitting/:
   splitting.json        settings, per member pair: alive parents, the fraction with ≥ 2
@@ -75,7 +75,7 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
         raise ConfigError(f"--rows must be at least 100 and --examples at least 1 (got {rows}, {examples})")
     store = family.members[0].store()
     index = sample_rows(store.count, rows, seed)
-    codes = [member_codes(m, store, index, out / "codes", progress) for m in family.members]
+    codes = [member_codes(m, store, index, family.analysis_dir / "codes", progress) for m in family.members]
     t_encode = time.perf_counter() - start
     names, sizes = family.names, family.sizes
     matches, pairs, figure_pairs = [], [], []
