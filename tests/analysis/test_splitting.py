@@ -98,3 +98,17 @@ def test_top_examples_are_the_strongest_rows():
     top = top_examples(codes, k=3)
     assert top.rows.tolist() == [[1, 2, -1], [0, 2, -1]]
     assert np.allclose(top.acts, [[3, 2, 0], [1, 0.5, 0]])
+
+
+def test_candidate_cofiring_equals_the_dense_count():
+    import scipy.sparse as sp
+
+    from monosemantic.analysis.split_match import candidate_cofiring
+
+    rng = np.random.default_rng(1)
+    parent = sp.random(300, 20, density=0.2, random_state=2, format="csr", dtype=np.float32)
+    child = sp.random(300, 35, density=0.15, random_state=3, format="csr", dtype=np.float32)
+    cand = rng.integers(0, 20, size=(35, 4))
+    dense = (parent.toarray() > 0).astype(int).T @ (child.toarray() > 0).astype(int)   # [20, 35]
+    expected = np.take_along_axis(dense.T, cand, axis=1)
+    assert (candidate_cofiring(parent, child, cand) == expected).all() and expected.sum() > 0

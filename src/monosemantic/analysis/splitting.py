@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, default=3, help="top examples kept per tree node (default 3)")
 
 
-def _distribution(counts) -> dict[str, int]:
+def _distribution(counts) -> list[int]:
+    """[parents with 0 children, with 1, with 2, ...]."""
     import numpy as np
 
-    bins = np.bincount(counts) if len(counts) else np.zeros(1, dtype=np.int64)
-    return {str(i): int(v) for i, v in enumerate(bins) if v}
+    return np.bincount(counts).astype(int).tolist() if len(counts) else [0]
 
 
 def _tree_nodes(tree: dict, out: set[tuple[int, int]]) -> None:
@@ -73,7 +73,10 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
                       d.min_fires if min_fires is None else int(min_fires))
     if rows < 100 or examples < 1:
         raise ConfigError(f"--rows must be at least 100 and --examples at least 1 (got {rows}, {examples})")
-    store = family.members[0].store()
+    run0 = family.members[0]
+    store = run0.store()
+    where = store_rows(store)                              # before any work: a plain .npy store has no text to show
+    contexts, vocab = np.asarray(run0.tokens().contexts), vocab_bytes_of(run0)
     index = sample_rows(store.count, rows, seed)
     codes = [member_codes(m, store, index, family.analysis_dir / "codes", progress) for m in family.members]
     t_encode = time.perf_counter() - start
@@ -106,8 +109,6 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
         t["fires"] = int(root_fires[t["id"]])
 
     # the strongest sampled tokens of every node of every tree, as text
-    run0 = family.members[0]
-    contexts, vocab, where = np.asarray(run0.tokens().contexts), vocab_bytes_of(run0), store_rows(store)
     nodes: set[tuple[int, int]] = set()
     for t in trees:
         _tree_nodes(t, nodes)
