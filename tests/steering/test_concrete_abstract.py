@@ -11,7 +11,7 @@ from steering_helpers import random_sae
 
 from monosemantic.cli.main import main
 from monosemantic.sae import save_sae
-from monosemantic.steering.catalogue import auroc, p_value
+from monosemantic.steering.catalogue import auroc, p_value, rank_auroc
 from monosemantic.steering.concrete_abstract import analyse_kinds, categorise, kind_aurocs
 
 N = 40   # features; 0 fires on both kinds, 1 on concrete only, 2 on abstract only, 3 on negatives, rest noise
@@ -70,7 +70,8 @@ def test_concept_catalogue_command_on_tiny_model(tiny_model_dirs, lm, tmp_path, 
     doc = json.loads(out.read_text())
     assert [c["name"] for c in doc["concepts"]] == ["code_bugs", "food"]
     c = doc["concepts"][0]
-    assert c["n_train"] == [24, 24] and c["n_test"] == [24, 24] and 0 <= c["heldout_auroc"] <= 1
+    assert c["n_train"] == [24, 24] and c["n_test"] == [24, 24] and 0 <= c["best"]["heldout_auroc"] <= 1
+    assert c["best"]["train_auroc"] >= c["steering"]["train_auroc"]      # the best train AUROC is the best
     assert "held-out" in capsys.readouterr().out
     out2 = tmp_path / "ca.json"
     assert main(["concept-catalogue", *run, "--concepts", "code_bugs", "--concrete-abstract", "--json", str(out2)]) == 0
@@ -82,3 +83,10 @@ def test_concept_catalogue_command_on_tiny_model(tiny_model_dirs, lm, tmp_path, 
     assert main(["concept-catalogue", *run, "--threshold", "0.3"]) == 1
     err = capsys.readouterr().err
     assert "no positives marked concrete and abstract" in err and "does not exist" in err and "--threshold" in err
+
+
+def test_rank_auroc_puts_the_planted_feature_first():
+    pos, _, neg = planted(2)
+    ranked = rank_auroc(pos, neg, top=3)
+    assert ranked[0].feature == 0 and ranked[0].score == 1.0
+    assert 3 not in [r.feature for r in ranked]

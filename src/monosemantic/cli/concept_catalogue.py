@@ -13,8 +13,8 @@ from ..errors import ConfigError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "concept-catalogue", help="measure the concept sets: held-out AUROC per concept, or concrete vs abstract",
-        description="For each concept set (default: every shipped one), choose a feature on its train half with the "
-        "`concept` procedure (contrastive, re-ranked by logit effect) and score it on the test half it never saw: "
+        description="For each concept set (default: every shipped one), choose a feature on its train half by "
+        "best AUROC and, beside it, with the `concept` procedure (contrastive, re-ranked by logit effect); score both on the test half it never saw: "
         "AUROC of per-text max activation, positives vs negatives; spurious when below 0.75. With --concrete-abstract, "
         "for the sets whose positives are marked concrete/abstract: the features whose held-out AUROC clears "
         "--threshold on both kinds (shared) vs on one kind only, their overlap, and a shuffled-label null "
@@ -86,14 +86,18 @@ def _measure(args, run, concept, maxes):
 
 
 def _print_table(results) -> None:
-    print(f"{'concept':<26} {'train':>7} {'test':>7} {'feature':>7} {'train':>6} {'held-out':>8} {'p':>8}  "
-          f"{'':9} {'best-AUROC':>10} {'held-out':>8}")
+    print(f"{'concept':<25} {'train':>7} {'test':>7} | {'best':>5} {'train':>5} {'held-out':>8} {'p':>7} {'':8} | "
+          f"{'steer':>5} {'train':>5} {'held-out':>8} {'':8}")
     for r in results:
-        print(f"{r.name:<26} {r.n_train[0]:>3}/{r.n_train[1]:<3} {r.n_test[0]:>3}/{r.n_test[1]:<3} {r.feature:>7} "
-              f"{r.train_auroc:>6.3f} {r.heldout_auroc:>8.3f} {r.heldout_p:>8.1e}  {'SPURIOUS' if r.spurious else '':9} "
-              f"{r.auroc_feature:>10} {r.auroc_feature_heldout:>8.3f}")
-    print("AUROC: per-text max activation, positives vs negatives; feature = the `concept` pick on the train half; "
-          "best-AUROC = the feature with the best train-half AUROC, scored held out")
+        cells = [f"{p.feature:>5} {p.train_auroc:>5.2f} {p.heldout_auroc:>8.3f}" for p in (r.best, r.steering)]
+        print(f"{r.name:<25} {r.n_train[0]:>3}/{r.n_train[1]:<3} {r.n_test[0]:>3}/{r.n_test[1]:<3} | {cells[0]} "
+              f"{r.best.heldout_p:>7.0e} {'SPURIOUS' if r.best.spurious else '':8} | {cells[1]} "
+              f"{'SPURIOUS' if r.steering.spurious else '':8}")
+    n = len(results)
+    print(f"AUROC of per-text max activation, positives vs negatives. best = the feature with the best train-half AUROC; "
+          f"steer = the `concept` pick (contrastive, re-ranked by logit effect) on the train half; both scored on the "
+          f"test half (held-out). Spurious (held-out < 0.75): best {sum(r.best.spurious for r in results)}/{n}, "
+          f"steer {sum(r.steering.spurious for r in results)}/{n}")
 
 
 def _print_kinds(results) -> None:

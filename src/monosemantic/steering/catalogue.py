@@ -1,9 +1,10 @@
 """Measuring the concept catalogue on a run: per concept set, the feature chosen on the
 train half and how specific it is on the test half it never saw.
 
-- chosen: steering/concepts.find_concept_features on the train half (contrastive
-  candidates re-ranked by logit effect toward the concept's words: the feature
-  steering uses), and beside it the feature with the best train-half AUROC;
+- chosen on the train half, two ways: the best AUROC (`rank_auroc`, the specificity
+  pick), and steering/concepts.find_concept_features (contrastive candidates
+  re-ranked by logit effect toward the concept's words: the feature
+  benchmarks/steering.py clamps);
 - held-out specificity: AUROC of the feature's per-text max activation, test-half
   positives against test-half negatives (0.5 = chance, 1 = every positive above every
   negative), with the one-sided Mann-Whitney p-value;
@@ -21,7 +22,7 @@ from scipy.stats import mannwhitneyu
 from torch import Tensor
 
 from .concept_sets import Concept
-from .concepts import find_concept_features, text_maxes
+from .concepts import RankedFeature, find_concept_features, text_maxes
 
 SPURIOUS_BELOW = 0.75   # held-out AUROC; at 20 vs 20 texts chance reaches it with p ≈ 0.003
 
@@ -51,22 +52,26 @@ class Example:
 
 
 @dataclass
+class Pick:
+    """One chosen feature, scored on the test half."""
+    feature: int
+    how: str                           # how it was chosen on the train half
+    train_auroc: float
+    heldout_auroc: float
+    heldout_p: float                   # one-sided Mann-Whitney, test positives above test negatives
+    heldout_pos_mean: float            # mean per-text max on test positives / negatives
+    heldout_neg_mean: float
+    spurious: bool                     # heldout_auroc < SPURIOUS_BELOW
+    examples: list[Example]            # its strongest test texts, positives then negatives
+
+
+@dataclass
 class ConceptMeasure:
     name: str
     n_train: tuple[int, int]           # (positives, negatives)
     n_test: tuple[int, int]
-    feature: int                       # the steering pick (find_concept_features on the train half)
-    pick_detail: str
-    train_auroc: float
-    heldout_auroc: float
-    heldout_p: float
-    heldout_pos_mean: float            # mean per-text max on test positives / negatives
-    heldout_neg_mean: float
-    spurious: bool
-    auroc_feature: int                 # the best train-half AUROC
-    auroc_feature_train: float
-    auroc_feature_heldout: float
-    examples: list[Example]            # the steering pick's strongest test texts, both sides
+    best: Pick                         # the best train-half AUROC (rank_auroc)
+    steering: Pick                     # find_concept_features: contrastive re-ranked by logit effect
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -81,23 +86,36 @@ def concept_maxes(lm, sae, layer: int, concept: Concept) -> dict[str, tuple[Tens
     return out
 
 
+def rank_auroc(pos: Tensor, neg: Tensor, top: int = 20) -> list[RankedFeature]:
+    """Features by AUROC of per-text max activation, positives vs negatives; ties (often
+    several at 1.0 on 20 + 20 texts) broken by the activation gap in units of the
+    feature's max over these texts."""
+    a = auroc(pos, neg)                                                      # [n]
+    gap = (pos.mean(0) - neg.mean(0)) / torch.cat([pos, neg]).amax(0).clamp_min(1e-12)   # [n], in [-1, 1]
+    order = torch.argsort(a * 10 + gap, descending=True)[:top]
+    return [RankedFeature(int(i), float(a[i]), f"AUROC {a[i]:.3f}, gap {gap[i]:.2f}") for i in order]
+
+
+def _pick(feature: int, how: str, train_a: Tensor, te_pos: Tensor, te_neg: Tensor, test: Concept, n_examples: int) -> Pick:
+    f = feature
+    held = float(auroc(te_pos[:, f:f + 1], te_neg[:, f:f + 1])[0])
+    top_pos = sorted(zip(test.positive, te_pos[:, f].tolist()), key=lambda e: -e[1])[:n_examples]
+    top_neg = sorted(zip(test.negative, te_neg[:, f].tolist()), key=lambda e: -e[1])[:n_examples]
+    return Pick(f, how, float(train_a[f]), held, p_value(te_pos[:, f].tolist(), te_neg[:, f].tolist()),
+                float(te_pos[:, f].mean()), float(te_neg[:, f].mean()), held < SPURIOUS_BELOW,
+                [Example(t, round(a, 3), True) for t, a in top_pos] + [Example(t, round(a, 3), False) for t, a in top_neg])
+
+
 def measure_concept(lm, sae, layer: int, concept: Concept, n_examples: int = 3,
                     maxes: dict[str, tuple[Tensor, Tensor]] | None = None) -> ConceptMeasure:
+    """Both picks made on the train half only, then scored on the test half."""
     train, test = concept.halves()
     maxes = maxes or concept_maxes(lm, sae, layer, concept)
     (tr_pos, tr_neg), (te_pos, te_neg) = maxes["train"], maxes["test"]
-    pick = find_concept_features(lm, sae, layer, train, top=1, maxes=(tr_pos, tr_neg))[0]
-    f = pick.feature
-    train_a, test_a = auroc(tr_pos, tr_neg), auroc(te_pos, te_neg)            # [n] each
-    # the best train AUROC; among ties (often several at 1.0) the larger activation gap
-    gap = (tr_pos.mean(0) - tr_neg.mean(0)) / tr_pos.amax(0).clamp_min(1e-12)
-    best = int(torch.argmax(train_a * 10 + gap.clamp(-1, 1)))
-    texts = [(t, float(a), True) for t, a in zip(test.positive, te_pos[:, f])] + \
-            [(t, float(a), False) for t, a in zip(test.negative, te_neg[:, f])]
-    top_pos = sorted((e for e in texts if e[2]), key=lambda e: -e[1])[:n_examples]
-    top_neg = sorted((e for e in texts if not e[2]), key=lambda e: -e[1])[:n_examples]
-    return ConceptMeasure(
-        concept.name, (len(train.positive), len(train.negative)), (len(test.positive), len(test.negative)),
-        f, pick.detail, float(train_a[f]), float(test_a[f]), p_value(te_pos[:, f].tolist(), te_neg[:, f].tolist()),
-        float(te_pos[:, f].mean()), float(te_neg[:, f].mean()), float(test_a[f]) < SPURIOUS_BELOW,
-        best, float(train_a[best]), float(test_a[best]), [Example(*e) for e in top_pos + top_neg])
+    train_a = auroc(tr_pos, tr_neg)                                          # [n]
+    best = rank_auroc(tr_pos, tr_neg, top=1)[0]
+    steer = find_concept_features(lm, sae, layer, train, top=1, maxes=(tr_pos, tr_neg))[0]
+    return ConceptMeasure(concept.name, (len(train.positive), len(train.negative)), (len(test.positive), len(test.negative)),
+                          _pick(best.feature, "best train AUROC: " + best.detail, train_a, te_pos, te_neg, test, n_examples),
+                          _pick(steer.feature, "contrastive, logit re-rank: " + steer.detail, train_a, te_pos, te_neg, test,
+                                n_examples))
