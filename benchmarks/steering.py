@@ -2,8 +2,8 @@
 
 For each shipped concept set: the feature is chosen by the fixed procedure
 (contrastive candidates re-ranked by logit effect toward the concept's words; no
-hand picking) on one half of the set's texts (even indices), and judged on the other
-half (odd indices). It is clamped at each strength (x its max activation over the
+hand picking) on the train half of the set's texts, and judged on its test half (the
+fixed split of steering/concept_sets.py). It is clamped at each strength (x its max activation over the
 dataset) while the model answers a few neutral chat prompts; each completion is
 judged on concept (embedding margin to the held-out texts, or a concept word) and
 fluent (perplexity under the unsteered model, repeated trigrams). Random live
@@ -40,9 +40,8 @@ SPURIOUS_BELOW = 0.1
 
 
 def halves(concept: Concept) -> tuple[Concept, Concept]:
-    pick = lambda xs, r: [x for i, x in enumerate(xs) if i % 2 == r]  # noqa: E731
-    return (Concept(concept.name, pick(concept.positive, 0), pick(concept.negative, 0), concept.tokens),
-            Concept(concept.name, pick(concept.positive, 1), pick(concept.negative, 1), concept.tokens))
+    """The concept file's fixed (train, test) split (steering/concept_sets.py)."""
+    return concept.halves()
 
 
 def heldout_score(run, concept: Concept, feature: int) -> float:

@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "concept", help="features for a concept: contrastive, highlighted span or logit effect",
-        description="Rank features for a concept. --concept NAME uses a shipped concept set (contrastive top candidates "
-        "re-ranked by logit effect toward its tokens); --positive/--negative FILE rank by contrastive firing; --span FILE "
+        description="Rank features for a concept. --concept NAME uses a concept set (contrastive top candidates "
+        "re-ranked by logit effect toward its tokens, on the set's train half; each feature's AUROC on the test half "
+        "is printed beside it); --positive/--negative FILE rank by contrastive firing; --span FILE "
         "ranks by firing inside [[...]] marks; --tokens a,b ranks by the decoder's logit effect toward those tokens.",
     )
     _add_run_arguments(p, optional=True)  # `concept --list` needs no run
@@ -146,8 +147,13 @@ def _concept(args: argparse.Namespace) -> int:
     span_texts = C.read_texts(args.span) if args.span else None
     run = _open(args)
     lm, sae, layer = run.lm, run.sae, run.layer
-    if concept is not None:
-        ranked, how = C.find_concept_features(lm, sae, layer, concept, top=args.top), f"concept {concept.name}"
+    heldout = None
+    if concept is not None:  # chosen on the train half, scored on the test half (steering/concept_sets.py)
+        from ..steering.catalogue import auroc
+
+        train, test = concept.halves()
+        ranked, how = C.find_concept_features(lm, sae, layer, train, top=args.top), f"concept {concept.name} (train half)"
+        heldout = auroc(C.text_maxes(lm, sae, layer, test.positive), C.text_maxes(lm, sae, layer, test.negative))
     elif positive is not None:
         ranked, how = C.rank_contrastive(lm, sae, layer, positive, negative, top=args.top), "contrastive"
     elif span_texts is not None:
@@ -156,8 +162,12 @@ def _concept(args: argparse.Namespace) -> int:
         words = [w for w in args.tokens.split(",") if w.strip()]
         ranked, how = C.rank_logit_effect(lm, sae, C.concept_token_ids(lm.tokenizer, words), top=args.top), "logit effect"
     print(f"top {len(ranked)} features by {how}:")
-    print(f"{'feature':>8} {'score':>8} {'max act':>8}  detail")
+    print(f"{'feature':>8} {'score':>8} {'max act':>8}" + (f" {'held-out AUROC':>14}" if heldout is not None else "") + "  detail")
     for r in ranked:
         mx = f"{float(run.max_acts[r.feature]):8.2f}" if run.max_acts is not None else f"{'-':>8}"
-        print(f"{r.feature:>8} {r.score:>8.3f} {mx}  {r.detail}")
+        auc = f" {float(heldout[r.feature]):>14.3f}" if heldout is not None else ""
+        print(f"{r.feature:>8} {r.score:>8.3f} {mx}{auc}  {r.detail}")
+    if heldout is not None:
+        print(f"held-out AUROC: per-text max activation on the {len(test.positive)} + {len(test.negative)} test-half texts "
+              "the ranking never saw (0.5 = chance; below 0.75 = spurious)")
     return 0

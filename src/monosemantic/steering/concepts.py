@@ -5,16 +5,15 @@
 - logit effect: the feature's decoder direction, through the final norm's gain and
   the unembedding, raises the concept's tokens more than the rest of the vocabulary.
 
-Concept sets shipped with the package live in steering/concepts/*.json:
-{"name", "description", "positive": [...], "negative": [...], "tokens": [...]}.
+Concept sets shipped with the package live in steering/concepts/*.json; their format,
+validation and fixed train/test split are in concept_sets.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,15 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-
-
-@dataclass
-class Concept:
-    name: str
-    positive: list[str]
-    negative: list[str]
-    tokens: list[str] = field(default_factory=list)   # words whose first token stands for the concept
-    description: str = ""
+from .concept_sets import Concept, concept_names, load_concept  # noqa: F401  (re-exported: the stable API)
 
 
 @dataclass
@@ -40,29 +31,7 @@ class RankedFeature:
     detail: str = ""   # what the score is made of, for printing
 
 
-# --- concept sets -----------------------------------------------------------------
-def concept_names() -> list[str]:
-    root = resources.files(__package__) / "concepts"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
-
-
-def load_concept(name_or_path: str | Path) -> Concept:
-    path = Path(name_or_path)
-    if path.suffix == ".json" and path.is_file():
-        text = path.read_text()
-    else:
-        entry = resources.files(__package__) / "concepts" / f"{name_or_path}.json"
-        if not entry.is_file():
-            raise ConfigError(f"unknown concept {name_or_path!r}: choose one of {', '.join(concept_names())} or give a .json file")
-        text = entry.read_text()
-    raw = json.loads(text)
-    concept = Concept(raw.get("name", str(name_or_path)), list(raw.get("positive", [])), list(raw.get("negative", [])),
-                      list(raw.get("tokens", [])), raw.get("description", ""))
-    if not concept.positive:
-        raise ConfigError(f"concept {concept.name!r} has no positive texts")
-    return concept
-
-
+# --- concept sets (loading and validation: concept_sets.py) ----------------------
 def read_texts(path: str | Path) -> list[str]:
     """Texts from a file: a JSON list, or paragraphs separated by blank lines."""
     path = Path(path)
@@ -121,13 +90,17 @@ def contrastive_scores(pos: Tensor, neg: Tensor, scale: Tensor | None = None) ->
     return torch.where(scale > 0, diff / scale.clamp_min(1e-12), torch.zeros_like(diff))
 
 
+def text_maxes(lm, sae, layer: int, texts: Sequence[str]) -> Tensor:
+    """[texts, n]: each text's max activation per feature."""
+    return _per_text_max(text_activations(lm, sae, layer, texts), int(sae.W_dec.shape[0]))
+
+
 def rank_contrastive(lm, sae, layer: int, positive: Sequence[str], negative: Sequence[str], top: int = 20,
-                     max_acts: Tensor | None = None) -> list[RankedFeature]:
+                     max_acts: Tensor | None = None, maxes: tuple[Tensor, Tensor] | None = None) -> list[RankedFeature]:
+    """maxes: (positives' text_maxes, negatives' text_maxes) when already computed."""
     if not positive or not negative:
         raise ConfigError("contrastive ranking needs both positive and negative texts")
-    n = int(sae.W_dec.shape[0])
-    pos = _per_text_max(text_activations(lm, sae, layer, positive), n)
-    neg = _per_text_max(text_activations(lm, sae, layer, negative), n)
+    pos, neg = maxes if maxes is not None else (text_maxes(lm, sae, layer, positive), text_maxes(lm, sae, layer, negative))
     scores = contrastive_scores(pos, neg)
     order = torch.argsort(scores, descending=True)[:top]
     return [RankedFeature(int(i), float(scores[i]), f"pos {pos[:, i].mean():.2f} neg {neg[:, i].mean():.2f}") for i in order]
@@ -208,11 +181,13 @@ def rank_logit_effect(lm, sae, token_ids: Sequence[int], top: int = 20) -> list[
     return [RankedFeature(int(i), float(scores[i]), f"z {scores[i]:.1f}") for i in order]
 
 
-def find_concept_features(lm, sae, layer: int, concept: Concept, top: int = 20, candidates: int = 20) -> list[RankedFeature]:
+def find_concept_features(lm, sae, layer: int, concept: Concept, top: int = 20, candidates: int = 20,
+                          maxes: tuple[Tensor, Tensor] | None = None) -> list[RankedFeature]:
     """The procedure the benchmark uses: the `candidates` best contrastive features,
     those scoring at least half the best one kept, re-ranked by logit effect (z-score)
-    toward the concept's tokens. Without tokens, the contrastive ranking."""
-    contrastive = rank_contrastive(lm, sae, layer, concept.positive, concept.negative, top=candidates)
+    toward the concept's tokens. Without tokens, the contrastive ranking. Pass the
+    concept's train half (Concept.half("train")) to keep its test half for scoring."""
+    contrastive = rank_contrastive(lm, sae, layer, concept.positive, concept.negative, top=candidates, maxes=maxes)
     if not concept.tokens:
         return contrastive[:top]
     # only clearly contrastive candidates: at least half the best score
