@@ -5,16 +5,15 @@
 - logit effect: the feature's decoder direction, through the final norm's gain and
   the unembedding, raises the concept's tokens more than the rest of the vocabulary.
 
-Concept sets shipped with the package live in steering/concepts/*.json:
-{"name", "description", "positive": [...], "negative": [...], "tokens": [...]}.
+Concept sets shipped with the package live in steering/concepts/*.json; their format,
+validation and fixed train/test split are in concept_sets.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,15 +21,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-
-
-@dataclass
-class Concept:
-    name: str
-    positive: list[str]
-    negative: list[str]
-    tokens: list[str] = field(default_factory=list)   # words whose first token stands for the concept
-    description: str = ""
+from .concept_sets import Concept, concept_names, load_concept  # noqa: F401  (re-exported: the stable API)
 
 
 @dataclass
@@ -40,29 +31,7 @@ class RankedFeature:
     detail: str = ""   # what the score is made of, for printing
 
 
-# --- concept sets -----------------------------------------------------------------
-def concept_names() -> list[str]:
-    root = resources.files(__package__) / "concepts"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".json"))
-
-
-def load_concept(name_or_path: str | Path) -> Concept:
-    path = Path(name_or_path)
-    if path.suffix == ".json" and path.is_file():
-        text = path.read_text()
-    else:
-        entry = resources.files(__package__) / "concepts" / f"{name_or_path}.json"
-        if not entry.is_file():
-            raise ConfigError(f"unknown concept {name_or_path!r}: choose one of {', '.join(concept_names())} or give a .json file")
-        text = entry.read_text()
-    raw = json.loads(text)
-    concept = Concept(raw.get("name", str(name_or_path)), list(raw.get("positive", [])), list(raw.get("negative", [])),
-                      list(raw.get("tokens", [])), raw.get("description", ""))
-    if not concept.positive:
-        raise ConfigError(f"concept {concept.name!r} has no positive texts")
-    return concept
-
-
+# --- concept sets (loading and validation: concept_sets.py) ----------------------
 def read_texts(path: str | Path) -> list[str]:
     """Texts from a file: a JSON list, or paragraphs separated by blank lines."""
     path = Path(path)
