@@ -38,7 +38,7 @@ from monosemantic.steering import Intervention, concept_names, find_concept_feat
 from monosemantic.steering.concepts import Concept  # noqa: E402
 from monosemantic.steering.generate import encode_prompt, sample_ids  # noqa: E402
 from monosemantic.steering.judge import ConceptJudge, perplexity  # noqa: E402
-from monosemantic.steering.selection import answer_logprobs, find_steering_features  # noqa: E402
+from monosemantic.steering.selection import TEXTS_PER_SIDE, answer_logprobs, find_steering_features  # noqa: E402
 
 PROMPTS = ["Tell me about your weekend.", "Write a short note to a friend.", "What should I do this afternoon?"]
 
@@ -57,7 +57,7 @@ class Bench:
     def generate(self, features: list[int], strength: float) -> list[tuple[int, list[int]]]:
         """(prompt index, completion ids) for every prompt and sample; the same seeds in every condition."""
         out = []
-        ivs = [Intervention(f, "add", strength, "max") for f in features]
+        ivs = [Intervention(f, "add", strength / len(features), "max") for f in features] if features else []
         for j, ids in enumerate(self.prompts):
             a = self.args
             if ivs:
@@ -80,12 +80,11 @@ class Bench:
 
     def logprob_gain(self, judged_on: Concept, features: list[int], strength: float) -> float:
         """Held-out positives' minus negatives' log-probability gain under the steering, nats/token."""
-        texts = judged_on.positive + judged_on.negative
-        ids = self.prompts[0]
-        base = answer_logprobs(self.lm, self.layer, ids, texts)
-        direction = sum(strength * float(self.run.max_acts[f]) * self.sae.W_dec[f].float() for f in features)
-        gain = answer_logprobs(self.lm, self.layer, ids, texts, direction) - base
-        n = len(judged_on.positive)
+        pos, neg = judged_on.positive[:TEXTS_PER_SIDE], judged_on.negative[:TEXTS_PER_SIDE]
+        base = answer_logprobs(self.lm, self.layer, None, pos + neg)
+        direction = sum(strength / len(features) * float(self.run.max_acts[f]) * self.sae.W_dec[f].float() for f in features)
+        gain = answer_logprobs(self.lm, self.layer, None, pos + neg, direction) - base
+        n = len(pos)
         return float(gain[:n].mean() - gain[n:].mean())
 
 
@@ -103,15 +102,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a run directory with sae/ and features.db (e.g. runs/main after the main job)")
     ap.add_argument("--concepts", default=",".join(concept_names()))
-    ap.add_argument("--strengths", default="1,2,5,10", help="added along the decoder direction, in units of each feature's max activation")
+    ap.add_argument("--strengths", default="0.5,1,2,5,10", help="added along the decoder direction, in units of each feature's max activation")
     ap.add_argument("--combine", type=int, default=2, help="add the top N features by output score together")
-    ap.add_argument("--candidates", type=int, default=16, help="contrastive candidates scored by output effect (plus a third as many by logit effect)")
+    ap.add_argument("--candidates", type=int, default=12, help="contrastive candidates scored by output effect (plus a third as many by logit effect)")
     ap.add_argument("--positions", default="generated", choices=["generated", "all"])
     ap.add_argument("--random", type=int, default=4, help="random live features for the baseline")
     ap.add_argument("--compare-input", action="store_true", help="also steer the feature chosen by input (the old procedure)")
     ap.add_argument("--prompts", type=int, default=2, help=f"how many of the {len(PROMPTS)} neutral prompts to use")
-    ap.add_argument("--samples", type=int, default=4, help="completions per prompt (one batch, one seed)")
-    ap.add_argument("--max-new-tokens", type=int, default=24)
+    ap.add_argument("--samples", type=int, default=3, help="completions per prompt (one batch, one seed)")
+    ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)

@@ -2,19 +2,23 @@
 read (Arad, Mueller & Belinkov 2025, "SAEs are good for steering if you select the
 right features": features that fire on a concept are often poor steerers of it).
 
-Output score of feature i for a concept = how much adding its decoder direction
-(`strength` x its max activation, at the positions that produce the answer) raises
-the mean per-token log-probability of the concept's positive texts as the answer to
-a neutral prompt, minus how much it raises that of the negative texts:
+Output score of feature i for a concept, from the gains in mean per-token
+log-probability of the concept's positive and negative texts when its decoder
+direction is added (`strength` x its max activation, at every position after the
+BOS-like token):
 
-    score_i = Δ log p(positives | prompt; +s·a_i·W_dec,i) − Δ log p(negatives | ...)
+    score_i = min(gain_pos, gain_pos − gain_neg)
 
-The difference cancels what any strong push does to every text (a direction that
-wrecks the model lowers both), so what remains is the push toward the concept.
+so a feature must make the concept's texts more likely, and more so than the others.
+The plain difference gain_pos − gain_neg is not enough: on the main run it was led by
+directions that wreck all text and the negatives a little more (positives −1.0,
+negatives −3.6 nats/token), which steered to loops ("or or or or").
 Candidates are the best contrastive features (input score) and the best by decoder
 logit effect toward the concept's words; each costs one batched forward over the
-texts. Use the texts of one half of a concept set here and judge on the other
-(benchmarks/steering.py): this module only ever sees the half it is given.
+texts (the first `TEXTS_PER_SIDE` of each side, cut at `MAX_TEXT_TOKENS`, after the
+BOS alone rather than a chat prompt: a third of the tokens, and on the main run a
+candidate costs ~2 s). Use the texts of one half of a concept set here and judge on
+the other (benchmarks/steering.py): this module only ever sees the half it is given.
 """
 
 from __future__ import annotations
@@ -27,19 +31,16 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .concepts import Concept, concept_token_ids, logit_effect_scores, rank_contrastive
-from .generate import encode_prompt
 
-# The prompt the texts answer while a feature is scored: not one of the benchmark's
-# judging prompts, so the choice is not tuned to them.
-SCORING_PROMPT = "Write a few sentences."
-SCORING_STRENGTH = 2.0     # x max activation; the middle of the range where text survives (docs/steering.md)
-MAX_TEXT_TOKENS = 24       # each text is cut here: the first tokens carry its topic, and the cost is linear in them
+SCORING_STRENGTH = 1.0     # x max activation: where steered text still reads (docs/steering.md)
+MAX_TEXT_TOKENS = 16       # each text is cut here: the first tokens carry its topic, and the cost is linear in them
+TEXTS_PER_SIDE = 6         # positives and negatives scored per candidate
 
 
 @dataclass(frozen=True)
 class OutputScore:
     feature: int
-    score: float         # gain on positives − gain on negatives, nats per token
+    score: float         # min(gain on positives, gain on positives − gain on negatives), nats per token
     positive_gain: float
     negative_gain: float
 
@@ -60,19 +61,22 @@ def _answer_batch(lm, prompt_ids: Tensor, texts: Sequence[str], max_tokens: int)
 
 
 @torch.no_grad()
-def answer_logprobs(lm, layer: int, prompt_ids: Tensor, texts: Sequence[str], direction: Tensor | None = None,
+def answer_logprobs(lm, layer: int, prompt_ids: Tensor | None, texts: Sequence[str], direction: Tensor | None = None,
                     max_tokens: int = MAX_TEXT_TOKENS) -> Tensor:
-    """[n] mean log-probability per token of each text as the answer to the prompt
-    ([1, P] ids), with `direction` [d] added to the residual after `layer` at the
-    positions that predict the answer (the prompt's last token onward)."""
+    """[n] mean log-probability per token of each text after the prompt ([1, P] ids;
+    None: the BOS-like token alone), with `direction` [d] added to the residual after
+    `layer` at the positions that predict the text (the prompt's last token onward,
+    never position 0, the attention sink)."""
     if not texts:
         raise ConfigError("no texts to score")
+    if prompt_ids is None:
+        prompt_ids = torch.tensor([[lm.bos_id]])
     ids, mask = _answer_batch(lm, prompt_ids, texts, max_tokens)
     P = prompt_ids.shape[1]
 
     def add(hidden: Tensor) -> Tensor:                                      # [n, T, d]
         out = hidden.float().clone()
-        out[:, P - 1:] += direction.to(out.device)
+        out[:, max(P - 1, 1):] += direction.to(out.device)
         return out
 
     dev = lm.device
@@ -88,26 +92,25 @@ def answer_logprobs(lm, layer: int, prompt_ids: Tensor, texts: Sequence[str], di
 
 
 def output_scores(lm, sae, layer: int, concept: Concept, features: Sequence[int], max_acts: Tensor,
-                  strength: float = SCORING_STRENGTH, prompt: str = SCORING_PROMPT) -> list[OutputScore]:
+                  strength: float = SCORING_STRENGTH, per_side: int = TEXTS_PER_SIDE) -> list[OutputScore]:
     """Each feature's output score (module docstring), best first."""
     if not concept.positive or not concept.negative:
         raise ConfigError(f"concept {concept.name!r}: output scores need positive and negative texts")
-    prompt_ids, _ = encode_prompt(lm, prompt)
-    texts = list(concept.positive) + list(concept.negative)
-    n_pos = len(concept.positive)
-    base = answer_logprobs(lm, layer, prompt_ids, texts)                    # [n]
+    pos_texts, neg_texts = list(concept.positive)[:per_side], list(concept.negative)[:per_side]
+    texts, n_pos = pos_texts + neg_texts, len(pos_texts)
+    base = answer_logprobs(lm, layer, None, texts)                          # [n]
     out = []
     for f in features:
         a = float(max_acts[f])
         if a <= 0:
             continue                                                        # never fired: no unit to steer in
-        gain = answer_logprobs(lm, layer, prompt_ids, texts, strength * a * sae.W_dec[f].detach().float()) - base
+        gain = answer_logprobs(lm, layer, None, texts, strength * a * sae.W_dec[f].detach().float()) - base
         pos, neg = float(gain[:n_pos].mean()), float(gain[n_pos:].mean())
-        out.append(OutputScore(int(f), pos - neg, pos, neg))
+        out.append(OutputScore(int(f), min(pos, pos - neg), pos, neg))
     return sorted(out, key=lambda s: -s.score)
 
 
-def steering_candidates(lm, sae, layer: int, concept: Concept, n: int = 24) -> list[int]:
+def steering_candidates(lm, sae, layer: int, concept: Concept, n: int = 12) -> list[int]:
     """The `n` best contrastive features, then up to n/3 more by logit effect toward
     the concept's words (features that write the concept without reading it)."""
     ids = [r.feature for r in rank_contrastive(lm, sae, layer, concept.positive, concept.negative, top=n)]
@@ -118,7 +121,7 @@ def steering_candidates(lm, sae, layer: int, concept: Concept, n: int = 24) -> l
 
 
 def find_steering_features(lm, sae, layer: int, concept: Concept, max_acts: Tensor, top: int = 3,
-                           candidates: int = 24, strength: float = SCORING_STRENGTH) -> list[OutputScore]:
+                           candidates: int = 12, strength: float = SCORING_STRENGTH) -> list[OutputScore]:
     """The procedure the benchmark and `monosemantic concept --steering` use."""
     if max_acts is None:
         raise ConfigError("choosing steering features needs each feature's max activation: build features.db first "
