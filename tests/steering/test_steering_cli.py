@@ -50,6 +50,7 @@ def test_cli_commands_run(capsys, tiny_run, tmp_path):
     (tmp_path / "spans.txt").write_text("the [[cat]] sat\n\na [[dog]] ran")
     assert main(["concept", *common, "--span", str(tmp_path / "spans.txt"), "--top", "2"]) == 0
     assert main(["concept", *common, "--concept", "animals", "--top", "2"]) == 0
+    assert "held-out AUROC" in capsys.readouterr().out
     assert main(["concept", *common, "--tokens", "cat,dog", "--top", "2"]) == 0
     assert "feature" in capsys.readouterr().out
 

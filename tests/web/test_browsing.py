@@ -105,7 +105,7 @@ def test_inspector_returns_a_selected_features_activation(client, tiny_llama):
 def test_concept_search_matches_the_library(client, tiny_llama):
     state = client.app.state.run
     r = client.post("/api/concept", json={"concept": "paris", "top": 5}).json()
-    expected = C.find_concept_features(tiny_llama, state.sae, state.layer, C.load_concept("paris"), top=5)
+    expected = C.find_concept_features(tiny_llama, state.sae, state.layer, C.load_concept("paris").half("train"), top=5)
     assert [i["id"] for i in r["items"]] == [e.feature for e in expected] and r["how"].startswith("concept paris")
     pos, neg = ["The dog barked at the cat.", "A puppy chased the ball."], ["The budget was approved.", "Rain fell all day."]
     r = client.post("/api/concept", json={"positive": pos, "negative": neg, "top": 5}).json()

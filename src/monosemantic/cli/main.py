@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.features",
     "monosemantic.cli.pipeline",
     "monosemantic.cli.steering",
+    "monosemantic.cli.concept_catalogue",
     "monosemantic.cli.autointerp",
     "monosemantic.cli.serve",
     "monosemantic.cli.scaling",

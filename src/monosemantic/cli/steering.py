@@ -146,8 +146,13 @@ def _concept(args: argparse.Namespace) -> int:
     span_texts = C.read_texts(args.span) if args.span else None
     run = _open(args)
     lm, sae, layer = run.lm, run.sae, run.layer
-    if concept is not None:
-        ranked, how = C.find_concept_features(lm, sae, layer, concept, top=args.top), f"concept {concept.name}"
+    heldout = None
+    if concept is not None:  # chosen on the train half, scored on the test half (steering/concept_sets.py)
+        from ..steering.catalogue import auroc
+
+        train, test = concept.halves()
+        ranked, how = C.find_concept_features(lm, sae, layer, train, top=args.top), f"concept {concept.name} (train half)"
+        heldout = auroc(C.text_maxes(lm, sae, layer, test.positive), C.text_maxes(lm, sae, layer, test.negative))
     elif positive is not None:
         ranked, how = C.rank_contrastive(lm, sae, layer, positive, negative, top=args.top), "contrastive"
     elif span_texts is not None:
@@ -156,8 +161,12 @@ def _concept(args: argparse.Namespace) -> int:
         words = [w for w in args.tokens.split(",") if w.strip()]
         ranked, how = C.rank_logit_effect(lm, sae, C.concept_token_ids(lm.tokenizer, words), top=args.top), "logit effect"
     print(f"top {len(ranked)} features by {how}:")
-    print(f"{'feature':>8} {'score':>8} {'max act':>8}  detail")
+    print(f"{'feature':>8} {'score':>8} {'max act':>8}" + (f" {'held-out AUROC':>14}" if heldout is not None else "") + "  detail")
     for r in ranked:
         mx = f"{float(run.max_acts[r.feature]):8.2f}" if run.max_acts is not None else f"{'-':>8}"
-        print(f"{r.feature:>8} {r.score:>8.3f} {mx}  {r.detail}")
+        auc = f" {float(heldout[r.feature]):>14.3f}" if heldout is not None else ""
+        print(f"{r.feature:>8} {r.score:>8.3f} {mx}{auc}  {r.detail}")
+    if heldout is not None:
+        print(f"held-out AUROC: per-text max activation on the {len(test.positive)} + {len(test.negative)} test-half texts "
+              "the ranking never saw (0.5 = chance; below 0.75 = spurious)")
     return 0

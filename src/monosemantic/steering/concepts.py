@@ -90,13 +90,17 @@ def contrastive_scores(pos: Tensor, neg: Tensor, scale: Tensor | None = None) ->
     return torch.where(scale > 0, diff / scale.clamp_min(1e-12), torch.zeros_like(diff))
 
 
+def text_maxes(lm, sae, layer: int, texts: Sequence[str]) -> Tensor:
+    """[texts, n]: each text's max activation per feature."""
+    return _per_text_max(text_activations(lm, sae, layer, texts), int(sae.W_dec.shape[0]))
+
+
 def rank_contrastive(lm, sae, layer: int, positive: Sequence[str], negative: Sequence[str], top: int = 20,
-                     max_acts: Tensor | None = None) -> list[RankedFeature]:
+                     max_acts: Tensor | None = None, maxes: tuple[Tensor, Tensor] | None = None) -> list[RankedFeature]:
+    """maxes: (positives' text_maxes, negatives' text_maxes) when already computed."""
     if not positive or not negative:
         raise ConfigError("contrastive ranking needs both positive and negative texts")
-    n = int(sae.W_dec.shape[0])
-    pos = _per_text_max(text_activations(lm, sae, layer, positive), n)
-    neg = _per_text_max(text_activations(lm, sae, layer, negative), n)
+    pos, neg = maxes if maxes is not None else (text_maxes(lm, sae, layer, positive), text_maxes(lm, sae, layer, negative))
     scores = contrastive_scores(pos, neg)
     order = torch.argsort(scores, descending=True)[:top]
     return [RankedFeature(int(i), float(scores[i]), f"pos {pos[:, i].mean():.2f} neg {neg[:, i].mean():.2f}") for i in order]
@@ -177,11 +181,13 @@ def rank_logit_effect(lm, sae, token_ids: Sequence[int], top: int = 20) -> list[
     return [RankedFeature(int(i), float(scores[i]), f"z {scores[i]:.1f}") for i in order]
 
 
-def find_concept_features(lm, sae, layer: int, concept: Concept, top: int = 20, candidates: int = 20) -> list[RankedFeature]:
+def find_concept_features(lm, sae, layer: int, concept: Concept, top: int = 20, candidates: int = 20,
+                          maxes: tuple[Tensor, Tensor] | None = None) -> list[RankedFeature]:
     """The procedure the benchmark uses: the `candidates` best contrastive features,
     those scoring at least half the best one kept, re-ranked by logit effect (z-score)
-    toward the concept's tokens. Without tokens, the contrastive ranking."""
-    contrastive = rank_contrastive(lm, sae, layer, concept.positive, concept.negative, top=candidates)
+    toward the concept's tokens. Without tokens, the contrastive ranking. Pass the
+    concept's train half (Concept.half("train")) to keep its test half for scoring."""
+    contrastive = rank_contrastive(lm, sae, layer, concept.positive, concept.negative, top=candidates, maxes=maxes)
     if not concept.tokens:
         return contrastive[:top]
     # only clearly contrastive candidates: at least half the best score

@@ -75,7 +75,7 @@ def concept_features(state: RunState, name: str | None, positive: Sequence[str],
         if name not in C.concept_names():
             raise ConfigError(f"unknown concept {name!r}: choose one of {', '.join(C.concept_names())}")
         concept = C.load_concept(name)
-        texts = concept.positive + concept.negative
+        texts = concept.half("train").positive + concept.half("train").negative
     elif positive and negative:
         concept, texts = None, positive + negative
     else:
@@ -86,8 +86,8 @@ def concept_features(state: RunState, name: str | None, positive: Sequence[str],
             raise ConfigError(f"a concept text has more than {state.limits.max_prompt_tokens} tokens: shorten it")
     with state.model_lock:
         if concept is not None:
-            return f"concept {concept.name}: contrastive, re-ranked by logit effect", C.find_concept_features(
-                state.lm, state.sae, state.layer, concept, top=top)
+            return f"concept {concept.name}: contrastive, re-ranked by logit effect (train half)", C.find_concept_features(
+                state.lm, state.sae, state.layer, concept.half("train"), top=top)
         return "contrastive (your texts)", C.rank_contrastive(state.lm, state.sae, state.layer, positive, negative, top=top)
 
 
