@@ -33,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from monosemantic.atomic import write_json  # noqa: E402
 from monosemantic.models.sentence import SentenceEmbedder  # noqa: E402
 from monosemantic.steering import Intervention, concept_names, find_concept_features, load_concept, open_run, steer  # noqa: E402
 from monosemantic.steering.concepts import Concept  # noqa: E402
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a run directory with sae/ and features.db (e.g. runs/main after the main job)")
     ap.add_argument("--concepts", default=",".join(concept_names()))
-    ap.add_argument("--strengths", default="0.5,1,2,5,10", help="added along the decoder direction, in units of each feature's max activation")
+    ap.add_argument("--strengths", default="1,2,5,10", help="added along the decoder direction, in units of each feature's max activation")
     ap.add_argument("--combine", type=int, default=2, help="add the top N features by output score together")
     ap.add_argument("--candidates", type=int, default=12, help="contrastive candidates scored by output effect (plus a third as many by logit effect)")
     ap.add_argument("--positions", default="generated", choices=["generated", "all"])
@@ -166,6 +167,8 @@ def main(argv=None) -> int:
                   f"ppl +{o['ppl_rise']:.1f} dlp {o['logprob_gain']:+.3f}{extra} | {entry['examples'][f'{s:g}'][0]['text'][:80]!r}", flush=True)
         entry["seconds"] = time.perf_counter() - t0
         results["concepts"][name] = entry
+        if args.json:  # after every concept, so a killed sweep keeps what it measured
+            write_json(args.json, results)
 
     print(f"\n{'concept':<22} " + " ".join(f"{f'{s:g}x':>13}" for s in strengths) + "   (success [random])")
     for name, e in results["concepts"].items():
@@ -188,8 +191,6 @@ def main(argv=None) -> int:
     results["seconds"] = time.perf_counter() - start
     print(f"{results['seconds']:.0f} s")
     if args.json:
-        from monosemantic.atomic import write_json
-
         write_json(args.json, results)
     return 0
 
