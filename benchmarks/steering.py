@@ -1,26 +1,30 @@
 """Does steering work, judged on the text it generates (steering/judge.py)?
 
-For each shipped concept set: the feature is chosen by the fixed procedure
-(contrastive candidates re-ranked by logit effect toward the concept's words; no
-hand picking) on the train half of the set's texts, and judged on its test half (the
-fixed split of steering/concept_sets.py). It is clamped at each strength (x its max activation over the
-dataset) while the model answers a few neutral chat prompts; each completion is
-judged on concept (embedding margin to the held-out texts, or a concept word) and
-fluent (perplexity under the unsteered model, repeated trigrams). Random live
-features clamped the same way, and the unsteered model, give the baselines: a
-completion of a random feature is judged against every concept.
+For each concept set: features are chosen on one half of its texts and judged on the
+other. Chosen by their output effect (steering/selection.py: adding the decoder
+direction raises the log-probability of the half's positive texts more than of its
+negatives), the top `--combine` of them are added together at each strength (x each
+one's max activation over the dataset, at the generated positions only) while the
+model answers neutral chat prompts. Each completion is judged on concept (embedding
+margin to the *held-out* texts, or a concept word) and fluent (perplexity under the
+unsteered model, repeated trigrams, letters, word repeats). Baselines: random live
+features steered the same way (a random completion is judged against every concept),
+and with `--compare-input` the old choice by input (contrastive, re-ranked by logit
+effect: steering/concepts.py) steered the same way.
 
-A chosen feature is reported as spurious when, on the held-out half, it does not
-fire more on the positives than on the negatives (contrastive score < 0.1 in units
-of its dataset max): it was picked for something the other half does not share.
+Per cell: on concept, fluent, success (= both) over all completions, best-of-n
+success (a prompt counts when any of its samples succeeds: sampling and picking by the
+judge, for this benchmark only), the perplexity rise over the unsteered answers, and
+the held-out log-probability gain (nats/token, positives minus negatives).
 
-    .venv/bin/python benchmarks/steering.py RUN [--strengths 1,2,3,5,10] [--random 8] [--prompts 3] [--samples 2] [--json out.json]
+    .venv/bin/python benchmarks/steering.py RUN [--concepts a,b] [--strengths 1,2,5,10] [--random 4] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,14 +33,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from monosemantic.atomic import write_json  # noqa: E402
 from monosemantic.models.sentence import SentenceEmbedder  # noqa: E402
 from monosemantic.steering import Intervention, concept_names, find_concept_features, load_concept, open_run, steer  # noqa: E402
-from monosemantic.steering.concepts import Concept, _per_text_max, contrastive_scores, text_activations  # noqa: E402
+from monosemantic.steering.concepts import Concept  # noqa: E402
 from monosemantic.steering.generate import encode_prompt, sample_ids  # noqa: E402
 from monosemantic.steering.judge import ConceptJudge, perplexity  # noqa: E402
+from monosemantic.steering.selection import TEXTS_PER_SIDE, answer_logprobs, find_steering_features  # noqa: E402
 
 PROMPTS = ["Tell me about your weekend.", "Write a short note to a friend.", "What should I do this afternoon?"]
-SPURIOUS_BELOW = 0.1
 
 
 def halves(concept: Concept) -> tuple[Concept, Concept]:
@@ -44,23 +49,69 @@ def halves(concept: Concept) -> tuple[Concept, Concept]:
     return concept.halves()
 
 
-def heldout_score(run, concept: Concept, feature: int) -> float:
-    n = run.n_latents
-    pos = _per_text_max(text_activations(run.lm, run.sae, run.layer, concept.positive), n)[:, feature]
-    neg = _per_text_max(text_activations(run.lm, run.sae, run.layer, concept.negative), n)[:, feature]
-    scale = run.max_acts[feature].reshape(1)
-    return float(contrastive_scores(pos[:, None], neg[:, None], scale)[0])
+class Bench:
+    def __init__(self, run, args):
+        self.run, self.args = run, args
+        self.lm, self.sae, self.layer = run.lm, run.sae, run.layer
+        self.prompts = [encode_prompt(self.lm, p)[0] for p in PROMPTS[: args.prompts]]
+
+    def generate(self, features: list[int], strength: float) -> list[tuple[int, list[int]]]:
+        """(prompt index, completion ids) for every prompt and sample; the same seeds in every condition."""
+        out = []
+        ivs = [Intervention(f, "add", strength / len(features), "max") for f in features] if features else []
+        for j, ids in enumerate(self.prompts):
+            a = self.args
+            if ivs:
+                with steer(self.lm, self.sae, self.layer, ivs, self.run.max_acts, positions=a.positions):
+                    rows = sample_ids(self.lm, ids, a.max_new_tokens, a.seed + j, a.temperature, n=a.samples)
+            else:
+                rows = sample_ids(self.lm, ids, a.max_new_tokens, a.seed + j, a.temperature, n=a.samples)
+            out += [(j, r) for r in rows]
+        return out
+
+    def perplexities(self, completions) -> list[float]:
+        return [perplexity(self.lm, self.prompts[j], c) for j, c in completions]  # the unsteered model
+
+    def verdicts(self, judge: ConceptJudge, completions, ppl):
+        v = []
+        for j, ids in enumerate(self.prompts):
+            group = [(c, p) for (pj, c), p in zip(completions, ppl) if pj == j]
+            v += [(j, x) for x in judge.judge(self.lm, ids, [c for c, _ in group], [p for _, p in group])]
+        return v
+
+    def logprob_gain(self, judged_on: Concept, features: list[int], strength: float) -> float:
+        """Held-out positives' minus negatives' log-probability gain under the steering, nats/token."""
+        pos, neg = judged_on.positive[:TEXTS_PER_SIDE], judged_on.negative[:TEXTS_PER_SIDE]
+        base = answer_logprobs(self.lm, self.layer, None, pos + neg)
+        direction = sum(strength / len(features) * float(self.run.max_acts[f]) * self.sae.W_dec[f].float() for f in features)
+        gain = answer_logprobs(self.lm, self.layer, None, pos + neg, direction) - base
+        n = len(pos)
+        return float(gain[:n].mean() - gain[n:].mean())
+
+
+def cell(verdicts, base_ppl: float) -> dict:
+    v = [x for _, x in verdicts]
+    prompts = {j for j, _ in verdicts}
+    finite = [x.perplexity for x in v if x.perplexity != float("inf")]
+    return {"on_concept": sum(x.on_concept for x in v) / len(v), "fluent": sum(x.fluent for x in v) / len(v),
+            "success": sum(x.success for x in v) / len(v),
+            "best_of_n": sum(any(x.success for k, x in verdicts if k == j) for j in prompts) / len(prompts),
+            "ppl_rise": (statistics.median(finite) - base_ppl) if finite else float("inf")}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="a run directory with sae/ and features.db (e.g. runs/main after the main job)")
     ap.add_argument("--concepts", default=",".join(concept_names()))
-    ap.add_argument("--strengths", default="1,2,3,5,10", help="clamp values in units of the feature's max activation")
-    ap.add_argument("--random", type=int, default=8, help="random live features for the baseline")
-    ap.add_argument("--prompts", type=int, default=len(PROMPTS), help=f"how many of the {len(PROMPTS)} neutral prompts to use")
-    ap.add_argument("--samples", type=int, default=2, help="completions per prompt (one batch, one seed)")
-    ap.add_argument("--max-new-tokens", type=int, default=40)
+    ap.add_argument("--strengths", default="1,2,5,10", help="added along the decoder direction, in units of each feature's max activation")
+    ap.add_argument("--combine", type=int, default=2, help="add the top N features by output score together")
+    ap.add_argument("--candidates", type=int, default=12, help="contrastive candidates scored by output effect (plus a third as many by logit effect)")
+    ap.add_argument("--positions", default="generated", choices=["generated", "all"])
+    ap.add_argument("--random", type=int, default=4, help="random live features for the baseline")
+    ap.add_argument("--compare-input", action="store_true", help="also steer the feature chosen by input (the old procedure)")
+    ap.add_argument("--prompts", type=int, default=2, help=f"how many of the {len(PROMPTS)} neutral prompts to use")
+    ap.add_argument("--samples", type=int, default=3, help="completions per prompt (one batch, one seed)")
+    ap.add_argument("--max-new-tokens", type=int, default=20)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
@@ -69,86 +120,78 @@ def main(argv=None) -> int:
     run = open_run(args.run)
     if run.max_acts is None:
         sys.exit(f"{args.run} has no features.db: build it first (monosemantic features {args.run})")
-    lm, sae, layer = run.lm, run.sae, run.layer
+    bench = Bench(run, args)
     strengths = [float(s) for s in args.strengths.split(",")]
     embedder = SentenceEmbedder()
-    prompts = [encode_prompt(lm, p)[0] for p in PROMPTS[: args.prompts]]
 
-    def generate(interventions) -> list[tuple[torch.Tensor, list[int]]]:
-        """(prompt ids, completion ids) for every prompt and sample, same seeds for every condition."""
-        out = []
-        for j, ids in enumerate(prompts):
-            if interventions:
-                with steer(lm, sae, layer, interventions, run.max_acts):
-                    rows = sample_ids(lm, ids, args.max_new_tokens, args.seed + j, args.temperature, n=args.samples)
-            else:
-                rows = sample_ids(lm, ids, args.max_new_tokens, args.seed + j, args.temperature, n=args.samples)
-            out += [(ids, r) for r in rows]
-        return out
-
-    def verdicts(judge: ConceptJudge, completions, ppl):
-        v = []
-        for ids in prompts:
-            group = [(c, p) for (pi, c), p in zip(completions, ppl) if pi is ids]
-            v += judge.judge(lm, ids, [c for c, _ in group], [p for _, p in group])
-        return v
-
-    def ppls(completions):
-        return [perplexity(lm, ids, c) for ids, c in completions]       # unsteered model: outside any steer block
-
-    concepts = []
-    for name in args.concepts.split(","):
-        chosen_on, judged_on = halves(load_concept(name))
-        top = find_concept_features(lm, sae, layer, chosen_on, top=1)[0]
-        score = heldout_score(run, judged_on, top.feature)
-        judge = ConceptJudge(embedder, judged_on.positive, judged_on.negative, judged_on.tokens)
-        concepts.append({"name": name, "feature": top.feature, "detail": top.detail, "heldout_contrastive": score,
-                         "spurious": score < SPURIOUS_BELOW, "judge": judge})
-        print(f"{name:<10} feature {top.feature:>5} (held-out contrastive {score:.2f}{', SPURIOUS' if score < SPURIOUS_BELOW else ''}; {top.detail})", flush=True)
-
+    base = bench.generate([], 0.0)
+    base_ppl_list = bench.perplexities(base)
+    base_ppl = statistics.median(base_ppl_list)
+    print(f"unsteered perplexity median {base_ppl:.1f}: " + " ".join(f"{p:.1f}" for p in base_ppl_list), flush=True)
     live = torch.nonzero(run.max_acts > 0).flatten()
     random_feats = live[torch.randperm(len(live), generator=torch.Generator().manual_seed(args.seed))[: args.random]].tolist()
+    rand = {s: [(c := bench.generate([f], s), bench.perplexities(c)) for f in random_feats] for s in strengths}
+    print(f"random features {random_feats}: generated at every strength ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    base = generate([])
-    base_ppl = ppls(base)
-    results = {"run": str(args.run), "prompts": PROMPTS[: args.prompts], "samples": args.samples, "random_features": random_feats,
-               "strengths": strengths, "concepts": [{k: v for k, v in c.items() if k != "judge"} for c in concepts],
-               "unsteered": {}, "table": {}, "examples": {}}
-    for c in concepts:
-        v = verdicts(c["judge"], base, base_ppl)
-        results["unsteered"][c["name"]] = {"on_concept": sum(x.on_concept for x in v) / len(v), "success": sum(x.success for x in v) / len(v)}
-    print("unsteered perplexities: " + " ".join(f"{p:.1f}" for p in base_ppl), flush=True)
+    results = {"run": str(args.run), "args": vars(args), "random_features": random_feats, "unsteered_ppl": base_ppl,
+               "concepts": {}}
+    for name in args.concepts.split(","):
+        t0 = time.perf_counter()
+        chosen_on, judged_on = halves(load_concept(name))
+        judge = ConceptJudge(embedder, judged_on.positive, judged_on.negative, judged_on.tokens)
+        picked = find_steering_features(bench.lm, bench.sae, bench.layer, chosen_on, run.max_acts, top=args.combine,
+                                        candidates=args.candidates)
+        feats = [p.feature for p in picked]
+        conditions = {"output": feats}
+        if args.compare_input:
+            conditions["input"] = [find_concept_features(bench.lm, bench.sae, bench.layer, chosen_on, top=1)[0].feature]
+        entry = {"features": [{"feature": p.feature, "score": p.score, "detail": p.detail} for p in picked],
+                 "input_feature": conditions.get("input"), "heldout_texts": [len(judged_on.positive), len(judged_on.negative)],
+                 "unsteered": cell(bench.verdicts(judge, base, base_ppl_list), base_ppl), "table": {}, "examples": {}}
+        print(f"{name}: steering {feats} ({'; '.join(p.detail for p in picked)})", flush=True)
+        for s in strengths:
+            row = {}
+            for cond, fs in conditions.items():
+                comp = bench.generate(fs, s)
+                v = bench.verdicts(judge, comp, bench.perplexities(comp))
+                row[cond] = cell(v, base_ppl) | {"logprob_gain": bench.logprob_gain(judged_on, fs, s)}
+                if cond == "output":
+                    entry["examples"][f"{s:g}"] = [x._asdict() for _, x in v[:: args.samples]]
+            rv = [x for comp_r, ppl_r in rand[s] for x in bench.verdicts(judge, comp_r, ppl_r)]
+            row["random"] = cell(rv, base_ppl)
+            entry["table"][f"{s:g}"] = row
+            o, r = row["output"], row["random"]
+            extra = f" | input success {row['input']['success']:.2f}" if "input" in row else ""
+            print(f"  {s:>4g}x on {o['on_concept']:.2f} fluent {o['fluent']:.2f} success {o['success']:.2f} "
+                  f"best-of-{args.samples} {o['best_of_n']:.2f} (random {r['success']:.2f}, random fluent {r['fluent']:.2f}) "
+                  f"ppl +{o['ppl_rise']:.1f} dlp {o['logprob_gain']:+.3f}{extra} | {entry['examples'][f'{s:g}'][0]['text'][:80]!r}", flush=True)
+        entry["seconds"] = time.perf_counter() - t0
+        results["concepts"][name] = entry
+        if args.json:  # after every concept, so a killed sweep keeps what it measured
+            write_json(args.json, results)
 
+    print(f"\n{'concept':<22} " + " ".join(f"{f'{s:g}x':>13}" for s in strengths) + "   (success [random])")
+    for name, e in results["concepts"].items():
+        cells = [e["table"][f"{s:g}"] for s in strengths]
+        print(f"{name:<22} " + " ".join(f"{c['output']['success']:>6.2f} [{c['random']['success']:.2f}]" for c in cells))
+    summary = {}
     for s in strengths:
-        rand = []
-        for f in random_feats:
-            comp = generate([Intervention(f, "clamp", s, "max")])
-            rand.append((comp, ppls(comp)))
-        for c in concepts:
-            comp = generate([Intervention(c["feature"], "clamp", s, "max")])
-            v = verdicts(c["judge"], comp, ppls(comp))
-            rv = [x for comp_r, ppl_r in rand for x in verdicts(c["judge"], comp_r, ppl_r)]
-            row = {"on_concept": sum(x.on_concept for x in v) / len(v), "fluent": sum(x.fluent for x in v) / len(v),
-                   "success": sum(x.success for x in v) / len(v), "random_success": sum(x.success for x in rv) / len(rv),
-                   "random_fluent": sum(x.fluent for x in rv) / len(rv)}
-            results["table"].setdefault(c["name"], {})[f"{s:g}"] = row
-            results["examples"].setdefault(c["name"], {})[f"{s:g}"] = [x._asdict() for x in v[:2]]
-            print(f"{s:>4g}x {c['name']:<10} on {row['on_concept']:.2f} fluent {row['fluent']:.2f} success {row['success']:.2f} "
-                  f"(random {row['random_success']:.2f}, random fluent {row['random_fluent']:.2f}) | {v[0].text[:70]!r}", flush=True)
-
-    print(f"\n{'concept':<10} {'feature':>7} " + " ".join(f"{f'{s:g}x':>15}" for s in strengths) + "   (success, random success)")
-    for c in concepts:
-        cells = [results["table"][c["name"]][f"{s:g}"] for s in strengths]
-        flag = " spurious" if c["spurious"] else ""
-        print(f"{c['name']:<10} {c['feature']:>7} " + " ".join(f"{r['success']:>7.2f} / {r['random_success']:.2f}" for r in cells) + flag)
-    mean = {f"{s:g}": sum(results["table"][c["name"]][f"{s:g}"]["success"] for c in concepts) / len(concepts) for s in strengths}
-    best = max(mean, key=mean.get)
-    results["mean_success"], results["best_strength"] = mean, float(best)
-    print("mean success: " + ", ".join(f"{k}x {v:.2f}" for k, v in mean.items()) + f"; best {best}x")
+        rows = [e["table"][f"{s:g}"] for e in results["concepts"].values()]
+        mean = lambda cond, k: sum(r[cond][k] for r in rows) / len(rows)  # noqa: E731
+        summary[f"{s:g}"] = {k: mean("output", k) for k in ("success", "fluent", "on_concept", "best_of_n")} | {
+            "random_success": mean("random", "success"), "random_fluent": mean("random", "fluent"),
+            "beats_random": sum(r["output"]["success"] > r["random"]["success"] for r in rows) / len(rows)}
+        if args.compare_input:
+            summary[f"{s:g}"]["input_success"] = mean("input", "success")
+    results["summary"] = summary
+    for s, m in summary.items():
+        print(f"{s}x: success {m['success']:.2f} (random {m['random_success']:.2f}), fluent {m['fluent']:.2f}, "
+              f"best-of-n {m['best_of_n']:.2f}, concepts above random {m['beats_random']:.2f}"
+              + (f", input-chosen success {m['input_success']:.2f}" if "input_success" in m else ""))
     results["seconds"] = time.perf_counter() - start
     print(f"{results['seconds']:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        write_json(args.json, results)
     return 0
 
 

@@ -6,7 +6,7 @@ from steering_helpers import orthonormal_sae, random_sae
 
 from monosemantic.errors import ConfigError
 from monosemantic.steering import Intervention, parse_intervention, steer, steered_completions
-from monosemantic.steering.interventions import DEFAULT_CLAMP
+from monosemantic.steering.interventions import DEFAULT_ADD
 from monosemantic.steering.interventions import resolve, steering_fn
 
 LAYER = 1
@@ -19,13 +19,14 @@ LAYER = 1
     ("7=+-4", Intervention(7, "add", -4.0)),
     ("9=*2", Intervention(9, "multiply", 2.0)),
     (" 9 = -1.5 ", Intervention(9, "clamp", -1.5)),
-    ("123", Intervention(123, "clamp", DEFAULT_CLAMP, "max")),  # a bare id: the default strength
+    ("7=+2x", Intervention(7, "add", 2.0, "max")),
+    ("123", Intervention(123, "add", DEFAULT_ADD, "max")),  # a bare id: the default strength
 ])
 def test_parse(spec, expected):
     assert parse_intervention(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["123=10q", "abc=1", "1=", "=3", "1=x", "1=1e400", "1=+inf", "-1=3", "1=1e7x"])
+@pytest.mark.parametrize("spec", ["123=10q", "abc=1", "1=", "=3", "1=x", "1=1e400", "1=+inf", "-1=3", "1=1e7x", "1=*2x"])
 def test_bad_specs(spec):
     with pytest.raises(ConfigError):
         parse_intervention(spec)
@@ -114,3 +115,20 @@ def test_model_mismatch_and_long_prompt(lm):
             pass
     with pytest.raises(ConfigError, match="context"):
         steered_completions(lm, random_sae(lm.d_model, 16), LAYER, "word " * 300, [Intervention(1, "add", 1.0)], chat=False)
+
+
+def test_generated_positions_leave_the_prompt_alone(lm, ids):
+    """positions="generated": a whole-prompt forward is steered at its last position
+    only, a one-token decoding step everywhere; "all" steers all but position 0."""
+    sae = random_sae(lm.d_model, 16)
+    x = lm.residual(ids, LAYER).float()                                   # [1, T, d]
+    plan = resolve([Intervention(4, "add", 3.0)], 16)
+    gen = steering_fn(sae, plan, positions="generated")(x)
+    torch.testing.assert_close(gen[0, :-1], x[0, :-1], atol=0, rtol=0)
+    torch.testing.assert_close(gen[0, -1] - x[0, -1], 3.0 * sae.W_dec[4], atol=1e-5, rtol=1e-5)
+    step = steering_fn(sae, plan, positions="generated")(x[:, -1:])
+    torch.testing.assert_close(step[0, 0] - x[0, -1], 3.0 * sae.W_dec[4], atol=1e-5, rtol=1e-5)
+    every = steering_fn(sae, plan, positions="all")(x)
+    assert torch.equal(every[0, 0], x[0, 0]) and (every[0, 1:-1] - x[0, 1:-1]).abs().min() > 0
+    with pytest.raises(ConfigError, match="positions"):
+        steering_fn(sae, plan, positions="prompt")

@@ -36,6 +36,8 @@ def test_cli_errors(capsys, tiny_run, tmp_path):
     assert "context" in _one_line_error(capsys, ["steer", *common, "--prompt", "word " * 300, "--feature", "3=1", "--no-chat"])
     assert "unknown concept" in _one_line_error(capsys, ["concept", *common, "--concept", "nope"])
     assert "--negative" in _one_line_error(capsys, ["concept", *common, "--positive", str(tmp_path)])
+    assert "--steering needs --concept" in _one_line_error(capsys, ["concept", *common, "--tokens", "cat", "--steering"])
+    assert "features.db" in _one_line_error(capsys, ["concept", *common, "--concept", "food", "--steering"])
 
 
 def test_cli_commands_run(capsys, tiny_run, tmp_path):
@@ -43,7 +45,9 @@ def test_cli_commands_run(capsys, tiny_run, tmp_path):
     common = [str(run), "--model", model, "--layer", "1"]
     assert main(["steer", *common, "--prompt", "hi", "--feature", "3=+20", "--feature", "4=*2", "--max-new-tokens", "3"]) == 0
     out = capsys.readouterr().out
-    assert "unsteered" in out and "3=+20, 4=*2" in out
+    assert "unsteered" in out and "3=+20, 4=*2" in out and "at the generated positions" in out
+    assert main(["steer", *common, "--prompt", "hi", "--feature", "3=+20", "--positions", "all", "--max-new-tokens", "2"]) == 0
+    assert "at every position" in capsys.readouterr().out
     assert main(["attribute", *common, "--prompt", "The cat sat on the", "--target", "mat", "--versus", "floor", "--top", "3"]) == 0
     out = capsys.readouterr().out
     assert "by attribution" in out and "Pearson" in out

@@ -157,7 +157,7 @@ def test_steering_matches_generate_and_streams(client, tiny_llama, web_run):
     ("post", "/api/steer", {"prompt": "hi", "interventions": []}, 422, "interventions"),
     ("post", "/api/steer", {"prompt": "hi", "interventions": [{"feature": 1, "value": 1, "mode": "zap"}]}, 422, "mode"),
     ("post", "/api/steer", {"prompt": "hi", "interventions": [{"feature": 1, "value": 1e9}]}, 422, "value"),
-    ("post", "/api/steer", {"prompt": "hi", "interventions": [{"feature": 1, "value": 1, "mode": "add", "unit": "max"}]}, 400, "clamp"),
+    ("post", "/api/steer", {"prompt": "hi", "interventions": [{"feature": 1, "value": 1, "mode": "multiply", "unit": "max"}]}, 400, "no unit"),
     ("post", "/api/steer", {"prompt": "hi", "max_new_tokens": 10_000, "interventions": [{"feature": 1, "value": 1}]}, 422, "max_new_tokens"),
     ("post", "/api/steer/stream", {"prompt": "hi", "interventions": [{"feature": 999, "value": 1}]}, 422, "does not exist"),
     ("get", "/api/features/48", None, 404, "does not exist"),
@@ -291,7 +291,8 @@ def test_the_score_column_says_which_scorer_and_never_mixes_two(client, web_run,
 
 
 def test_playground_starts_at_the_cli_default_strength(client):
-    from monosemantic.steering.interventions import DEFAULT_CLAMP
+    from monosemantic.steering.interventions import DEFAULT_ADD
 
     html = client.get("/steer?feature=3").text
-    assert re.search(r'class="iv-value"[^>]*value="([^"]+)"', html).group(1) == str(DEFAULT_CLAMP)
+    assert re.search(r'class="iv-value"[^>]*value="([^"]+)"', html).group(1) == str(DEFAULT_ADD)
+    assert re.search(r'<option value="(\w+)" selected>', html).group(1) == "add"

@@ -68,6 +68,7 @@ def test_steering_request(browser, server):
 
     browser.get(server + "/steer?feature=2")
     browser.find_element(By.CSS_SELECTOR, ".iv-mode option[value='add']").click()
+    browser.find_element(By.CSS_SELECTOR, ".iv-unit option[value='abs']").click()
     value = browser.find_element(By.CSS_SELECTOR, ".iv-value")
     value.clear()
     value.send_keys("40")

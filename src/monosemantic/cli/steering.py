@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed, the same for both completions (default 0)")
     p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
     p.add_argument("--no-chat", action="store_true", help="feed the prompt raw, without the chat template")
+    p.add_argument("--positions", default="generated", choices=["generated", "all"],
+                   help="steer only the positions that produce new tokens (default; the prompt is read as it is) "
+                   "or every position but the first, as the paper clamped")
     p.set_defaults(func=_steer)
 
     p = sub.add_parser(
@@ -65,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--list", action="store_true", help="list the shipped concept sets")
     p.add_argument("--negative", metavar="FILE", help="negative texts (with --positive)")
     p.add_argument("--top", type=int, default=20, help="features to list (default 20)")
+    p.add_argument("--steering", action="store_true", help="with --concept: rank by output effect instead (the features to "
+                   "steer with: adding each one's decoder direction makes the train half's concept texts likelier; "
+                   "steering/selection.py)")
     p.set_defaults(func=_concept)
 
 
@@ -86,11 +92,12 @@ def _steer(args: argparse.Namespace) -> int:
     run = _open(args)
     out = steered_completions(run.lm, run.sae, run.layer, args.prompt, specs, max_acts=run.max_acts,
                               max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
-                              chat=not args.no_chat)
+                              chat=not args.no_chat, positions=args.positions)
     width = 60
     left = textwrap.wrap(out.unsteered.replace("\n", " ⏎ "), width) or [""]
     right = textwrap.wrap(out.steered.replace("\n", " ⏎ "), width) or [""]
-    print(f"layer {run.layer}, seed {args.seed}, temperature {args.temperature:g}, steering {', '.join(out.interventions)}")
+    print(f"layer {run.layer}, seed {args.seed}, temperature {args.temperature:g}, steering {', '.join(out.interventions)} "
+          f"at {'the generated positions' if args.positions == 'generated' else 'every position'}")
     print(f"{'unsteered':<{width}} | steered")
     print("-" * width + "-+-" + "-" * width)
     for i in range(max(len(left), len(right))):
@@ -145,8 +152,12 @@ def _concept(args: argparse.Namespace) -> int:
     positive = C.read_texts(args.positive) if args.positive else None
     negative = C.read_texts(args.negative) if args.negative else None
     span_texts = C.read_texts(args.span) if args.span else None
+    if args.steering and concept is None:
+        raise ConfigError("--steering needs --concept NAME (a set with positive and negative texts)")
     run = _open(args)
     lm, sae, layer = run.lm, run.sae, run.layer
+    if args.steering:
+        return _concept_steering(run, concept, args.top)
     heldout = None
     if concept is not None:  # chosen on the train half, scored on the test half (steering/concept_sets.py)
         from ..steering.catalogue import auroc
@@ -170,4 +181,21 @@ def _concept(args: argparse.Namespace) -> int:
     if heldout is not None:
         print(f"held-out AUROC: per-text max activation on the {len(test.positive)} + {len(test.negative)} test-half texts "
               "the ranking never saw (0.5 = chance; below 0.75 = spurious)")
+    return 0
+
+
+def _concept_steering(run, concept, top: int) -> int:
+    from ..steering.interventions import DEFAULT_ADD
+    from ..steering.selection import find_steering_features
+
+    train = concept.halves()[0]
+    ranked = find_steering_features(run.lm, run.sae, run.layer, train, run.max_acts, top=top)
+    print(f"top {len(ranked)} features to steer {concept.name} with, by output effect (train half):")
+    print(f"{'feature':>8} {'score':>8}  detail")
+    for r in ranked:
+        print(f"{r.feature:>8} {r.score:>8.3f}  {r.detail}")
+    if ranked and ranked[0].score <= 0:
+        print("no candidate makes the concept's texts likelier (score <= 0): steering will not bring this concept")
+    print("steer with: " + " ".join(f"--feature {r.feature}" for r in ranked[:2]) +
+          f"   (each adds {DEFAULT_ADD:g}x its max activation at the generated positions; docs/steering.md)")
     return 0

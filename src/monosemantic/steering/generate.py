@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from ..errors import ConfigError
-from .interventions import Intervention, check_compatible, resolve, steer
+from .interventions import DEFAULT_POSITIONS, Intervention, check_compatible, check_positions, resolve, steer
 
 
 @dataclass
@@ -74,16 +74,18 @@ def _sample(lm, ids: torch.Tensor, max_new_tokens: int, seed: int, temperature: 
 
 
 def steered_completions(lm, sae, layer: int, prompt: str, interventions: Sequence[Intervention], *, max_acts=None,
-                        max_new_tokens: int = 40, seed: int = 0, temperature: float = 0.7, chat: bool = True) -> Completions:
+                        max_new_tokens: int = 40, seed: int = 0, temperature: float = 0.7, chat: bool = True,
+                        positions: str = DEFAULT_POSITIONS) -> Completions:
     if max_new_tokens <= 0:
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
     check_compatible(lm, sae, layer)
+    check_positions(positions)
     resolve(interventions, int(sae.W_dec.shape[0]), max_acts)  # bad specs fail before any sampling
     ids, text = encode_prompt(lm, prompt, chat)
     check_length(lm, ids.shape[1], max_new_tokens)
     unsteered = _sample(lm, ids, max_new_tokens, seed, temperature)
-    with steer(lm, sae, layer, interventions, max_acts):
+    with steer(lm, sae, layer, interventions, max_acts, positions=positions):
         steered = _sample(lm, ids, max_new_tokens, seed, temperature)
     return Completions(text, unsteered, steered, [iv.describe() for iv in interventions])

@@ -8,7 +8,11 @@ and is it still language?
 - Fluent: its perplexity under the *unsteered* model, given the prompt, is at most
   `max_perplexity`, and at most `max_repeated` of its token trigrams repeat an
   earlier one (a loop like "I, I, I, ..." is likely under the model once started,
-  so perplexity alone lets it pass).
+  so perplexity alone lets it pass); it is words: at least `min_letters` of its
+  non-space characters are letters (a digit string like "1222318120002 2221" has a
+  low perplexity and no repeated trigram, and passed before this rule), and no one
+  word makes up more than `max_word_share` of a text of 8 words or more ("if you if
+  it if it if you it if it" repeats words, not trigrams of tokens).
 - Success = on concept and fluent.
 
 The texts used to judge must not be the ones a feature was chosen on
@@ -33,6 +37,8 @@ class JudgeThresholds:
     margin: float = 0.1           # cos(centroid of positives) − cos(centroid of negatives)
     max_perplexity: float = 25.0  # under the unsteered model, completion tokens only
     max_repeated: float = 0.3     # fraction of token trigrams seen before in the same text
+    min_letters: float = 0.5      # fraction of non-space characters that are letters (any script)
+    max_word_share: float = 0.25  # the most frequent word's share of the words (texts of >= 8 words)
 
 
 class Verdict(NamedTuple):
@@ -43,6 +49,8 @@ class Verdict(NamedTuple):
     repeated: float
     on_concept: bool
     fluent: bool
+    letters: float = 1.0          # fraction of non-space characters that are letters
+    word_share: float = 0.0       # the most frequent word's share of the words
 
     @property
     def success(self) -> bool:
@@ -55,6 +63,19 @@ def repeated_fraction(ids: Sequence[int], n: int = 3) -> float:
     if not grams:
         return 0.0
     return 1.0 - len(set(grams)) / len(grams)
+
+
+def letter_fraction(text: str) -> float:
+    chars = [c for c in text if not c.isspace()]
+    return sum(c.isalpha() for c in chars) / len(chars) if chars else 0.0
+
+
+def top_word_share(text: str, min_words: int = 8) -> float:
+    """The most frequent word's share of the words, 0 for texts under `min_words` words."""
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < min_words:
+        return 0.0
+    return max(words.count(w) for w in set(words)) / len(words)
 
 
 def words_in(text: str, words: Sequence[str]) -> tuple[str, ...]:
@@ -100,6 +121,8 @@ class ConceptJudge:
         for text, ids, m, p in zip(texts, completions, margins, ppl):
             found = words_in(text, self.words)
             rep = repeated_fraction(list(ids))
-            out.append(Verdict(text, m, found, p, rep, on_concept=bool(found) or m >= t.margin,
-                               fluent=p <= t.max_perplexity and rep <= t.max_repeated))
+            letters, share = letter_fraction(text), top_word_share(text)
+            fluent = p <= t.max_perplexity and rep <= t.max_repeated and letters >= t.min_letters and share <= t.max_word_share
+            out.append(Verdict(text, m, found, p, rep, on_concept=bool(found) or m >= t.margin, fluent=fluent,
+                               letters=letters, word_share=share))
         return out

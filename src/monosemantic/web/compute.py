@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..features.prompt import top_for_prompt
 from ..steering import concepts as C
 from ..steering.generate import check_length, encode_prompt
-from ..steering.interventions import check_compatible, resolve, steering_fn
+from ..steering.interventions import DEFAULT_POSITIONS, check_compatible, resolve, steering_fn
 from .state import RunState
 
 
@@ -140,6 +140,7 @@ class SteeredDecoding:
         self.stopped: str | None = None       # None (finished), "cancelled" or "budget"
         self._stop_lock = threading.Lock()
         self.finished = False                 # decoded to the end (EOS or max_new_tokens)
+        self._prefilling = False
 
     def cancel(self) -> None:
         """Stop before the next forward (from any thread); a no-op once finished."""
@@ -163,9 +164,13 @@ class SteeredDecoding:
             pass
 
     def _patch(self):
-        fn = steering_fn(self.sae.to(self.lm.device), self.plan)
+        # the generated positions only, as `steer` does by default: the prompt's last
+        # position (the decoding loop's first forward) and every decoding step
+        fn = steering_fn(self.sae.to(self.lm.device), self.plan, positions=DEFAULT_POSITIONS)
 
         def patched(hidden: torch.Tensor) -> torch.Tensor:  # [2, T, d]: steer row 1 only
+            if self._prefilling:
+                return hidden
             return torch.cat([hidden[:1], fn(hidden[1:])], 0)
 
         return patched
@@ -184,11 +189,13 @@ class SteeredDecoding:
                 return lm.model(input_ids=ids, use_cache=True, **({} if past is None else {_cache_arg(lm.model): past}))
 
         chunk = max(1, self.state.limits.prefill_tokens)
+        self._prefilling = True                 # the prompt but its last chunk is read unsteered
         while inputs.shape[1] > chunk:  # the prompt but its last chunk, one lock hold each
             if self._should_stop(deadline):
                 return
             past = _cache_of(forward(inputs[:, :chunk]))
             inputs = inputs[:, chunk:]
+        self._prefilling = False
         out_ids: list[list[int]] = [[], []]
         done = [False, False]
         shown = ["", ""]  # what each row has streamed so far

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from ..steering.interventions import DEFAULT_CLAMP
+from ..steering.interventions import DEFAULT_ADD
 from ..token_text import segments_of
 from . import readable
 from .api import LIMITS, ListParams, check_feature_id, explanations_for, list_features, run_search, state_of
@@ -163,7 +163,7 @@ def playground(request: Request, feature: int | None = Query(None, ge=0, le=2**3
     if feature is not None:
         check_feature_id(state, feature)
     label = explanations_for(state, [feature]).get(feature) if feature is not None and state.db_error is None else None
-    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features, default_clamp=DEFAULT_CLAMP)
+    return render(request, "steer.html", feature=feature, label=label, n_features=state.n_features, default_add=DEFAULT_ADD)
 
 
 @router.get("/search", response_class=HTMLResponse)

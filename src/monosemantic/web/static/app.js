@@ -191,7 +191,7 @@ function setupSteering() {
   function wire(tr) {
     tr.querySelector(".iv-remove").addEventListener("click", () => { if (rows.children.length > 1) tr.remove(); });
     const mode = tr.querySelector(".iv-mode"), unit = tr.querySelector(".iv-unit");
-    mode.addEventListener("change", () => { if (mode.value !== "clamp") unit.value = "abs"; unit.disabled = mode.value !== "clamp"; });
+    mode.addEventListener("change", () => { if (mode.value === "multiply") unit.value = "abs"; unit.disabled = mode.value === "multiply"; });
   }
   rows.querySelectorAll("tr.iv").forEach(wire);
   document.getElementById("add-intervention").addEventListener("click", () => {
