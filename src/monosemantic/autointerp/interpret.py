@@ -41,6 +41,7 @@ class InterpretConfig:
     n2g: n2g.N2GConfig = field(default_factory=n2g.N2GConfig)
     embedding: embedding.EmbeddingConfig = field(default_factory=embedding.EmbeddingConfig)
     ablation: ablation.AblationConfig = field(default_factory=ablation.AblationConfig)
+    reference: bool = False  # the plain path (no shared prefixes, full SAE encode): same scores, slower (benchmarks/interpret.py)
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg:
                 for u in range(len(units))]
     t1 = time.perf_counter()
     timing["activations"] = timing.get("activations", 0.0) + t1 - t0
-    patterns = n2g.build_patterns(forward, lm, units, examples, pool.ids, cfg.n2g)
+    patterns = n2g.build_patterns(forward, lm, units, examples, pool.ids, cfg.n2g, reference=cfg.reference)
     n2g_scores = [n2g.score(patterns[u], pool.ids, fires[..., u], pool.score_valid) for u in range(len(units))]
     t2 = time.perf_counter()
     timing["n2g"] = timing.get("n2g", 0.0) + t2 - t1
@@ -131,7 +132,7 @@ def _unit_records(kind: str, units: Units, pool: Pool, lm, forward, chunks, cfg:
         r, p = divmod(flat, acts.shape[1])
         seqs.append([lm.bos_id] + pool.ids[r, max(1, p - cfg.ablation.window + 1) : p + 1].tolist())
         which.append(u)
-    abl = ablation.ablation_sparsity(lm, forward.layer, units, seqs, which, cfg.ablation, forward.neuron_module)
+    abl = ablation.ablation_sparsity(lm, forward.layer, units, seqs, which, cfg.ablation, forward.neuron_module, cfg.reference)
     timing["ablation"] = timing.get("ablation", 0.0) + time.perf_counter() - t3
     out = []
     for u, uid in enumerate(units.ids):
@@ -207,7 +208,8 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
                     part = ids[start : start + cfg.chunk]
                     if not part:
                         continue
-                    units = make_units(kind, part, explain_resid, sae=sae, neuron_writes=neuron_writes, seed=cfg.seed)
+                    units = make_units(kind, part, explain_resid, sae=sae, neuron_writes=neuron_writes, seed=cfg.seed,
+                                       reference=cfg.reference)
                     records = _unit_records(kind, units, pool, lm, forward, chunks, cfg, decode, result.scorer_seconds)
                     db.add_unit_results(kind, records, explainer="n2g")
                     result.scored[kind] += len(part)

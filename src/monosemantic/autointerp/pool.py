@@ -108,11 +108,12 @@ class UnitForward:
         self.neuron_module = mlp_neuron_module(lm.blocks[layer])
 
     @torch.no_grad()
-    def __call__(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, ids: torch.Tensor, cache=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids [B, T] (following the positions in `cache`, a KV cache, when given)."""
         captured: list[torch.Tensor] = []
         handle = self.neuron_module.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         try:
-            resid = self.lm.residual(ids, self.layer).float()  # [B, T, d]
+            resid = self.lm.residual(ids, self.layer, cache=cache).float()  # [B, T, d]
         finally:
             handle.remove()
         return resid, captured[0].float()  # [B, T, d_mlp]

@@ -16,6 +16,11 @@ from ..errors import ModelError
 ResidualFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _cache_kwargs(cache) -> dict:
+    """No KV cache unless one is given (then the forward reads and extends it)."""
+    return {"use_cache": False} if cache is None else {"use_cache": True, "cache": cache}
+
+
 class _StopForward(Exception):
     def __init__(self, hidden: torch.Tensor):
         self.hidden = hidden
@@ -138,12 +143,14 @@ class LanguageModel:
         return input_ids.to(self.device)
 
     @torch.inference_mode()
-    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only."""
-        return self.residuals(input_ids, [layer], attention_mask)[layer]
+    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+        """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only
+        (after the positions held in `cache`, a transformers Cache, when given)."""
+        return self.residuals(input_ids, [layer], attention_mask, cache)[layer]
 
     @torch.inference_mode()
-    def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+    def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None,
+                  cache=None) -> dict[int, torch.Tensor]:
         """Residual stream after each block of `layers`, {layer: [B, T, d]}, from one
         forward that stops after the deepest of them."""
         for layer in layers:
@@ -159,7 +166,7 @@ class LanguageModel:
 
         handles = [self.blocks[layer].register_forward_hook(keep(layer)) for layer in set(layers)]
         try:
-            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False)
+            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache))
         except _StopForward:
             return {layer: captured[layer] for layer in layers}
         finally:
@@ -167,10 +174,14 @@ class LanguageModel:
                 handle.remove()
         raise RuntimeError("forward finished without reaching the hooked block")  # internal bug
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Full forward, [B, T, vocab]; honours any active patch_residual."""
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None,
+               last_only: bool = False) -> torch.Tensor:
+        """Full forward, [B, T, vocab] ([B, 1, vocab] with last_only: the unembedding of the
+        last position only); honours any active patch_residual; `cache` (a transformers
+        Cache) holds earlier positions and receives these."""
+        extra = {"logits_to_keep": 1} if last_only else {}
         with torch.inference_mode():
-            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False).logits
+            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache), **extra).logits
 
     @contextlib.contextmanager
     def patch_residual(self, layer: int, fn: ResidualFn) -> Iterator[None]:

@@ -14,6 +14,7 @@ mostly add the mean (docs/training.md, "Decoder bias")."""
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .base import SAE, ForwardOutput, mse_term
@@ -35,8 +36,11 @@ class ReLUSAE(SAE):
         return self.pre_acts(x).relu()                                     # [..., n], ≥ 0
 
     def encode_latents(self, x: Tensor, latents: Tensor) -> Tensor:
-        # each latent depends only on its own encoder column: compute just these
-        return (x @ self.W_enc[:, latents] + self.b_enc[latents]).relu()   # [..., len(latents)]
+        # each latent depends only on its own encoder column: compute just these, with
+        # pre_acts' fused addmm (bit-equal to encode(x)[..., latents] on the main run's SAE;
+        # in general equal to the GEMM's rounding)
+        x, w, b = self.as_input(x), self.W_enc[:, latents], self.b_enc[latents]
+        return (torch.addmm(b, x, w) if x.dim() == 2 else x @ w + b).relu()  # [..., len(latents)]
 
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         f = self.encode(x)                                                 # [B, n]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..shortseq import alternatives, last_position
+from ..shortseq import alternatives, last_position, substituted
 from ..units import Units, firing
 
 Pattern = tuple  # token ids from the activating token backwards; None = any token
@@ -80,8 +80,9 @@ def precision_recall(pred: torch.Tensor, fires: torch.Tensor, mask: torch.Tensor
 
 
 def build_patterns(forward, lm, units: Units, examples: list[list[tuple[int, int, float]]], ids: torch.Tensor,
-                   cfg: N2GConfig) -> list[list[Pattern]]:
-    """One list of patterns per unit; examples[u] = its (row, position, activation)."""
+                   cfg: N2GConfig, reference: bool = False) -> list[list[Pattern]]:
+    """One list of patterns per unit; examples[u] = its (row, position, activation).
+    reference: every sequence run from scratch (the plain path the fast one is held to)."""
     bos = lm.bos_id
     jobs = [(u, r, p, a) for u, ex in enumerate(examples) for r, p, a in ex]
     windows = [ids[r, max(1, p - cfg.max_context + 1) : p + 1].tolist() for _, r, p, _ in jobs]
@@ -91,14 +92,18 @@ def build_patterns(forward, lm, units: Units, examples: list[list[tuple[int, int
         for k in range(1, len(w) + 1):
             seqs.append([bos] + w[-k:])
             owner.append((j, k))
-    acts = _acts_of(forward, units, seqs, [jobs[j][0] for j, _ in owner])
+    acts = _acts_of(forward, units, seqs, [jobs[j][0] for j, _ in owner], dedupe=not reference)
     by_job: dict[int, dict[int, float]] = {}
     for (j, k), a in zip(owner, acts.tolist()):
         by_job.setdefault(j, {})[k] = a
     kept = [min((k for k, a in by_job[j].items() if a >= cfg.keep * jobs[j][3]), default=len(w)) for j, w in enumerate(windows)]
     pruned = [w[-k:] for w, k in zip(windows, kept)]
     # 2. saliency of each earlier token, by the model's own alternatives there
-    alts = alternatives(lm, [[bos] + w for w in pruned], cfg.n_alternatives)
+    bases = [[bos] + w for w in pruned]
+    if reference:
+        alts, subst = alternatives(lm, bases, cfg.n_alternatives), None
+    else:  # the same sequences, their shared prefixes run once
+        alts, *subst = substituted(forward, lm, bases, cfg.n_alternatives)
     seqs, owner = [], []
     for j, w in enumerate(pruned):
         for pos in range(len(w) - 1):
@@ -108,7 +113,7 @@ def build_patterns(forward, lm, units: Units, examples: list[list[tuple[int, int
                 seqs.append([bos] + s)
                 owner.append((j, pos))
     base = [by_job[j][k] for j, k in enumerate(kept)]  # the pruned context's own activation
-    sub = _acts_of(forward, units, seqs, [jobs[j][0] for j, _ in owner])
+    sub = _acts_of(forward, units, seqs, [jobs[j][0] for j, _ in owner], states=subst)
     drops: dict[tuple[int, int], list[float]] = {}
     for (j, pos), a in zip(owner, sub.tolist()):
         drops.setdefault((j, pos), []).append(a)
@@ -125,11 +130,22 @@ def build_patterns(forward, lm, units: Units, examples: list[list[tuple[int, int
     return out
 
 
-def _acts_of(forward, units: Units, seqs: list[list[int]], which: list[int]) -> torch.Tensor:
-    """Activation of unit which[i] at the last token of seqs[i]."""
+def _acts_of(forward, units: Units, seqs: list[list[int]], which: list[int], dedupe: bool = False,
+             states: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Activation of unit which[i] at the last token of seqs[i]; `states` = (residual,
+    neurons) there when already computed; dedupe: run each distinct sequence once
+    (units of a chunk share contexts: 8 % of the pruning sequences repeat)."""
     if not seqs:
         return torch.zeros(0)
-    resid, neurons = last_position(forward, seqs)
+    if states is not None:
+        resid, neurons = states
+    elif dedupe:
+        index: dict[tuple, int] = {}
+        slot = [index.setdefault(tuple(s), len(index)) for s in seqs]
+        resid, neurons = last_position(forward, [list(s) for s in index])
+        resid, neurons = resid[slot], neurons[slot]
+    else:
+        resid, neurons = last_position(forward, seqs)
     out = torch.empty(len(seqs))
     for i in range(0, len(seqs), 512):
         a = units.acts(resid[i : i + 512], neurons[i : i + 512])  # [b, n]
