@@ -18,7 +18,7 @@ from .. import atomic
 from ..errors import CorpusError
 from .documents import Cleaner, Document
 from .inputs import UnusableInput, fingerprint, read_input
-from .sources import embedded_sources
+from .sources import embedded_sources, handbook
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,12 @@ def build_embedded(out: Path, progress: bool = True, cap_scale: float = 1.0) -> 
     extra = {"seed": 0, "embedded": True, "skipped": skipped, "cap_scale": cap_scale}
     if all(meta["kind"] == "code" for meta, _ in streams):
         extra["note"] = "only Python standard-library code: install the Debian packages in `skipped` for prose and multilingual text"
-    return _write(out, streams, extra, progress)
+    out = _write(out, streams, extra, progress)
+    if handbook.languages():   # the handbook's passages aligned across languages (data/parallel.py)
+        from .parallel import align_directory, write_parallel
+
+        write_parallel(out, align_directory(handbook.ROOT))
+    return out
 
 
 def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, progress: bool = True, text_field: str = "text") -> Path:

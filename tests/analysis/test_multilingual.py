@@ -1,0 +1,109 @@
+"""The multilingual score (analysis/multilingual.py) on planted features with a known
+answer, and the model pass (analysis/multilingual_acts.py) on the tiny Llama."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from monosemantic.analysis.multilingual import multilinguality, pairwise_correlation, shuffle_alignment
+from monosemantic.analysis.multilingual_acts import batches, pool, pooled_activations, select_passages
+from monosemantic.analysis.multilingual_config import MultilingualConfig
+from monosemantic.analysis.multilingual_run import analyse
+from monosemantic.data.parallel import Passage
+from monosemantic.sae import SAEConfig, make_sae
+
+L, P = 5, 200
+AGNOSTIC, SPECIFIC, TOPICAL_SPECIFIC = 0, 1, 2
+
+
+def planted(seed: int = 0) -> torch.Tensor:
+    """[L, P, 40]: feature 0 fires on a concept's passages in every language (with
+    per-language noise); 1 fires only in language 3; 2 fires on the same concept but
+    only in language 3; the rest fire at random."""
+    g = torch.Generator().manual_seed(seed)
+    concept = (torch.rand(P, generator=g) < 0.3).float() * (1 + torch.rand(P, generator=g))       # [P]
+    acts = torch.rand(L, P, 40, generator=g) * (torch.rand(L, P, 40, generator=g) < 0.2)         # background
+    acts[:, :, AGNOSTIC] = concept * (1 + 0.3 * torch.rand(L, P, generator=g))
+    acts[:, :, SPECIFIC] = 0
+    acts[3, :, SPECIFIC] = torch.rand(P, generator=g) * (torch.rand(P, generator=g) < 0.4)
+    acts[:, :, TOPICAL_SPECIFIC] = 0
+    acts[3, :, TOPICAL_SPECIFIC] = concept
+    return acts
+
+
+def test_planted_language_agnostic_feature_scores_high_and_specific_low():
+    m = multilinguality(planted())
+    assert m.score[AGNOSTIC] > 0.8 and m.agnostic[AGNOSTIC]
+    for f in (SPECIFIC, TOPICAL_SPECIFIC):
+        assert abs(m.score[f]) < 0.05 and not m.agnostic[f] and m.specific[f]
+        assert m.share[3, f] == pytest.approx(1.0)
+    background = slice(3, None)
+    assert m.agnostic[background].float().mean() < 0.1          # random firing is not multilingual
+    assert abs(float(m.score[background].mean())) < 0.05
+    assert m.fractions()["live"] == 40
+
+
+def test_shuffled_alignment_removes_the_agnostic_score():
+    acts = planted()
+    shuffled = shuffle_alignment(acts, seed=1)
+    assert torch.equal(shuffled[0], acts[0])                      # same values, pairing broken
+    assert torch.equal(shuffled[2].sort(0).values, acts[2].sort(0).values)
+    assert abs(float(pairwise_correlation(shuffled)[AGNOSTIC])) < 0.2
+    assert float(pairwise_correlation(acts, "spearman")[AGNOSTIC]) > 0.7
+
+
+def test_pairwise_correlation_matches_numpy():
+    acts = torch.rand(3, 30, 4)
+    want = np.mean([[np.corrcoef(acts[a, :, f], acts[b, :, f])[0, 1] for a, b in ((0, 1), (0, 2), (1, 2))] for f in range(4)], 1)
+    assert np.allclose(pairwise_correlation(acts).numpy(), want, atol=1e-5)
+
+
+def test_pool_uses_only_valid_tokens():
+    acts = torch.tensor([[[1.0], [5.0], [3.0]]])                 # [1, 3, 1]
+    valid = torch.tensor([[True, False, True]])
+    assert pool(acts, valid, "max").item() == 3.0
+    assert pool(acts, valid, "mean").item() == 2.0
+
+
+@pytest.fixture(scope="module")
+def tiny_sae(tiny_llama):
+    torch.manual_seed(0)
+    sae = make_sae(SAEConfig("relu", d_in=tiny_llama.d_model, n_latents=32))
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.randn(32, tiny_llama.d_model) / tiny_llama.d_model ** 0.5)
+        sae.W_enc.copy_(sae.W_dec.T * 3.0)
+    return sae
+
+
+def texts(n: int) -> list[Passage]:
+    words = {"en-US": "the river number", "fr-FR": "la rivière numéro", "ja-JP": "川の番号"}
+    return [Passage("test", f"p{i // 7}.html", f"s{i % 7}", i, {lang: f"{w} {i} " * (1 + i % 4) for lang, w in words.items()})
+            for i in range(n)]
+
+
+def test_batched_pass_equals_one_passage_at_a_time(tiny_llama, tiny_sae, tmp_path):
+    chosen, ids = select_passages(texts(12), ["en-US", "ja-JP"], 12, tiny_llama.tokenizer, 64)
+    batched = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
+                                 partial=tmp_path / "a", settings={"x": 1}, tokens_per_batch=64, progress=False)[0]
+    single = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
+                                partial=tmp_path / "b", settings={"x": 1}, tokens_per_batch=1, progress=False)[0]
+    assert any(len(b.rows) > 1 for b in batches(tiny_llama, ids["en-US"], 64))     # padding happened
+    assert batched.shape == (2, 12, 32)
+    assert torch.allclose(batched, single, atol=1e-4)
+
+
+def test_analyse_writes_examples_and_resumes_from_partial(tiny_llama, tiny_sae, tmp_path):
+    cfg = MultilingualConfig(languages=("en-US", "fr-FR", "ja-JP"), passages=30, top=3, min_fires=1)
+    result = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
+    assert result["n_passages"] == 30 and len(result["top"]) == 3
+    assert [r["n_latents"] for r in result["by_size"]] == [32, 32]
+    ex = result["top"][0]["examples"][0]["languages"]
+    assert set(ex) == {"en-US", "fr-FR", "ja-JP"}
+    assert "川" in "".join(ex["ja-JP"]["tokens"])               # rendered by bytes, no "�"
+    assert "\ufffd" not in "".join(ex["ja-JP"]["tokens"])
+    files = sorted(p.name for p in (tmp_path / "partial").glob("*.npy"))
+    assert files == sorted(f"sae{s}-{lang}.npy" for s in (0, 1) for lang in cfg.languages)
+    again = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
+    assert again["agnostic"] == result["agnostic"] and again["top"][0]["feature"] == result["top"][0]["feature"]
