@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.analysis.multilingual import multilinguality, pairwise_correlation, shuffle_alignment
+from monosemantic.analysis.multilingual import multilinguality, pairwise_correlation, same_token_share, shuffle_alignment
 from monosemantic.analysis.multilingual_acts import batches, pool, pooled_activations, select_passages
 from monosemantic.analysis.multilingual_config import MultilingualConfig
-from monosemantic.analysis.multilingual_run import analyse
+from monosemantic.analysis.multilingual_result import analyse
 from monosemantic.data.parallel import Passage
 from monosemantic.sae import SAEConfig, make_sae
 
@@ -60,11 +60,21 @@ def test_pairwise_correlation_matches_numpy():
     assert np.allclose(pairwise_correlation(acts).numpy(), want, atol=1e-5)
 
 
+def test_same_token_share_separates_untranslated_strings():
+    acts = torch.ones(3, 4, 2)
+    peak = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8], [5, 6, 7, 8]])[..., None].repeat(1, 1, 2)   # [L, P, n]
+    peak[1, :, 1] = torch.tensor([1, 2, 3, 8])               # feature 1 peaks on other tokens in language 1
+    acts[2, 3, 0] = 0                                        # passage 3 does not count for feature 0
+    assert same_token_share(acts, peak).tolist() == [1.0, 0.25]
+
+
 def test_pool_uses_only_valid_tokens():
     acts = torch.tensor([[[1.0], [5.0], [3.0]]])                 # [1, 3, 1]
     valid = torch.tensor([[True, False, True]])
-    assert pool(acts, valid, "max").item() == 3.0
-    assert pool(acts, valid, "mean").item() == 2.0
+    ids = torch.tensor([[7, 8, 9]])
+    assert pool(acts, valid, "max", ids) == (torch.tensor([[3.0]]), torch.tensor([[9]]))
+    assert pool(acts, valid, "mean", ids).acts.item() == 2.0
+    assert pool(torch.zeros(1, 3, 1), valid, "max", ids).peak.item() == -1       # never fires: no peak
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +96,9 @@ def texts(n: int) -> list[Passage]:
 def test_batched_pass_equals_one_passage_at_a_time(tiny_llama, tiny_sae, tmp_path):
     chosen, ids = select_passages(texts(12), ["en-US", "ja-JP"], 12, tiny_llama.tokenizer, 64)
     batched = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
-                                 partial=tmp_path / "a", settings={"x": 1}, tokens_per_batch=64, progress=False)[0]
+                                 partial=tmp_path / "a", settings={"x": 1}, tokens_per_batch=64, progress=False)[0].acts
     single = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
-                                partial=tmp_path / "b", settings={"x": 1}, tokens_per_batch=1, progress=False)[0]
+                                partial=tmp_path / "b", settings={"x": 1}, tokens_per_batch=1, progress=False)[0].acts
     assert any(len(b.rows) > 1 for b in batches(tiny_llama, ids["en-US"], 64))     # padding happened
     assert batched.shape == (2, 12, 32)
     assert torch.allclose(batched, single, atol=1e-4)
@@ -97,13 +107,14 @@ def test_batched_pass_equals_one_passage_at_a_time(tiny_llama, tiny_sae, tmp_pat
 def test_analyse_writes_examples_and_resumes_from_partial(tiny_llama, tiny_sae, tmp_path):
     cfg = MultilingualConfig(languages=("en-US", "fr-FR", "ja-JP"), passages=30, top=3, min_fires=1)
     result = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
-    assert result["n_passages"] == 30 and len(result["top"]) == 3
+    assert result["n_passages"] == 30 and len(result["top"]) + len(result["top_same_token"]) >= 1
+    assert result["agnostic_same_token"] + result["agnostic_cross_lingual"] == result["agnostic"]
     assert [r["n_latents"] for r in result["by_size"]] == [32, 32]
-    ex = result["top"][0]["examples"][0]["languages"]
+    ex = (result["top"] + result["top_same_token"])[0]["examples"][0]["languages"]
     assert set(ex) == {"en-US", "fr-FR", "ja-JP"}
     assert "川" in "".join(ex["ja-JP"]["tokens"])               # rendered by bytes, no "�"
     assert "\ufffd" not in "".join(ex["ja-JP"]["tokens"])
     files = sorted(p.name for p in (tmp_path / "partial").glob("*.npy"))
-    assert files == sorted(f"sae{s}-{lang}.npy" for s in (0, 1) for lang in cfg.languages)
+    assert files == sorted(f"sae{s}-{lang}{kind}.npy" for s in (0, 1) for lang in cfg.languages for kind in ("", "-peak"))
     again = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
-    assert again["agnostic"] == result["agnostic"] and again["top"][0]["feature"] == result["top"][0]["feature"]
+    assert again["agnostic"] == result["agnostic"] and again["top"] == result["top"]

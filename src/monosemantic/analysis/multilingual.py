@@ -15,7 +15,12 @@ A live feature (firing on at least `min_fires` passage-language pairs) is
   baseline's scores (over all live features);
 - language-specific when, not agnostic, at least `specific_share` of its activation
   mass falls in one language;
-- neither otherwise (fires across languages, but not on the same passages)."""
+- neither otherwise (fires across languages, but not on the same passages).
+
+Parallel technical text shares untranslated strings (commands, file names, URLs) in
+every language, and a feature that follows one of them is "agnostic" without
+crossing any language boundary; `same_token_share` separates those (peak on the same
+token in every language) from cross-lingual ones (peak on different tokens)."""
 
 from __future__ import annotations
 
@@ -63,6 +68,16 @@ def language_share(acts: Tensor) -> Tensor:
     """[L, n]: the share of each feature's activation mass that falls in each language."""
     mass = acts.clamp_min(0).sum(1)                                         # [L, n]
     return mass / mass.sum(0, keepdim=True).clamp_min(1e-30)
+
+
+def same_token_share(acts: Tensor, peak: Tensor) -> Tensor:
+    """[n]: of the passages where a feature fires in every language, the share where it
+    peaks on the same token in all of them (peak [L, P, n]: token ids, -1 = no firing).
+    High for features that follow an untranslated string (a command, a file name, a
+    URL): agnostic by the score, but not across languages in any interesting sense."""
+    everywhere = (acts > 0).all(0)                                           # [P, n]
+    same = (peak == peak[:1]).all(0) & everywhere
+    return same.sum(0).float() / everywhere.sum(0).clamp_min(1).float()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -83,26 +83,34 @@ def _valid(lm, batch: Batch, resid: torch.Tensor, outlier_threshold: float | Non
     return valid_tokens(batch.ids, exclude_ids=excluded_ids(lm), norms=norms, outlier_threshold=outlier_threshold) & batch.valid
 
 
-def pool(acts: torch.Tensor, valid: torch.Tensor, how: str) -> torch.Tensor:
+class Pooled(NamedTuple):
+    acts: torch.Tensor    # [..., n] max or mean over the valid tokens
+    peak: torch.Tensor    # [..., n] token id where the feature peaks (-1 where it never fires)
+
+
+def pool(acts: torch.Tensor, valid: torch.Tensor, how: str, ids: torch.Tensor | None = None) -> Pooled:
     """acts [B, T, n] >= 0, valid [B, T] -> [B, n]: max or mean over the valid tokens
-    (0 for a passage without any)."""
+    (0 for a passage without any), and the id (from ids [B, T]) of the token where each
+    feature is largest."""
     masked = acts * valid[..., None]
+    top, where = masked.max(1)                                              # [B, n]
+    peak = torch.full_like(where, -1) if ids is None else torch.gather(ids, 1, where)
+    peak = torch.where(top > 0, peak, torch.full_like(peak, -1))
     if how == "max":
-        return masked.amax(1)
+        return Pooled(top, peak)
     if how == "mean":
-        return masked.sum(1) / valid.sum(1, keepdim=True).clamp_min(1)
+        return Pooled(masked.sum(1) / valid.sum(1, keepdim=True).clamp_min(1), peak)
     raise ConfigError(f"unknown pooling {how!r}: choose {' or '.join(POOLS)}")
-
-
 def _settings_digest(settings: dict) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def pooled_activations(lm, saes: Sequence, layer: int, token_ids: dict[str, list[list[int]]], *, how: str,
                        outlier_threshold: float | None, partial: Path, settings: dict,
-                       tokens_per_batch: int = 2048, progress: bool = True) -> list[torch.Tensor]:
-    """Per SAE, [L, P, n] pooled activations (languages in token_ids' order). `settings`
-    identifies the work: a partial/ folder left by other settings is cleared."""
+                       tokens_per_batch: int = 2048, progress: bool = True) -> list[Pooled]:
+    """Per SAE, [L, P, n] pooled activations and peak token ids (languages in
+    token_ids' order). `settings` identifies the work: a partial/ folder left by other
+    settings is cleared."""
     partial = Path(partial)
     digest = _settings_digest(settings)
     stamp = partial / "settings.json"
@@ -115,36 +123,57 @@ def pooled_activations(lm, saes: Sequence, layer: int, token_ids: dict[str, list
     total = sum(len(t) + 1 for lang in langs for t in token_ids[lang])
     bar = progress_bar(total=total, unit="tok", desc="multilingual: model + SAEs", enabled=progress)
     for li, lang in enumerate(langs):
-        files = [partial / f"sae{s}-{lang}.npy" for s in range(len(saes))]
-        if all(f.is_file() for f in files):
-            for s, f in enumerate(files):
-                out[s][li] = torch.from_numpy(np.load(f, allow_pickle=False))
+        files = [(partial / f"sae{s}-{lang}.npy", partial / f"sae{s}-{lang}-peak.npy") for s in range(len(saes))]
+        if all(f.is_file() and g.is_file() for f, g in files):
+            for s, (f, g) in enumerate(files):
+                out[s][li] = Pooled(torch.from_numpy(np.load(f, allow_pickle=False)), torch.from_numpy(np.load(g, allow_pickle=False)))
             bar.update(sum(len(t) + 1 for t in token_ids[lang]))
             continue
         P = len(token_ids[lang])
-        acc = [torch.zeros(P, int(sae.W_dec.shape[0])) for sae in saes]
+        acc = [Pooled(torch.zeros(P, int(sae.W_dec.shape[0])), torch.zeros(P, int(sae.W_dec.shape[0]), dtype=torch.int32)) for sae in saes]
         with torch.inference_mode():
             for batch in batches(lm, token_ids[lang], tokens_per_batch):
                 resid = lm.residual(batch.ids, layer).float()                  # [B, T, d]
                 valid = _valid(lm, batch, resid, outlier_threshold)             # [B, T]
                 for s, sae in enumerate(saes):
-                    acc[s][batch.rows] = pool(sae.encode(resid).float(), valid, how)   # [B, n]
+                    pooled = pool(sae.encode(resid).float(), valid, how, batch.ids)   # [B, n] each
+                    acc[s].acts[batch.rows] = pooled.acts
+                    acc[s].peak[batch.rows] = pooled.peak.int()
                 bar.update(sum(len(token_ids[lang][r]) + 1 for r in batch.rows))   # padding not counted
-        for s, f in enumerate(files):
-            atomic.save_npy(f, acc[s].numpy())
+        for s, (f, g) in enumerate(files):   # the peaks first: the activations' file marks the language done
+            atomic.save_npy(g, acc[s].peak.numpy())
+            atomic.save_npy(f, acc[s].acts.numpy())
             out[s][li] = acc[s]
     bar.close()
-    return [torch.stack(per_lang) for per_lang in out]
+    return [Pooled(torch.stack([p.acts for p in per_lang]), torch.stack([p.peak for p in per_lang])) for per_lang in out]
 
 
-def token_activations(lm, sae, layer: int, ids: list[int], feature: int,
-                      outlier_threshold: float | None) -> tuple[list[str], list[float]]:
-    """One passage's tokens (rendered by bytes) and the feature's activation on each
-    (0 where the token is not valid), the BOS-like token left out."""
-    batch = Batch(torch.tensor([[int(lm.bos_id)] + list(ids)]), torch.ones(1, len(ids) + 1, dtype=torch.bool), [0])
+def token_activations(lm, sae, layer: int, token_ids: list[list[int]], features: list[int],
+                      outlier_threshold: float | None, tokens_per_batch: int = 2048) -> list[tuple[list[str], torch.Tensor]]:
+    """Per passage, its tokens (rendered by bytes) and the activations of `features` on
+    each ([T, len(features)], 0 where the token is not valid), the BOS-like token left out."""
+    out: list = [None] * len(token_ids)
+    unique = sorted({int(lm.bos_id)} | {i for ids in token_ids for i in ids})
+    piece = dict(zip(unique, token_pieces(lm.tokenizer, unique)))   # one call: it reads the whole vocabulary
     with torch.inference_mode():
-        resid = lm.residual(batch.ids, layer).float()
-        valid = _valid(lm, batch, resid, outlier_threshold)
-        acts = (sae.encode(resid)[0, :, feature].float() * valid[0]).tolist()
-    texts = token_texts(token_pieces(lm.tokenizer, batch.ids[0].tolist()))
-    return texts[1:], [round(a, 4) for a in acts[1:]]
+        for batch in batches(lm, token_ids, tokens_per_batch):
+            resid = lm.residual(batch.ids, layer).float()
+            valid = _valid(lm, batch, resid, outlier_threshold)
+            acts = sae.encode(resid)[:, :, features].float() * valid[..., None]     # [B, T, k]
+            for b, r in enumerate(batch.rows):
+                T = len(token_ids[r]) + 1
+                texts = token_texts([piece[i] for i in batch.ids[b, :T].tolist()])
+                out[r] = (texts[1:], acts[b, 1:T])
+    return out
+
+
+def canonical_tokens(tokenizer, ids: torch.Tensor) -> torch.Tensor:
+    """ids with every token replaced by the smallest id of the same text without
+    surrounding spaces (" apt" and "apt" are the same token for the same-token test)."""
+    unique = [int(i) for i in torch.unique(ids) if i >= 0]
+    texts = [p.strip() for p in token_pieces(tokenizer, unique)]
+    first: dict[bytes, int] = {}
+    lut = torch.arange(max(unique, default=0) + 1, dtype=ids.dtype)       # id -> canonical id
+    for i, t in zip(unique, texts):
+        lut[i] = first.setdefault(t, i)
+    return torch.where(ids >= 0, lut[ids.clamp_min(0)], ids)

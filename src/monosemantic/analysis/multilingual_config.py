@@ -17,8 +17,8 @@ LANGUAGES = ("en-US", "de-DE", "es-ES", "fr-FR", "ru-RU", "ja-JP", "zh-CN")
 @dataclass
 class MultilingualConfig:
     languages: tuple[str, ...] = LANGUAGES
-    passages: int = 250          # aligned passages scored (each in every language)
-    max_tokens: int = 128        # a passage longer than this in any language is skipped, never cut
+    passages: int = 200          # aligned passages scored (each in every language)
+    max_tokens: int = 192        # a passage longer than this in any language is skipped, never cut
     pool: str = "max"            # over a passage's valid tokens: "max" (does it fire on it) or "mean"
     quantile: float = QUANTILE   # agnostic: score above this quantile of the shuffled baseline
     specific_share: float = SPECIFIC_SHARE

@@ -45,10 +45,14 @@ def _multilingual(args: argparse.Namespace) -> int:
     print(f"live features {r['live']:,}: language-agnostic {r['agnostic_fraction']:.1%} ({r['agnostic']:,}), "
           f"language-specific {r['specific_fraction']:.1%} ({r['specific']:,}); threshold r > {r['threshold']:.3f} "
           f"(the shuffled baseline's {args.quantile:.0%} quantile; {r['baseline_agnostic_fraction']:.1%} of shuffled scores pass it)")
+    print(f"  of which cross-lingual (peak on different tokens) {r['cross_lingual_fraction']:.1%} ({r['agnostic_cross_lingual']:,}), "
+          f"same-token (an untranslated string in every language) {r['same_token_fraction']:.1%} ({r['agnostic_same_token']:,})")
     print(f"mean score of live features {r['mean_score_live']:.3f} vs shuffled {r['mean_baseline_live']:.3f}")
     for row in r["by_size"][1:] if len(r["by_size"]) > 1 else []:
-        print(f"  {row['run']} ({row['n_latents']:,} latents): agnostic {row['agnostic_fraction']:.1%}, specific {row['specific_fraction']:.1%}")
+        print(f"  {row['run']} ({row['n_latents']:,} latents): agnostic {row['agnostic_fraction']:.1%} "
+              f"(cross-lingual {row['cross_lingual_fraction']:.1%}), specific {row['specific_fraction']:.1%}")
     for t in r["top"][:5]:
-        print(f"  feature {t['feature']}: r {t['score']:.3f} (shuffled {t['baseline']:.3f}), length r {t['length_r']:.2f}")
+        peaks = "/".join(dict.fromkeys(s["top_token"].strip() for s in t["examples"][0]["languages"].values())) if t["examples"] else ""
+        print(f"  feature {t['feature']}: r {t['score']:.3f} (shuffled {t['baseline']:.3f}), peaks on {peaks!r}")
     print(f"{r['seconds']['total']:.0f} s; written to {Path(args.run) / OUT}")
     return 0
