@@ -11,8 +11,7 @@ from monosemantic.analysis.multilingual import multilinguality, pairwise_correla
 from monosemantic.analysis.multilingual_acts import batches, pool, pooled_activations, select_passages
 from monosemantic.analysis.multilingual_config import MultilingualConfig
 from monosemantic.analysis.multilingual_result import analyse
-from monosemantic.data.parallel import Passage
-from monosemantic.sae import SAEConfig, make_sae
+from multilingual_helpers import parallel_passages, tiny_relu
 
 L, P = 5, 200
 AGNOSTIC, SPECIFIC, TOPICAL_SPECIFIC = 0, 1, 2
@@ -61,11 +60,16 @@ def test_pairwise_correlation_matches_numpy():
 
 
 def test_same_token_share_separates_untranslated_strings():
-    acts = torch.ones(3, 4, 2)
-    peak = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 8], [5, 6, 7, 8]])[..., None].repeat(1, 1, 2)   # [L, P, n]
-    peak[1, :, 1] = torch.tensor([1, 2, 3, 8])               # feature 1 peaks on other tokens in language 1
-    acts[2, 3, 0] = 0                                        # passage 3 does not count for feature 0
-    assert same_token_share(acts, peak).tolist() == [1.0, 0.25]
+    acts = torch.ones(3, 4, 3)
+    peak = torch.tensor([5, 6, 7, 8]).repeat(3, 1)[..., None].repeat(1, 1, 3)   # [L, P, n]: the same token everywhere
+    peak[1, :, 1] = torch.tensor([1, 2, 3, 8])     # feature 1: language 1 peaks elsewhere on 3 of 4 passages
+    peak[:, :, 2] = torch.arange(12).reshape(3, 4)  # feature 2: every language on its own token
+    acts[2, 3, 0] = 0                              # passage 3 fires in 2 languages only: still counted
+    acts[1:, 2, 0] = 0                             # passage 2 fires in 1 language: not counted
+    share = same_token_share(acts, peak)
+    assert share[0] == pytest.approx(1.0)
+    assert share[1] == pytest.approx((2 / 3 * 3 + 1) / 4)
+    assert share[2] == pytest.approx(1 / 3)
 
 
 def test_pool_uses_only_valid_tokens():
@@ -79,22 +83,11 @@ def test_pool_uses_only_valid_tokens():
 
 @pytest.fixture(scope="module")
 def tiny_sae(tiny_llama):
-    torch.manual_seed(0)
-    sae = make_sae(SAEConfig("relu", d_in=tiny_llama.d_model, n_latents=32))
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.randn(32, tiny_llama.d_model) / tiny_llama.d_model ** 0.5)
-        sae.W_enc.copy_(sae.W_dec.T * 3.0)
-    return sae
-
-
-def texts(n: int) -> list[Passage]:
-    words = {"en-US": "the river number", "fr-FR": "la rivière numéro", "ja-JP": "川の番号"}
-    return [Passage("test", f"p{i // 7}.html", f"s{i % 7}", i, {lang: f"{w} {i} " * (1 + i % 4) for lang, w in words.items()})
-            for i in range(n)]
+    return tiny_relu(tiny_llama)
 
 
 def test_batched_pass_equals_one_passage_at_a_time(tiny_llama, tiny_sae, tmp_path):
-    chosen, ids = select_passages(texts(12), ["en-US", "ja-JP"], 12, tiny_llama.tokenizer, 64)
+    chosen, ids = select_passages(parallel_passages(12), ["en-US", "ja-JP"], 12, tiny_llama.tokenizer, 64)
     batched = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
                                  partial=tmp_path / "a", settings={"x": 1}, tokens_per_batch=64, progress=False)[0].acts
     single = pooled_activations(tiny_llama, [tiny_sae], 2, ids, how="max", outlier_threshold=None,
@@ -106,7 +99,7 @@ def test_batched_pass_equals_one_passage_at_a_time(tiny_llama, tiny_sae, tmp_pat
 
 def test_analyse_writes_examples_and_resumes_from_partial(tiny_llama, tiny_sae, tmp_path):
     cfg = MultilingualConfig(languages=("en-US", "fr-FR", "ja-JP"), passages=30, top=3, min_fires=1)
-    result = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
+    result = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, parallel_passages(40), cfg, tmp_path / "partial")
     assert result["n_passages"] == 30 and len(result["top"]) + len(result["top_same_token"]) >= 1
     assert result["agnostic_same_token"] + result["agnostic_cross_lingual"] == result["agnostic"]
     assert [r["n_latents"] for r in result["by_size"]] == [32, 32]
@@ -116,5 +109,5 @@ def test_analyse_writes_examples_and_resumes_from_partial(tiny_llama, tiny_sae, 
     assert "\ufffd" not in "".join(ex["ja-JP"]["tokens"])
     files = sorted(p.name for p in (tmp_path / "partial").glob("*.npy"))
     assert files == sorted(f"sae{s}-{lang}{kind}.npy" for s in (0, 1) for lang in cfg.languages for kind in ("", "-peak"))
-    again = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, texts(40), cfg, tmp_path / "partial")
+    again = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, parallel_passages(40), cfg, tmp_path / "partial")
     assert again["agnostic"] == result["agnostic"] and again["top"] == result["top"]

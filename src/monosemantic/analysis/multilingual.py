@@ -71,13 +71,20 @@ def language_share(acts: Tensor) -> Tensor:
 
 
 def same_token_share(acts: Tensor, peak: Tensor) -> Tensor:
-    """[n]: of the passages where a feature fires in every language, the share where it
-    peaks on the same token in all of them (peak [L, P, n]: token ids, -1 = no firing).
-    High for features that follow an untranslated string (a command, a file name, a
-    URL): agnostic by the score, but not across languages in any interesting sense."""
-    everywhere = (acts > 0).all(0)                                           # [P, n]
-    same = (peak == peak[:1]).all(0) & everywhere
-    return same.sum(0).float() / everywhere.sum(0).clamp_min(1).float()
+    """[n]: how often a feature peaks on the same token in the languages where it fires:
+    per passage firing in >= 2 languages, the largest share of those languages that peak
+    on one token id, averaged over such passages (peak [L, P, n]: token ids). 1 for a
+    feature that follows an untranslated string (a command, a file name, a URL) in
+    every language, 1/L when every language peaks on its own word."""
+    fires = acts > 0                                                         # [L, P, n]
+    counted = fires.sum(0)                                                   # [P, n] languages firing
+    mode = torch.zeros(counted.shape, dtype=torch.long)
+    for lang in range(acts.shape[0]):
+        agree = ((peak == peak[lang]) & fires).sum(0)                        # [P, n] firing languages with lang's peak
+        mode = torch.maximum(mode, torch.where(fires[lang], agree, torch.zeros_like(agree)))
+    several = counted >= 2
+    share = torch.where(several, mode.float() / counted.clamp_min(1).float(), torch.zeros(counted.shape))
+    return share.sum(0) / several.sum(0).clamp_min(1).float()
 
 
 @dataclass

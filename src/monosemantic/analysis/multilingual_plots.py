@@ -41,6 +41,7 @@ def by_size(result: dict, path: Path) -> Path:
     n = [r["n_latents"] for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(n, [r["agnostic_fraction"] for r in rows], "o-", label="language-agnostic")
+    ax.plot(n, [r["cross_lingual_fraction"] for r in rows], "^-", label="  of which cross-lingual")
     ax.plot(n, [r["specific_fraction"] for r in rows], "s-", label="language-specific")
     ax.plot(n, [r["baseline_agnostic_fraction"] for r in rows], "x:", color="#999", label="shuffled above threshold")
     ax.set_xscale("log", base=2)

@@ -110,6 +110,7 @@ def analyse(lm, saes, names: list[str], layer: int, passages, cfg: MultilingualC
     return {
         "format": FORMAT, "run": names[0], "config": {k: v for k, v in asdict(cfg).items() if k != "compare"},
         "compare": names[1:], "languages": list(cfg.languages), "n_passages": len(chosen),
+        "sources": sorted({p.source for p in chosen}),
         "tokens_per_language": {lang: int(lengths[i].sum()) for i, lang in enumerate(cfg.languages)},
         "pool": cfg.pool, "score": "mean over language pairs of the Pearson correlation across passages",
         "baseline": f"the same with each language's passages permuted independently (seed {cfg.seed})",

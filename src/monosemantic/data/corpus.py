@@ -155,7 +155,7 @@ def build_embedded(out: Path, progress: bool = True, cap_scale: float = 1.0) -> 
     if all(meta["kind"] == "code" for meta, _ in streams):
         extra["note"] = "only Python standard-library code: install the Debian packages in `skipped` for prose and multilingual text"
     out = _write(out, streams, extra, progress)
-    if handbook.languages():   # the handbook's passages aligned across languages (data/parallel.py)
+    if handbook.languages() and cap_scale >= 1:   # the handbook aligned across languages (data/parallel.py); not in small test builds
         from .parallel import align_directory, write_parallel
 
         write_parallel(out, align_directory(handbook.ROOT))
@@ -168,6 +168,10 @@ def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, prog
     if inputs is None:
         target = Path(out) if out is not None else cache_dir()
         if (target / MANIFEST).is_file():
+            if handbook.languages() and "parallel" not in atomic.read_json(target / MANIFEST):
+                from .parallel import ensure_parallel   # a corpus built before the alignment existed
+
+                ensure_parallel(target)
             return target
         if progress:
             print(f"corpus: building the embedded corpus into {target} (once, under a minute)", file=sys.stderr)
