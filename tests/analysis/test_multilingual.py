@@ -34,12 +34,14 @@ def planted(seed: int = 0) -> torch.Tensor:
 
 def test_planted_language_agnostic_feature_scores_high_and_specific_low():
     m = multilinguality(planted())
-    assert m.score[AGNOSTIC] > 0.8 and m.agnostic[AGNOSTIC]
+    assert m.score[AGNOSTIC] > 0.8 and m.agnostic[AGNOSTIC] and not m.specific[AGNOSTIC]
+    assert abs(float(m.baseline[AGNOSTIC])) < 0.2 and m.threshold < 0.3   # the shuffled pairing scores ~0
     for f in (SPECIFIC, TOPICAL_SPECIFIC):
         assert abs(m.score[f]) < 0.05 and not m.agnostic[f] and m.specific[f]
         assert m.share[3, f] == pytest.approx(1.0)
     background = slice(3, None)
     assert m.agnostic[background].float().mean() < 0.1          # random firing is not multilingual
+    assert m.specific[background].float().mean() < 0.1          # ... nor specific to one language
     assert abs(float(m.score[background].mean())) < 0.05
     assert m.fractions()["live"] == 40
 
@@ -60,16 +62,16 @@ def test_pairwise_correlation_matches_numpy():
 
 
 def test_same_token_share_separates_untranslated_strings():
-    acts = torch.ones(3, 4, 3)
-    peak = torch.tensor([5, 6, 7, 8]).repeat(3, 1)[..., None].repeat(1, 1, 3)   # [L, P, n]: the same token everywhere
-    peak[1, :, 1] = torch.tensor([1, 2, 3, 8])     # feature 1: language 1 peaks elsewhere on 3 of 4 passages
-    peak[:, :, 2] = torch.arange(12).reshape(3, 4)  # feature 2: every language on its own token
-    acts[2, 3, 0] = 0                              # passage 3 fires in 2 languages only: still counted
-    acts[1:, 2, 0] = 0                             # passage 2 fires in 1 language: not counted
+    acts = torch.ones(4, 4, 4)                                               # [L, P, n]
+    peak = torch.tensor([5, 6, 7, 8]).repeat(4, 1)[..., None].repeat(1, 1, 4)   # the same token everywhere
+    acts[3, 3, 0], peak[3, 3, 0] = 0, -1           # feature 0, passage 3: fires in 3 languages, all on one token
+    acts[1:, 2, 0], peak[1:, 2, 0] = 0, -1         # passage 2 fires in 1 language: not counted
+    peak[1, :3, 1] = torch.tensor([1, 2, 3])       # feature 1: language 1 peaks elsewhere on 3 of 4 passages
+    peak[:, :, 2] = torch.arange(16).reshape(4, 4)  # feature 2: every language on its own token
+    peak[1, :, 3] = 9                              # feature 3: two languages fire, on different tokens;
+    acts[2:, :, 3], peak[2:, :, 3] = 0, -1         # the two silent ones must not count as agreeing
     share = same_token_share(acts, peak)
-    assert share[0] == pytest.approx(1.0)
-    assert share[1] == pytest.approx((2 / 3 * 3 + 1) / 4)
-    assert share[2] == pytest.approx(1 / 3)
+    assert share.tolist() == pytest.approx([1.0, (3 / 4 * 3 + 1) / 4, 1 / 4, 1 / 2])
 
 
 def test_pool_uses_only_valid_tokens():

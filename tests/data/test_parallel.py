@@ -64,7 +64,19 @@ def book(tmp_path):
 
 def test_paragraphs_are_keyed_by_named_anchor_and_index():
     html = page([("sect.a", ["one", "two"]), ("sect.b", ["three"])])
+    html = html.replace('<div class="para">\n\t\ttwo', '<a id="id-1.2.3"></a><div class="para">\n\t\ttwo')  # a generated id: no section
     assert page_paragraphs(html) == [("sect.a", 0, "one"), ("sect.a", 1, "two"), ("sect.b", 0, "three")]
+
+
+def test_a_page_mostly_left_in_english_is_dropped(tmp_path):
+    long = [f"{t} And a few more words so that every paragraph has about the same length as the others." for t in EN + EN[:1]]
+    sections = [(f"sect.{i}", [t]) for i, t in enumerate(long)]
+    fr = [(s, [FR[i % 3] + " Et quelques mots de plus pour que chaque paragraphe ait la même longueur."]) for i, (s, _) in enumerate(sections)]
+    write_book(tmp_path, {"en-US": sections,
+                          "it-IT": [fr[0]] + sections[1:],           # one of four translated: the page is English
+                          "fr-FR": fr[:2] + sections[2:]})           # two of four: kept, with those two
+    langs = [p.languages for p in align_directory(tmp_path)]
+    assert langs == [["en-US", "fr-FR"], ["en-US", "fr-FR"]]
 
 
 def test_known_document_pair_aligns_by_structure(book):

@@ -73,15 +73,16 @@ def language_share(acts: Tensor) -> Tensor:
 def same_token_share(acts: Tensor, peak: Tensor) -> Tensor:
     """[n]: how often a feature peaks on the same token in the languages where it fires:
     per passage firing in >= 2 languages, the largest share of those languages that peak
-    on one token id, averaged over such passages (peak [L, P, n]: token ids). 1 for a
+    on one token id, averaged over such passages (peak [L, P, n]: token ids, -1
+    where the feature does not fire). 1 for a
     feature that follows an untranslated string (a command, a file name, a URL) in
     every language, 1/L when every language peaks on its own word."""
     fires = acts > 0                                                         # [L, P, n]
     counted = fires.sum(0)                                                   # [P, n] languages firing
     mode = torch.zeros(counted.shape, dtype=torch.long)
     for lang in range(acts.shape[0]):
-        agree = ((peak == peak[lang]) & fires).sum(0)                        # [P, n] firing languages with lang's peak
-        mode = torch.maximum(mode, torch.where(fires[lang], agree, torch.zeros_like(agree)))
+        # firing languages that peak where lang does (0 when lang does not fire: its peak is -1)
+        mode = torch.maximum(mode, ((peak == peak[lang]) & fires).sum(0))   # [P, n]
     several = counted >= 2
     share = torch.where(several, mode.float() / counted.clamp_min(1).float(), torch.zeros(counted.shape))
     return share.sum(0) / several.sum(0).clamp_min(1).float()
