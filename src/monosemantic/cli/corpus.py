@@ -50,6 +50,9 @@ def _info(args: argparse.Namespace) -> int:
         print("  ".join(c.rjust(w) if i in (3, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     for name, package in m.get("skipped", {}).items():
         print(f"skipped {name}: install the Debian package {package}")
+    for name, p in (m.get("parallel") or {}).get("sources", {}).items():
+        langs = ", ".join(f"{lang} {n:,}" for lang, n in p["languages"].items())
+        print(f"parallel text ({m['parallel']['file']}): {name}, {p['passages']:,} aligned passages on {p['pages']} pages: {langs}")
     if m.get("note"):
         print(f"note: {m['note']}")
     return 0

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.scaling",
     "monosemantic.cli.interop",
     "monosemantic.cli.analysis",
+    "monosemantic.cli.multilingual",
 ]
 
 

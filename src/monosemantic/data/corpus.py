@@ -18,7 +18,7 @@ from .. import atomic
 from ..errors import CorpusError
 from .documents import Cleaner, Document
 from .inputs import UnusableInput, fingerprint, read_input
-from .sources import embedded_sources
+from .sources import embedded_sources, handbook
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,12 @@ def build_embedded(out: Path, progress: bool = True, cap_scale: float = 1.0) -> 
     extra = {"seed": 0, "embedded": True, "skipped": skipped, "cap_scale": cap_scale}
     if all(meta["kind"] == "code" for meta, _ in streams):
         extra["note"] = "only Python standard-library code: install the Debian packages in `skipped` for prose and multilingual text"
-    return _write(out, streams, extra, progress)
+    out = _write(out, streams, extra, progress)
+    if handbook.languages() and cap_scale >= 1:   # the handbook aligned across languages (data/parallel.py); not in small test builds
+        from .parallel import align_directory, write_parallel
+
+        write_parallel(out, align_directory(handbook.ROOT))
+    return out
 
 
 def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, progress: bool = True, text_field: str = "text") -> Path:
@@ -163,6 +168,10 @@ def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, prog
     if inputs is None:
         target = Path(out) if out is not None else cache_dir()
         if (target / MANIFEST).is_file():
+            if handbook.languages() and "parallel" not in atomic.read_json(target / MANIFEST):
+                from .parallel import ensure_parallel   # a corpus built before the alignment existed
+
+                ensure_parallel(target)
             return target
         if progress:
             print(f"corpus: building the embedded corpus into {target} (once, under a minute)", file=sys.stderr)

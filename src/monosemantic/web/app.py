@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
 from ..features.schema import DamagedRowError
-from . import api, apidocs, family_map, pages
+from . import api, apidocs, family_map, multilingual, pages
 from .guard import RequestGuard
 from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
 from .splitting import router as splitting_router
@@ -47,6 +47,7 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     app.include_router(pages.router)
     app.include_router(apidocs.router)
     app.include_router(family_map.router)
+    app.include_router(multilingual.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/plots/{name}.png", include_in_schema=False)
