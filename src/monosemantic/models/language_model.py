@@ -30,11 +30,18 @@ def _with_hidden(output, hidden: torch.Tensor):
     return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
 
+def text_config(model: nn.Module):
+    """The language model's config: a vision-language model nests it (text_config)."""
+    return model.config.get_text_config()
+
+
+# model.text_model: Idefics3/SmolVLM; model.language_model: LLaVA, Gemma 3, Qwen2-VL.
 def find_blocks(model: nn.Module) -> nn.ModuleList:
     """The list of decoder blocks, for Llama/Gemma (model.layers), GPT-2
-    (transformer.h) and anything else holding one ModuleList of n_layers blocks."""
-    n_layers = model.config.num_hidden_layers
-    for path in ("model.layers", "transformer.h", "model.language_model.layers", "gpt_neox.layers"):
+    (transformer.h), the language model of a vision-language model, and anything else
+    holding one ModuleList of n_layers blocks."""
+    n_layers = text_config(model).num_hidden_layers
+    for path in ("model.layers", "transformer.h", "model.language_model.layers", "model.text_model.layers", "gpt_neox.layers"):
         module = model
         for part in path.split("."):
             module = getattr(module, part, None)
@@ -47,7 +54,7 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
 
 
 def find_final_norm(model: nn.Module) -> nn.Module:
-    for path in ("model.norm", "transformer.ln_f", "model.language_model.norm", "gpt_neox.final_layer_norm"):
+    for path in ("model.norm", "transformer.ln_f", "model.language_model.norm", "model.text_model.norm", "gpt_neox.final_layer_norm"):
         module = model
         for part in path.split("."):
             module = getattr(module, part, None)
@@ -74,7 +81,7 @@ class LanguageModel:
 
     @property
     def d_model(self) -> int:
-        return self.model.config.hidden_size
+        return text_config(self.model).hidden_size
 
     @property
     def vocab_size(self) -> int:
@@ -138,12 +145,16 @@ class LanguageModel:
         return input_ids.to(self.device)
 
     @torch.inference_mode()
-    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only."""
-        return self.residuals(input_ids, [layer], attention_mask)[layer]
+    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None,
+                 **model_inputs) -> torch.Tensor:
+        """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only.
+        model_inputs: passed to the model's forward (a vision-language model's
+        pixel_values and the other outputs of its processor)."""
+        return self.residuals(input_ids, [layer], attention_mask, **model_inputs)[layer]
 
     @torch.inference_mode()
-    def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+    def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None,
+                  **model_inputs) -> dict[int, torch.Tensor]:
         """Residual stream after each block of `layers`, {layer: [B, T, d]}, from one
         forward that stops after the deepest of them."""
         for layer in layers:
@@ -159,7 +170,7 @@ class LanguageModel:
 
         handles = [self.blocks[layer].register_forward_hook(keep(layer)) for layer in set(layers)]
         try:
-            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False)
+            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False, **model_inputs)
         except _StopForward:
             return {layer: captured[layer] for layer in layers}
         finally:
@@ -167,10 +178,11 @@ class LanguageModel:
                 handle.remove()
         raise RuntimeError("forward finished without reaching the hooked block")  # internal bug
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **model_inputs) -> torch.Tensor:
         """Full forward, [B, T, vocab]; honours any active patch_residual."""
         with torch.inference_mode():
-            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False).logits
+            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, use_cache=False,
+                              **model_inputs).logits
 
     @contextlib.contextmanager
     def patch_residual(self, layer: int, fn: ResidualFn) -> Iterator[None]:
