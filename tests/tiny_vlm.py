@@ -93,3 +93,35 @@ def picture(width: int = 64, height: int = 64, seed: int = 0, colour=None):
 def save_picture(path: Path, **kwargs) -> Path:
     picture(**kwargs).save(path)
     return path
+
+
+def text_file(path: Path) -> Path:
+    """Real text: two modules of Python's own standard library."""
+    import sysconfig
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    path.write_text("\n\n".join((stdlib / name).read_text() for name in ("argparse.py", "textwrap.py")))
+    return path
+
+
+def build_vlm_run(root: Path, tokenizer_dir: Path, family: str = "idefics3") -> Path:
+    """The text pipeline, unchanged, on a tiny VLM: harvest its language model's layer 2
+    on text, train a 64-latent ReLU SAE, build features.db. -> the run directory."""
+    from monosemantic.cli.main import main
+
+    model = build_tiny_vlm(family, root / f"model-{family}", tokenizer_dir)
+    run, text = root / "run", text_file(root / "text.txt")
+    steps = [["harvest", run, "--model", model, "--inputs", text, "--tokens", 2500, "--ctx-len", 32, "--layer", 2,
+              "--dtype", "float32"],
+             ["train", run, "--latents", 64, "--train-tokens", 40000, "--batch-size", 128],
+             ["features", run, "--tokens", 1000]]
+    for argv in steps:
+        assert main(["--quiet", *map(str, argv)]) == 0, argv
+    return run
+
+
+def image_folder(path: Path, n: int = 4) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        save_picture(path / f"picture-{i}.png", width=64, height=48, seed=i)
+    return path

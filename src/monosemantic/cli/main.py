@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.serve",
     "monosemantic.cli.scaling",
     "monosemantic.cli.interop",
+    "monosemantic.cli.images",
 ]
 
 
