@@ -80,12 +80,15 @@ def build_tiny_vlm(family: str, path: Path, tokenizer_dir: Path) -> Path:
     return path
 
 
-def picture(width: int = 64, height: int = 64, seed: int = 0, colour=None):
-    """A small RGB test image: a random texture, or one flat colour."""
-    from PIL import Image
+def picture(width: int = 64, height: int = 64, seed: int = 0, colour=None, smooth: bool = False):
+    """A small RGB test image: a random texture, a smooth random blob picture, or one flat colour."""
+    from PIL import Image, ImageFilter
 
     if colour is not None:
         return Image.new("RGB", (width, height), colour)
+    if smooth:
+        coarse = np.random.default_rng(seed).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        return Image.fromarray(coarse).resize((width, height), Image.BICUBIC).filter(ImageFilter.GaussianBlur(2))
     pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     return Image.fromarray(pixels)
 
