@@ -78,11 +78,12 @@ class VisionLanguageModel(LanguageModel):
                 return value
         return self.tokenizer.convert_ids_to_tokens(self.image_token_id)
 
-    def encode_image(self, image, prompt: str = "") -> ImageInputs:
+    def encode_image(self, image, prompt: str = "", text: str | None = None) -> ImageInputs:
         """The BOS-like token (the attention sink lands there, as in harvest), the image,
-        then the prompt; through the processor, so the image tokens are its own."""
-        bos = self.tokenizer.convert_ids_to_tokens(self.bos_id)
-        text = f"{bos}{self.image_placeholder}{prompt}"
+        then the prompt; through the processor, so the image tokens are its own.
+        text: the whole text instead (a chat template's, with its image placeholder)."""
+        if text is None:
+            text = f"{self.tokenizer.convert_ids_to_tokens(self.bos_id)}{self.image_placeholder}{prompt}"
         try:
             enc = self.processor(images=[image], text=text, return_tensors="pt")
         except (ValueError, TypeError) as e:
