@@ -5,18 +5,13 @@ the model's own hidden state at every position, image tokens included."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from tiny_vlm import FAMILIES, build_tiny_vlm, picture
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from tiny_vlm import FAMILIES, build_tiny_vlm, picture  # noqa: E402
-
-from monosemantic.errors import ModelError  # noqa: E402
-from monosemantic.models import load_model  # noqa: E402
-from monosemantic.models.vision import VisionLanguageModel, require_vision  # noqa: E402
+from monosemantic.errors import ModelError
+from monosemantic.models import load_model
+from monosemantic.models.vision import VisionLanguageModel, require_vision
 
 # family -> image tokens for a 64 x 48 picture, and the grid of each view
 EXPECTED = {
@@ -65,8 +60,21 @@ def test_tiles_are_stitched_in_picture_order(vlms):
     frame = tiles.frame.astype(int)
     assert frame[:, :28, 0].mean() > 200 and frame[:, :28, 2].mean() < 50
     assert frame[:, 36:, 2].mean() > 200 and frame[:, 36:, 0].mean() < 50
-    first_run = inputs.image_positions[:4]
-    assert tiles.positions[:2, :2].flatten().tolist() == first_run.tolist()
+    runs = inputs.image_positions.reshape(5, 4)          # tiles (1,1), (1,2), (2,1), (2,2), then the global image
+    assert tiles.positions[:2, :2].flatten().tolist() == runs[0].tolist()
+    assert tiles.positions[:2, 2:].flatten().tolist() == runs[1].tolist()   # row 1, column 2: top right
+    assert tiles.positions[2:, :2].flatten().tolist() == runs[2].tolist()
+    assert next(v for v in inputs.views if v.name == "global").positions.flatten().tolist() == runs[4].tolist()
+
+
+def test_grid_of_a_run_drops_a_leading_cls_token():
+    """LLaVA's "full" feature strategy keeps the CLS embedding first: 1 + g*g tokens."""
+    from monosemantic.models.image_layout import _grid
+
+    run = torch.arange(10, 27)                           # 17 positions
+    assert _grid(run, None, 2).tolist() == torch.arange(11, 27).reshape(4, 4).tolist()
+    assert _grid(torch.arange(6), None, 2).shape == (1, 6)                             # no square: one strip
+    assert _grid(torch.arange(12), torch.tensor([1, 6, 8]), 2).tolist() == torch.arange(12).reshape(3, 4).tolist()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

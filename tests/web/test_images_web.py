@@ -69,6 +69,14 @@ def test_upload_returns_the_heat_map_of_the_image_patches(vlm_client, opened):
                                atol=1e-3, rtol=1e-4)
 
 
+def test_an_upload_may_exceed_the_json_body_limit(vlm_client):
+    """The upload has its own limit (2 MiB here), not the 64 kB of the JSON requests."""
+    data = png_bytes(picture(200, 200, seed=1))
+    assert 64 * 1024 < len(data) < 2 * 1024 * 1024
+    assert vlm_client.post("/api/image", content=data).status_code == 200
+    _one_line(vlm_client.post("/api/inspect", json={"prompt": "x" * 70_000}), 413, "limit")
+
+
 def _one_line(r, status: int, *fragments):
     assert r.status_code == status, r.text
     detail = r.json()["detail"]
