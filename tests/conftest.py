@@ -60,3 +60,15 @@ def tiny_model_dirs(tmp_path_factory, tokenizer):
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_model_dirs) -> LanguageModel:
     return load_model(str(tiny_model_dirs["llama"]), dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def vlm_run(tmp_path_factory, tokenizer):
+    """A run of the text pipeline on a tiny random Idefics3 (tests/tiny_vlm.py), with a
+    folder of test pictures beside it: RUN.parent / "pictures"."""
+    from tiny_vlm import build_vlm_run, image_folder
+
+    root = tmp_path_factory.mktemp("vlm")
+    tokenizer.save_pretrained(root / "tokenizer")
+    image_folder(root / "pictures")
+    return build_vlm_run(root, root / "tokenizer")

@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "monosemantic.cli.interop",
     "monosemantic.cli.analysis",
     "monosemantic.cli.multilingual",
+    "monosemantic.cli.images",
 ]
 
 

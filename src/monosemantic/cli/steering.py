@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--positions", default="generated", choices=["generated", "all"],
                    help="steer only the positions that produce new tokens (default; the prompt is read as it is) "
                    "or every position but the first, as the paper clamped")
+    p.add_argument("--image", metavar="PATH", help="an image before the prompt (a vision-language model: docs/multimodal.md)")
     p.set_defaults(func=_steer)
 
     p = sub.add_parser(
@@ -89,10 +90,15 @@ def _steer(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     if args.temperature < 0:
         raise ConfigError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature:g}")
+    image = None
+    if args.image is not None:
+        from ..models.images import read_image
+
+        image = read_image(args.image)  # a bad file fails before the model loads
     run = _open(args)
     out = steered_completions(run.lm, run.sae, run.layer, args.prompt, specs, max_acts=run.max_acts,
                               max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
-                              chat=not args.no_chat, positions=args.positions)
+                              chat=not args.no_chat, positions=args.positions, image=image)
     width = 60
     left = textwrap.wrap(out.unsteered.replace("\n", " ⏎ "), width) or [""]
     right = textwrap.wrap(out.steered.replace("\n", " ⏎ "), width) or [""]

@@ -35,11 +35,18 @@ def _with_hidden(output, hidden: torch.Tensor):
     return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
 
+def text_config(model: nn.Module):
+    """The language model's config: a vision-language model nests it (text_config)."""
+    return model.config.get_text_config()
+
+
+# model.text_model: Idefics3/SmolVLM; model.language_model: LLaVA, Gemma 3, Qwen2-VL.
 def find_blocks(model: nn.Module) -> nn.ModuleList:
     """The list of decoder blocks, for Llama/Gemma (model.layers), GPT-2
-    (transformer.h) and anything else holding one ModuleList of n_layers blocks."""
-    n_layers = model.config.num_hidden_layers
-    for path in ("model.layers", "transformer.h", "model.language_model.layers", "gpt_neox.layers"):
+    (transformer.h), the language model of a vision-language model, and anything else
+    holding one ModuleList of n_layers blocks."""
+    n_layers = text_config(model).num_hidden_layers
+    for path in ("model.layers", "transformer.h", "model.language_model.layers", "model.text_model.layers", "gpt_neox.layers"):
         module = model
         for part in path.split("."):
             module = getattr(module, part, None)
@@ -52,7 +59,7 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
 
 
 def find_final_norm(model: nn.Module) -> nn.Module:
-    for path in ("model.norm", "transformer.ln_f", "model.language_model.norm", "gpt_neox.final_layer_norm"):
+    for path in ("model.norm", "transformer.ln_f", "model.language_model.norm", "model.text_model.norm", "gpt_neox.final_layer_norm"):
         module = model
         for part in path.split("."):
             module = getattr(module, part, None)
@@ -79,7 +86,7 @@ class LanguageModel:
 
     @property
     def d_model(self) -> int:
-        return self.model.config.hidden_size
+        return text_config(self.model).hidden_size
 
     @property
     def vocab_size(self) -> int:
@@ -143,14 +150,17 @@ class LanguageModel:
         return input_ids.to(self.device)
 
     @torch.inference_mode()
-    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+    def residual(self, input_ids: torch.Tensor, layer: int, attention_mask: torch.Tensor | None = None, cache=None,
+                 **model_inputs) -> torch.Tensor:
         """Residual stream after block `layer`, [B, T, d], running blocks 0..layer only
-        (after the positions held in `cache`, a transformers Cache, when given)."""
-        return self.residuals(input_ids, [layer], attention_mask, cache)[layer]
+        (after the positions held in `cache`, a transformers Cache, when given).
+        model_inputs: passed to the model's forward (a vision-language model's
+        pixel_values and the other outputs of its processor)."""
+        return self.residuals(input_ids, [layer], attention_mask, cache, **model_inputs)[layer]
 
     @torch.inference_mode()
     def residuals(self, input_ids: torch.Tensor, layers: list[int], attention_mask: torch.Tensor | None = None,
-                  cache=None) -> dict[int, torch.Tensor]:
+                  cache=None, **model_inputs) -> dict[int, torch.Tensor]:
         """Residual stream after each block of `layers`, {layer: [B, T, d]}, from one
         forward that stops after the deepest of them."""
         for layer in layers:
@@ -166,7 +176,7 @@ class LanguageModel:
 
         handles = [self.blocks[layer].register_forward_hook(keep(layer)) for layer in set(layers)]
         try:
-            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache))
+            self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache), **model_inputs)
         except _StopForward:
             return {layer: captured[layer] for layer in layers}
         finally:
@@ -175,13 +185,14 @@ class LanguageModel:
         raise RuntimeError("forward finished without reaching the hooked block")  # internal bug
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache=None,
-               last_only: bool = False) -> torch.Tensor:
+               last_only: bool = False, **model_inputs) -> torch.Tensor:
         """Full forward, [B, T, vocab] ([B, 1, vocab] with last_only: the unembedding of the
         last position only); honours any active patch_residual; `cache` (a transformers
-        Cache) holds earlier positions and receives these."""
+        Cache) holds earlier positions and receives these; model_inputs as in `residuals`."""
         extra = {"logits_to_keep": 1} if last_only else {}
         with torch.inference_mode():
-            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache), **extra).logits
+            return self.model(input_ids=self._to_ids(input_ids), attention_mask=attention_mask, **_cache_kwargs(cache),
+                              **extra, **model_inputs).logits
 
     @contextlib.contextmanager
     def patch_residual(self, layer: int, fn: ResidualFn) -> Iterator[None]:

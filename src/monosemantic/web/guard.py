@@ -19,8 +19,11 @@ def host_name(header: str) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app, max_body_bytes: int, allowed_hosts: frozenset[str] | None = None):
+    def __init__(self, app, max_body_bytes: int, allowed_hosts: frozenset[str] | None = None,
+                 path_limits: dict[str, int] | None = None):
+        """path_limits: another body limit for these exact paths (the image upload)."""
         self.app, self.max_body_bytes, self.allowed_hosts = app, max_body_bytes, allowed_hosts
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -29,9 +32,10 @@ class RequestGuard:
         if self.allowed_hosts is not None and host_name(headers.get("host", "")) not in self.allowed_hosts:
             return await _reply(send, 421, f"Host {headers.get('host', '')[:100]!r} is not served here: open the server "
                                            f"as http://127.0.0.1 or http://localhost")
+        limit = self.path_limits.get(scope.get("path", ""), self.max_body_bytes)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return await _reply(send, 413, f"request body of {int(declared):,} bytes; the limit is {self.max_body_bytes:,}")
+        if declared.isdigit() and int(declared) > limit:
+            return await _reply(send, 413, f"request body of {int(declared):,} bytes; the limit is {limit:,}")
         seen, started, refused = 0, False, False
 
         async def counted_receive():
@@ -42,10 +46,10 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
+                if seen > limit:
                     refused = True
                     if not started:
-                        await _reply(send, 413, f"request body over the {self.max_body_bytes:,}-byte limit")
+                        await _reply(send, 413, f"request body over the {limit:,}-byte limit")
                     return {"type": "http.disconnect"}
             return message
 

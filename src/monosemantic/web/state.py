@@ -44,6 +44,7 @@ class Limits:
     prefill_tokens: int = 32          # a steering prompt is read this many tokens per model-lock hold
     max_queued: int = 4               # model requests waiting behind the running one; more get 503
     max_body_bytes: int = 64 * 1024   # request bodies (a maximal steering request is ~5 kB)
+    max_image_bytes: int = 8 * 1024 * 1024  # an image upload's body (web/images.py), instead of max_body_bytes
 
 
 class RunState:
