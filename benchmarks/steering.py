@@ -23,7 +23,6 @@ the held-out log-probability gain (nats/token, positives minus negatives).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from monosemantic.steering import Intervention, concept_names, find_concept_feat
 from monosemantic.steering.concepts import Concept  # noqa: E402
 from monosemantic.steering.generate import encode_prompt, sample_ids  # noqa: E402
 from monosemantic.steering.judge import ConceptJudge, perplexity  # noqa: E402
+from steering_table import summarise  # noqa: E402  (benchmarks/, next to this file)
 from monosemantic.steering.selection import TEXTS_PER_SIDE, answer_logprobs, find_steering_features  # noqa: E402
 
 PROMPTS = ["Tell me about your weekend.", "Write a short note to a friend.", "What should I do this afternoon?"]
@@ -174,15 +174,7 @@ def main(argv=None) -> int:
     for name, e in results["concepts"].items():
         cells = [e["table"][f"{s:g}"] for s in strengths]
         print(f"{name:<22} " + " ".join(f"{c['output']['success']:>6.2f} [{c['random']['success']:.2f}]" for c in cells))
-    summary = {}
-    for s in strengths:
-        rows = [e["table"][f"{s:g}"] for e in results["concepts"].values()]
-        mean = lambda cond, k: sum(r[cond][k] for r in rows) / len(rows)  # noqa: E731
-        summary[f"{s:g}"] = {k: mean("output", k) for k in ("success", "fluent", "on_concept", "best_of_n")} | {
-            "random_success": mean("random", "success"), "random_fluent": mean("random", "fluent"),
-            "beats_random": sum(r["output"]["success"] > r["random"]["success"] for r in rows) / len(rows)}
-        if args.compare_input:
-            summary[f"{s:g}"]["input_success"] = mean("input", "success")
+    summary = summarise(results)
     results["summary"] = summary
     for s, m in summary.items():
         print(f"{s}x: success {m['success']:.2f} (random {m['random_success']:.2f}), fluent {m['fluent']:.2f}, "

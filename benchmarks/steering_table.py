@@ -31,12 +31,30 @@ def heldout_aurocs(run_dir: str, results: dict) -> dict[str, list[float]]:
     return out
 
 
+def summarise(results: dict) -> dict:
+    """Per strength, means over the concepts measured so far (a sweep cut short keeps its JSON)."""
+    summary = {}
+    for s in strengths_of(results):
+        rows = [e["table"][s] for e in results["concepts"].values()]
+        mean = lambda cond, k: sum(r[cond][k] for r in rows) / len(rows)  # noqa: E731
+        summary[s] = {k: mean("output", k) for k in ("success", "fluent", "on_concept", "best_of_n", "ppl_rise")} | {
+            "random_success": mean("random", "success"), "random_fluent": mean("random", "fluent"),
+            "beats_random": sum(r["output"]["success"] > r["random"]["success"] for r in rows) / len(rows), "n": len(rows)}
+        if all("input" in r for r in rows):
+            summary[s]["input_success"] = mean("input", "success")
+    return summary
+
+
+def strengths_of(results: dict) -> list[str]:
+    return [f"{float(s):g}" for s in results["args"]["strengths"].split(",")]
+
+
 def f2(x: float) -> str:
     return f"{x:.2f}"
 
 
 def render(results: dict, aurocs: dict | None = None) -> str:
-    strengths = [f"{float(s):g}" for s in results["args"]["strengths"].split(",")]
+    strengths = strengths_of(results)
     lines = ["| concept (features, held-out AUROC) | " + " | ".join(f"{s}x" for s in strengths) + " |",
              "|---|" + "---|" * len(strengths)]
     for name, e in results["concepts"].items():
@@ -47,10 +65,10 @@ def render(results: dict, aurocs: dict | None = None) -> str:
             o, r = e["table"][s]["output"], e["table"][s]["random"]
             cells.append(f"{f2(o['on_concept'])} / {f2(o['fluent'])} / **{f2(o['success'])}** ({f2(r['success'])})")
         lines.append(f"| {name} ({feats}{flag}) | " + " | ".join(cells) + " |")
-    summary = results["summary"]
-    lines.append("| **mean over concepts** | " + " | ".join(
-        f"success **{f2(summary[s]['success'])}** ({f2(summary[s]['random_success'])}); fluent {f2(summary[s]['fluent'])}; "
-        f"above random {f2(summary[s]['beats_random'])}" for s in strengths) + " |")
+    summary = summarise(results)
+    lines.append(f"| **mean over {len(results['concepts'])} concepts** | " + " | ".join(
+        f"success **{f2(summary[s]['success'])}** ({f2(summary[s]['random_success'])}); fluent {f2(summary[s]['fluent'])} "
+        f"({f2(summary[s]['random_fluent'])}); above random {f2(summary[s]['beats_random'])}" for s in strengths) + " |")
     out = ["\n".join(lines), ""]
     for name, e in results["concepts"].items():
         out.append(f"**{name}**: steering " + " + ".join(f"#{f['feature']} ({f['detail']})" for f in e["features"]))
