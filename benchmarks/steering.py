@@ -23,6 +23,7 @@ the held-out log-probability gain (nats/token, positives minus negatives).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -89,6 +90,24 @@ class Bench:
         return float(gain[:n].mean() - gain[n:].mean())
 
 
+def random_completions(bench: Bench, features: list[int], strengths: list[float], args) -> dict:
+    """{strength: [(completions, perplexities) per random feature]}. With --random-cache
+    they are read from (or written to) that file, so a sweep run one concept per
+    process (each analysis bounded) generates the baseline once; the file records the
+    settings and is regenerated when they differ."""
+    key = {"run": str(Path(args.run).resolve()), "features": features, "strengths": strengths,
+           **{k: getattr(args, k) for k in ("prompts", "samples", "max_new_tokens", "temperature", "seed", "positions")}}
+    cache = Path(args.random_cache) if args.random_cache else None
+    if cache is not None and cache.is_file():
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return {float(s): [([tuple(c) for c in comp], ppl) for comp, ppl in rows] for s, rows in data["rand"].items()}
+    rand = {s: [(c := bench.generate([f], s), bench.perplexities(c)) for f in features] for s in strengths}
+    if cache is not None:
+        write_json(cache, {"key": key, "rand": {f"{s:g}": rows for s, rows in rand.items()}})
+    return rand
+
+
 def cell(verdicts, base_ppl: float) -> dict:
     v = [x for _, x in verdicts]
     prompts = {j for j, _ in verdicts}
@@ -115,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--random-cache", default=None, help="JSON file holding the random baseline's completions (reused when the settings match)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     run = open_run(args.run)
@@ -130,7 +150,7 @@ def main(argv=None) -> int:
     print(f"unsteered perplexity median {base_ppl:.1f}: " + " ".join(f"{p:.1f}" for p in base_ppl_list), flush=True)
     live = torch.nonzero(run.max_acts > 0).flatten()
     random_feats = live[torch.randperm(len(live), generator=torch.Generator().manual_seed(args.seed))[: args.random]].tolist()
-    rand = {s: [(c := bench.generate([f], s), bench.perplexities(c)) for f in random_feats] for s in strengths}
+    rand = random_completions(bench, random_feats, strengths, args)
     print(f"random features {random_feats}: generated at every strength ({time.perf_counter() - start:.0f} s)", flush=True)
 
     results = {"run": str(args.run), "args": vars(args), "random_features": random_feats, "unsteered_ppl": base_ppl,

@@ -4,7 +4,9 @@ table per concept, and the summary. With RUN, each steered feature's held-out
 specificity is added: the AUROC of its per-text max activation on the test half's
 positives vs negatives (steering/catalogue.py), texts the choice never saw.
 
-    python benchmarks/steering_table.py steering.json [--run RUN] [--out tables.md]
+    python benchmarks/steering_table.py steering.json [more.json ...] [--run RUN] [--out tables.md]
+
+Several files (one concept per process, same settings) are read as one sweep.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ def heldout_aurocs(run_dir: str, results: dict) -> dict[str, list[float]]:
         test = load_concept(name).halves()[1]
         a = auroc(text_maxes(run.lm, run.sae, run.layer, test.positive), text_maxes(run.lm, run.sae, run.layer, test.negative))
         out[name] = [float(a[f["feature"]]) for f in entry["features"]]
+    return out
+
+
+def merge(parts: list[dict]) -> dict:
+    """One sweep from several files of the same settings (the concept lists aside)."""
+    same = lambda r: {k: v for k, v in r["args"].items() if k not in ("concepts", "json")} | {"random": r["random_features"]}  # noqa: E731
+    for r in parts[1:]:
+        if same(r) != same(parts[0]):
+            sys.exit("these files were measured with different settings: they are not one sweep")
+    out = dict(parts[0], concepts={})
+    for r in parts:
+        out["concepts"].update(r["concepts"])
     return out
 
 
@@ -89,11 +103,11 @@ def render(results: dict, aurocs: dict | None = None) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("json", help="the file benchmarks/steering.py --json wrote")
+    ap.add_argument("json", nargs="+", help="the file(s) benchmarks/steering.py --json wrote")
     ap.add_argument("--run", default=None, help="the run it measured: adds each feature's held-out AUROC")
     ap.add_argument("--out", default=None, help="write the markdown here (default: print it)")
     args = ap.parse_args(argv)
-    results = json.loads(Path(args.json).read_text())
+    results = merge([json.loads(Path(p).read_text()) for p in args.json])
     text = render(results, heldout_aurocs(args.run, results) if args.run else None)
     if args.out:
         from monosemantic.atomic import write_bytes
