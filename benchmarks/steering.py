@@ -39,6 +39,7 @@ from monosemantic.steering import Intervention, concept_names, find_concept_feat
 from monosemantic.steering.concepts import Concept  # noqa: E402
 from monosemantic.steering.generate import encode_prompt, sample_ids  # noqa: E402
 from monosemantic.steering.judge import ConceptJudge, perplexity  # noqa: E402
+from steering_table import summarise  # noqa: E402  (benchmarks/, next to this file)
 from monosemantic.steering.selection import TEXTS_PER_SIDE, answer_logprobs, find_steering_features  # noqa: E402
 
 PROMPTS = ["Tell me about your weekend.", "Write a short note to a friend.", "What should I do this afternoon?"]
@@ -89,6 +90,24 @@ class Bench:
         return float(gain[:n].mean() - gain[n:].mean())
 
 
+def random_completions(bench: Bench, features: list[int], strengths: list[float], args) -> dict:
+    """{strength: [(completions, perplexities) per random feature]}. With --random-cache
+    they are read from (or written to) that file, so a sweep run one concept per
+    process (each analysis bounded) generates the baseline once; the file records the
+    settings and is regenerated when they differ."""
+    key = {"run": str(Path(args.run).resolve()), "features": features, "strengths": strengths,
+           **{k: getattr(args, k) for k in ("prompts", "samples", "max_new_tokens", "temperature", "seed", "positions")}}
+    cache = Path(args.random_cache) if args.random_cache else None
+    if cache is not None and cache.is_file():
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return {float(s): [([tuple(c) for c in comp], ppl) for comp, ppl in rows] for s, rows in data["rand"].items()}
+    rand = {s: [(c := bench.generate([f], s), bench.perplexities(c)) for f in features] for s in strengths}
+    if cache is not None:
+        write_json(cache, {"key": key, "rand": {f"{s:g}": rows for s, rows in rand.items()}})
+    return rand
+
+
 def cell(verdicts, base_ppl: float) -> dict:
     v = [x for _, x in verdicts]
     prompts = {j for j, _ in verdicts}
@@ -115,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--random-cache", default=None, help="JSON file holding the random baseline's completions (reused when the settings match)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     run = open_run(args.run)
@@ -130,7 +150,7 @@ def main(argv=None) -> int:
     print(f"unsteered perplexity median {base_ppl:.1f}: " + " ".join(f"{p:.1f}" for p in base_ppl_list), flush=True)
     live = torch.nonzero(run.max_acts > 0).flatten()
     random_feats = live[torch.randperm(len(live), generator=torch.Generator().manual_seed(args.seed))[: args.random]].tolist()
-    rand = {s: [(c := bench.generate([f], s), bench.perplexities(c)) for f in random_feats] for s in strengths}
+    rand = random_completions(bench, random_feats, strengths, args)
     print(f"random features {random_feats}: generated at every strength ({time.perf_counter() - start:.0f} s)", flush=True)
 
     results = {"run": str(args.run), "args": vars(args), "random_features": random_feats, "unsteered_ppl": base_ppl,
@@ -174,15 +194,7 @@ def main(argv=None) -> int:
     for name, e in results["concepts"].items():
         cells = [e["table"][f"{s:g}"] for s in strengths]
         print(f"{name:<22} " + " ".join(f"{c['output']['success']:>6.2f} [{c['random']['success']:.2f}]" for c in cells))
-    summary = {}
-    for s in strengths:
-        rows = [e["table"][f"{s:g}"] for e in results["concepts"].values()]
-        mean = lambda cond, k: sum(r[cond][k] for r in rows) / len(rows)  # noqa: E731
-        summary[f"{s:g}"] = {k: mean("output", k) for k in ("success", "fluent", "on_concept", "best_of_n")} | {
-            "random_success": mean("random", "success"), "random_fluent": mean("random", "fluent"),
-            "beats_random": sum(r["output"]["success"] > r["random"]["success"] for r in rows) / len(rows)}
-        if args.compare_input:
-            summary[f"{s:g}"]["input_success"] = mean("input", "success")
+    summary = summarise(results)
     results["summary"] = summary
     for s, m in summary.items():
         print(f"{s}x: success {m['success']:.2f} (random {m['random_success']:.2f}), fluent {m['fluent']:.2f}, "

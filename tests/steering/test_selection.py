@@ -18,17 +18,21 @@ from monosemantic.steering.judge import ConceptJudge, perplexity
 from monosemantic.steering.selection import answer_logprobs, output_scores
 
 WORDS = ["cat", "dog", "horse", "bird"]
-POSITIVE = ["the cat and the dog", "a horse, a bird and a cat", "my dog saw a bird", "the horse and the cat"]
-NEGATIVE = ["the table and the chair", "a spoon, a cup and a plate", "my car saw a road", "the door and the wall"]
+# texts made mostly of the concept words, so that a push toward those words' logits makes them likelier as a whole
+POSITIVE = ["cat dog horse bird", "dog cat bird horse cat", "bird horse dog", "horse cat dog bird dog"]
+NEGATIVE = ["table chair spoon cup", "cup plate door wall", "road car door", "wall table cup chair plate"]
 PLANTED, N = 5, 8
 
 
 @pytest.fixture(scope="module")
 def planted(embedded_lm):
+    return plant(embedded_lm)
+
+
+def plant(lm):
     """A real ReLU SAE on the model's last block whose row PLANTED points, through the
     final norm's gain and the unembedding, at the concept words; the other rows are
     random directions of the same norm."""
-    lm = embedded_lm
     layer = lm.n_layers - 1
     sae = random_sae(lm.d_model, N, seed=1)
     ids = concept_token_ids(lm.tokenizer, WORDS)
@@ -56,7 +60,7 @@ def test_answer_logprobs_rises_for_the_texts_the_direction_favours(planted):
 def test_output_score_puts_the_planted_feature_first(planted):
     lm, sae, layer = planted
     concept = Concept("animals", POSITIVE, NEGATIVE, WORDS)
-    scores = output_scores(lm, sae, layer, concept, list(range(N)), torch.ones(N), strength=1.0)
+    scores = output_scores(lm, sae, layer, concept, list(range(N)), torch.ones(N), strength=0.25)
     assert scores[0].feature == PLANTED and scores[0].score > scores[1].score + 0.5
     # a feature that never fired has no unit to steer in and is left out
     dead = torch.ones(N)
