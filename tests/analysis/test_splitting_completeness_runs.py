@@ -129,3 +129,17 @@ def test_an_analysis_of_no_family_says_what_to_run(family, tmp_path, capsys):
         assert main(["analyze", name, str(tmp_path), "--rows", "200"]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "monosemantic harvest" in err, err
+
+
+def test_the_web_ui_shows_completeness(family):
+    from monosemantic.web import create_app
+
+    client = TestClient(create_app(family / "fam" / "n16", model=False))
+    page = client.get("/completeness")
+    assert page.status_code == 200 and 'id="nav-completeness"' in page.text
+    points = json.loads((family / "fam" / "analysis" / "completeness" / "concepts.json").read_text())["points"]
+    assert "country/France" in page.text and page.text.count("<tr>") == len({p["concept"] for p in points}) + 4
+    best = [p for p in points if p["member"] == "n16" and p["feature"] >= 0][0]
+    assert f'href="/features/{best["feature"]}"' in page.text
+    assert client.get("/completeness?category=element").text.count("element/") >= 2
+    assert client.get("/completeness/completeness.png").content[:4] == b"\x89PNG"
