@@ -67,6 +67,8 @@ def read_family_file(family_dir: Path) -> dict | None:
         data = atomic.read_json(path)
     except ValueError as e:
         raise FamilyError(f"{path} is not valid JSON ({e}): delete it and {FIRST}") from e
+    if isinstance(data, list):   # `scaling family`'s SWEEP/family/family.json: the member rows themselves
+        data = {"members": data}
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise FamilyError(f"{path} is not a family file (no member list): delete it and {FIRST}")
     return data
@@ -94,8 +96,9 @@ def family_root(path: str | Path) -> Path:
 
 
 def _store_identity(run: Run) -> dict:
-    m = run.manifest
-    return {"store": str(run.store_path.resolve()), "model": m.get("model") or run.model_name, "layer": run.layer,
+    m, store = run.manifest, run.store_path
+    has_store = (store / "activations").is_dir() if store.is_dir() else store.is_file()
+    return {"store": str(store.resolve()) if has_store else None, "model": m.get("model") or run.model_name, "layer": run.layer,
             "tokens": m.get("tokens_digest"), "d_in": run.sae_cfg.get("d_in") or m.get("d")}
 
 
@@ -132,3 +135,12 @@ def open_family(path: str | Path, trained: bool = True) -> Family:
                               f"run `monosemantic family {root}` to finish training")
     check_same_store(members)
     return Family(root, tuple(members))
+
+
+def served_run(path: str | Path) -> Path:
+    """What `serve PATH` serves: PATH, or, for a family directory, its largest member
+    (whose pages link the family's map and the other members' features)."""
+    path = Path(path)
+    if not (path / FAMILY_FILE).is_file():
+        return path
+    return open_family(path, trained=False).members[-1].dir

@@ -50,28 +50,33 @@ def member_name(n_latents: int) -> str:
     return f"n{n_latents}"
 
 
-def planned_sizes(sweep: str | Path, top: float | None = None, factor: float = 4.0) -> list[tuple[int, int]]:
-    """(latents, tokens) for three budgets `factor` apart ending at `top` (default:
-    the sweep's largest), from the sweep's fitted frontier, as `scaling plan` gives them."""
+def planned_members(sweep: str | Path, top: float | None = None, factor: float = 4.0) -> tuple[list[MemberPlan], str]:
+    """Three members for budgets `factor` apart ending at `top` (default: the sweep's
+    largest), each the allocation `scaling plan` gives (features and tokens from the
+    sweep's fitted frontier) with the sweep's other settings, and the sweep's store:
+    what `scaling family` trains, as normal members of a family directory."""
+    from dataclasses import replace
+
     from ..scaling.family import family_budgets
     from ..scaling.fit import fit_sweep
     from ..scaling.plan import plan
-    from ..scaling.sweep import collect, read_sweep
+    from ..scaling.sweep import collect, read_sweep, train_config
 
     fit = fit_sweep(collect(sweep))
-    batch = read_sweep(sweep).batch_size
-    return [(p.n_latents, p.n_tokens) for p in (plan(fit, b, batch_size=batch) for b in family_budgets(fit, factor, top))]
+    spec = read_sweep(sweep)
+    if not spec.runs:
+        raise FamilyError(f"{sweep} has no runs to take the training settings from")
+    plans = []
+    for budget in family_budgets(fit, factor, top):
+        p = plan(fit, budget, batch_size=spec.batch_size)
+        run = replace(spec.runs[0], n_latents=p.n_latents, n_tokens=p.n_tokens)
+        plans.append(MemberPlan(member_name(p.n_latents), run.sae_cfg(), train_config(spec, run)))
+    return plans, str(spec.activations)
 
 
-def plans_for_sizes(sizes: list[tuple[int, int | None]], sae_cfg: dict, train_cfg: TrainConfig) -> list[MemberPlan]:
-    """One member per (latents, tokens or None: train_cfg's), sharing everything else."""
-    if len({n for n, _ in sizes}) != len(sizes):
-        raise FamilyError(f"the family's sizes repeat: {[n for n, _ in sizes]}")
-    out = []
-    for n, tokens in sorted(sizes):
-        cfg = TrainConfig(**{**train_cfg.to_dict(), **({"n_tokens": tokens} if tokens else {})})
-        out.append(MemberPlan(member_name(n), {**sae_cfg, "n_latents": n}, cfg))
-    return out
+def plans_for_sizes(sizes: list[int], sae_cfg: dict, train_cfg: TrainConfig) -> list[MemberPlan]:
+    """One member per size, sharing every other setting."""
+    return [MemberPlan(member_name(n), {**sae_cfg, "n_latents": n}, train_cfg) for n in sorted(sizes)]
 
 
 def _recorded_activations(family_dir: Path) -> str | None:
@@ -102,6 +107,9 @@ def resolve_plans(family_dir: Path, plans: list[MemberPlan] | None) -> list[Memb
                               "or a sweep to plan them from (--sweep SWEEP)")
         return [_recorded_plan(d) for d in existing]
     names = {p.name for p in plans}
+    if len(names) != len(plans):
+        raise FamilyError(f"the family's sizes repeat ({', '.join(p.name for p in plans)}): give distinct sizes, or a "
+                          "larger --factor for a sweep whose planner gives one size for several budgets")
     others = sorted(d.name for d in existing if d.name not in names)
     if others and read_family_file(family_dir) is not None:
         raise FamilyError(f"{family_dir} already holds a family with member(s) {', '.join(others)}: "

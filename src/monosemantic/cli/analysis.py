@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--latents", default=None, metavar="N,N,...", help="member sizes, e.g. 2048,8192,32768")
     g.add_argument("--sweep", default=None, help="plan the sizes and training tokens from this sweep's fitted laws "
-                   "(`scaling plan`) for three budgets --factor apart ending at --top")
+                   "(`scaling plan`) for three budgets --factor apart ending at --top; the other settings and the "
+                   "store are the sweep's (the SAE and training flags are then not used)")
     p.add_argument("--top", type=float, default=None, help="with --sweep: the largest member's budget in FLOPs (default: the sweep's largest)")
     p.add_argument("--factor", type=float, default=4.0, help="with --sweep: budget ratio between members (default 4)")
     p.add_argument("--eval-tokens", type=int, default=50_000, help="held-out activations for each member's eval (default 50,000)")
@@ -60,20 +61,21 @@ def _sizes(text: str) -> list[int]:
 
 
 def _family(args: argparse.Namespace) -> int:
-    from ..analysis.family_build import build_family, format_markdown, planned_sizes, plans_for_sizes
+    from ..analysis.family_build import build_family, format_markdown, planned_members, plans_for_sizes
 
-    sae_cfg, train_cfg = configs_from_args(args)
-    sae_cfg.pop("n_latents")
-    if args.latents:
-        sizes = [(n, None) for n in _sizes(args.latents)]
-    elif args.sweep:
+    activations = args.activations
+    if args.sweep:   # the sweep's settings and store, the planner's sizes and lengths
         if not args.factor > 1:
             raise ConfigError(f"--factor must be > 1, got {args.factor:g}")
-        sizes = planned_sizes(args.sweep, args.top, args.factor)
+        plans, activations = planned_members(args.sweep, args.top, args.factor)
+        activations = args.activations or activations
+    elif args.latents:
+        sae_cfg, train_cfg = configs_from_args(args)
+        sae_cfg.pop("n_latents")
+        plans = plans_for_sizes(_sizes(args.latents), sae_cfg, train_cfg)
     else:
-        sizes = None
-    plans = plans_for_sizes(sizes, sae_cfg, train_cfg) if sizes else None
-    rows = build_family(args.family, plans, activations=args.activations, eval_tokens=args.eval_tokens,
+        plans = None
+    rows = build_family(args.family, plans, activations=activations, eval_tokens=args.eval_tokens,
                         eval_contexts=args.eval_contexts)
     print(format_markdown(rows), end="")
     print(f"-> {args.family}/family_table.json, family_table.md (analyses: monosemantic analyze geometry {args.family})")

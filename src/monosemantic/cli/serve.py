@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Serve RUN's feature database, prompt inspector and steering playground. Binds the loopback "
         "interface; --host 0.0.0.0 exposes it to the network (no authentication: anyone who can reach the port can run the model).",
     )
-    parser.add_argument("run", help="run directory (with features.db, sae/, eval.json, metrics.jsonl)")
+    parser.add_argument("run", help="run directory (with features.db, sae/, eval.json, metrics.jsonl), or a family directory "
+                        "(`monosemantic family`): its largest member, with the family's map at /map")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument("--no-model", action="store_true", help="browse only: do not load the model (no inspector, no steering)")
@@ -30,7 +31,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from ..web import create_app
 
-    run = Path(args.run)
+    from ..analysis.family import served_run
+
+    run = served_run(args.run)   # a family directory: its largest member, with the family's map at /map
     if not run.is_dir():
         raise ConfigError(f"{run} is not a run directory: pass the folder holding features.db")
     if not 0 < args.port < 65536:

@@ -212,6 +212,18 @@ class FeatureDB(Annotations):
         rows = self.conn.execute("SELECT id, max_act FROM features WHERE kind = ?", (check_kind(kind),))
         return {int(fid): float(mx or 0.0) for fid, mx in rows}
 
+    def peak_tokens(self, kind: str = "feature", per_feature: int = 10) -> dict[int, list[int]]:
+        """id -> the token ids at the peaks of its first `per_feature` top examples,
+        most active first (every feature at once: what a map labels its points by)."""
+        out: dict[int, list[int]] = {}
+        for fid, offset, blob in self.conn.execute(
+                "SELECT feature_id, position - start, tokens FROM examples WHERE kind = ? AND section = 'top' AND rank < ? "
+                "ORDER BY feature_id, rank", (check_kind(kind), int(per_feature))):
+            window = i32_from_blob(blob)
+            if 0 <= offset < len(window):
+                out.setdefault(int(fid), []).append(int(window[offset]))
+        return out
+
     def n_explained(self, kind: str = "feature") -> int:
         return self.conn.execute("SELECT COUNT(DISTINCT feature_id) FROM explanations WHERE kind = ?", (check_kind(kind),)).fetchone()[0]
 

@@ -53,17 +53,30 @@ def logit_effects(directions: torch.Tensor, final_norm: nn.Module, unembed: torc
     return TopBottom(*(torch.cat(p) for p in zip(*parts)))
 
 
+def unit_rows(directions: torch.Tensor) -> torch.Tensor:
+    """Each row scaled to norm 1 (a zero row stays zero), float32."""
+    d = directions.float()
+    return d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
 @torch.no_grad()
-def decoder_neighbours(directions: torch.Tensor, k: int = 10, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k nearest other directions by cosine: ids [n, k], cosines [n, k]."""
-    unit = directions.float() / directions.float().norm(dim=1, keepdim=True).clamp(min=1e-12)  # [n, d]
-    n = unit.shape[0]
-    k = min(k, n - 1)
+def nearest_directions(queries: torch.Tensor, keys: torch.Tensor, k: int = 10, chunk: int = 1024,
+                       exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query row, the k key rows of highest cosine: ids [n, k], cosines [n, k].
+    With `exclude_self` queries and keys are the same rows and a row is not its own neighbour."""
+    q, keys = unit_rows(queries), unit_rows(keys)  # [n, d], [m, d]
+    k = min(k, keys.shape[0] - (1 if exclude_self else 0))
     ids, cos = [], []
-    for i in range(0, n, chunk):
-        sim = unit[i : i + chunk] @ unit.T  # [c, n]
-        sim[torch.arange(sim.shape[0]), torch.arange(i, i + sim.shape[0])] = -2.0  # not itself
+    for i in range(0, q.shape[0], chunk):
+        sim = q[i : i + chunk] @ keys.T  # [c, m]
+        if exclude_self:
+            sim[torch.arange(sim.shape[0]), torch.arange(i, i + sim.shape[0])] = -2.0
         top = torch.topk(sim, k, dim=1)
         ids.append(top.indices)
         cos.append(top.values)
     return torch.cat(ids), torch.cat(cos)
+
+
+def decoder_neighbours(directions: torch.Tensor, k: int = 10, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k nearest other directions by cosine: ids [n, k], cosines [n, k]."""
+    return nearest_directions(directions, directions, k, chunk, exclude_self=True)

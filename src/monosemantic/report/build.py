@@ -15,6 +15,7 @@ from ..features import FeatureDB, FeatureDBError
 from ..run import Run
 from ..token_text import segments_of
 from . import plots
+from .family import family_section
 
 N_PAGES = 50  # most and least dense live features, each
 
@@ -177,6 +178,7 @@ def build_report(run: Run | str | Path, n_pages: int = N_PAGES) -> Path:
             body.append(f'<p class="note">{meta["n_features"]:,} features of {html.escape(str(meta["model"]))} layer {meta["layer"]}, '
                         f'{meta["n_tokens"]:,} tokens ({meta["heldout_contexts"]} of {meta["n_contexts"]} contexts held out)</p>')
             body.append(f'<div class="cols">{listing(f"{len(dense)} most dense", dense)}{listing(f"{len(sparse)} least dense (live)", sparse)}</div>')
+    body.extend(family_section(run_dir, out))
     for note in notes:
         body.append(f'<p class="note">{html.escape(note)}</p>')
     index = out / "index.html"

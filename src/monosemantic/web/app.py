@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import MonosemanticError
 from ..features import FeatureDBError
 from ..features.schema import DamagedRowError
-from . import api, apidocs, pages
+from . import api, apidocs, family_map, pages
 from .guard import RequestGuard
 from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
 from .analyses import router as analyses_router
@@ -46,6 +46,7 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(apidocs.router)
+    app.include_router(family_map.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/plots/{name}.png", include_in_schema=False)
