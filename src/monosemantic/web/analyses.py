@@ -74,16 +74,11 @@ def _png(request: Request, name: str, file: str) -> Response:
 
 
 def _feature_links(request: Request, members: list[str]) -> dict[str, str]:
-    """Per member, the URL prefix of its feature pages (the served run's own pages,
-    or the map's pages of another member with a features.db), or none."""
+    """Per member with a features.db, the URL prefix of its feature pages: the served
+    run's own pages, or the map's pages of another member (web/family_map.py)."""
     run_dir = state_of(request).run_dir
-    links = {}
-    for name in members:
-        if name == run_dir.name:
-            links[name] = "/features/"
-        elif (run_dir.parent / name / "features.db").is_file():
-            links[name] = f"/map/{name}/features/"
-    return links
+    return {name: "/features/" if name == run_dir.name else f"/map/{name}/features/"
+            for name in members if (run_dir.parent / name / "features.db").is_file()}
 
 
 @router.get("/splitting", response_class=HTMLResponse)
