@@ -25,7 +25,7 @@ from .pages import render, templates
 
 router = APIRouter(include_in_schema=False)
 PAGE = 100
-_cache: dict[Path, tuple[tuple, object]] = {}
+_cache: dict[Path, tuple[tuple, bytes, object]] = {}
 _lock = threading.Lock()
 
 
@@ -55,14 +55,21 @@ def _read(request: Request, name: str, file: str):
         where = state.run_dir.parent if d else "FAMILY"
         raise HTTPException(404, f"no {name} analysis for {state.run_dir.name}: run `monosemantic analyze {name} {where}` first"
                             + ("" if d else " and serve one of the family's members"))
+    return cached_json(path)[1]
+
+
+def cached_json(path: Path) -> tuple[bytes, object]:
+    """A JSON file's bytes and parsed value, read again only when the file changes
+    (an analysis rerun replaces it atomically: a new inode)."""
     st = path.stat()
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
     with _lock:
         hit = _cache.get(path)
         if hit is None or hit[0] != stamp:
-            hit = (stamp, json.loads(path.read_bytes()))
+            raw = path.read_bytes()
+            hit = (stamp, raw, json.loads(raw))
             _cache[path] = hit
-    return hit[1]
+    return hit[1], hit[2]
 
 
 def _png(request: Request, name: str, file: str) -> Response:
