@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
+from chromium import browser, serving, shot, wait  # noqa: E402, F401 (browser: a fixture)
 
 from monosemantic.analysis import shared_rows
 from monosemantic.cli.main import main
@@ -109,7 +114,16 @@ def test_the_web_ui_shows_the_trees(family):
     assert tree.status_code == 200
     nodes = re.findall(r'data-member="(n\d+)" data-id="(\d+)"', tree.text)
     assert nodes[0] == ("n16", str(big["id"])) and {("n48", str(c["id"])) for c in big["children"]} <= set(nodes)
-    assert tree.text.count('class="ex"') >= 1 and f'href="/features/{big["children"][0]["id"]}"' in tree.text
+    assert tree.text.count('class="ex"') >= 1 and 'class="node-link"' not in tree.text   # no features.db: no feature pages
+    child = big["children"][0]["id"]
+    (family / "fam" / "n48" / "features.db").write_bytes(b"")     # the link only needs the file to exist
+    (family / "fam" / "n16" / "features.db").write_bytes(b"")
+    try:
+        linked = client.get(f"/splitting/{big['id']}").text
+        assert f'href="/features/{child}"' in linked and f'href="/map/n16/features/{big["id"]}"' in linked
+    finally:
+        (family / "fam" / "n48" / "features.db").unlink()
+        (family / "fam" / "n16" / "features.db").unlink()
     assert client.get("/splitting/999").status_code == 404
     assert client.get("/splitting/children_counts.png").content[:4] == b"\x89PNG"
     plain = TestClient(create_app(family / "store", model=False))
@@ -129,3 +143,48 @@ def test_an_analysis_of_no_family_says_what_to_run(family, tmp_path, capsys):
         assert main(["analyze", name, str(tmp_path), "--rows", "200"]) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "monosemantic harvest" in err, err
+
+
+def test_the_web_ui_shows_completeness(family):
+    from monosemantic.web import create_app
+
+    client = TestClient(create_app(family / "fam" / "n16", model=False))
+    page = client.get("/completeness")
+    assert page.status_code == 200 and 'id="nav-completeness"' in page.text
+    points = json.loads((family / "fam" / "analysis" / "completeness" / "concepts.json").read_text())["points"]
+    assert "country/France" in page.text and page.text.count("<tr>") == len({p["concept"] for p in points}) + 4
+    best = [p for p in points if p["member"] == "n16" and p["feature"] >= 0][0]
+    assert f'#{best["feature"]}' in page.text and 'href="/features/' not in page.text   # no features.db: no links
+    assert client.get("/completeness?category=element").text.count("element/") >= 2
+    assert client.get("/completeness/completeness.png").content[:4] == b"\x89PNG"
+
+
+def test_split_trees_in_a_real_browser(family, browser):
+    """Debian's chromium against uvicorn: the Splitting nav link, a click into a tree,
+    its nodes and examples drawn, the figures loaded (a screenshot of each page)."""
+    from selenium.webdriver.common.by import By
+
+    from monosemantic.web import create_app
+
+    driver = browser
+    with serving(create_app(family / "fam" / "n48", model=False)) as url:
+        driver.get(url + "/")
+        driver.find_element(By.ID, "nav-splitting").click()
+        wait(driver, lambda d: d.find_elements(By.ID, "tree-list"))
+        img = driver.find_element(By.ID, "children-counts")
+        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
+        shot(driver, "splitting-list")
+        link = driver.find_elements(By.CSS_SELECTOR, "a.tree-link")[0]
+        tree_id = link.text.lstrip("#")
+        link.click()
+        wait(driver, lambda d: d.find_elements(By.ID, "split-tree"))
+        nodes = driver.find_elements(By.CSS_SELECTOR, "li.split-node")
+        assert nodes[0].get_attribute("data-id") == tree_id and len(nodes) >= 3     # the list shows trees with ≥ 2 children
+        assert {n.get_attribute("data-member") for n in nodes} == {"n16", "n48"}
+        assert driver.find_elements(By.CSS_SELECTOR, "li.split-node .ex .peak")
+        shot(driver, "splitting-tree")
+        driver.find_element(By.ID, "nav-completeness").click()
+        wait(driver, lambda d: d.find_elements(By.ID, "concept-table"))
+        fig = driver.find_element(By.ID, "completeness-figure")
+        assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", fig) > 0
+        shot(driver, "completeness")

@@ -86,7 +86,7 @@ def run(target: str | Path, out_dir: str | Path | None = None, *, rows: int = DE
     background = sample_rows(store.count, rows, seed)                     # the same rows as `analyze splitting`: one encoding
     mention_rows = np.unique(token_rows)
     cache = family.analysis_dir / "codes"
-    backgrounds = [member_codes(m, store, background, cache, progress) for m in family.members]
+    backgrounds = [member_codes(m, store, background, cache, progress).tocsc() for m in family.members]
     codes = [member_codes(m, store, mention_rows, cache, progress) for m in family.members]
     t_encode = time.perf_counter() - start
     alive = [int((np.asarray((b > 0).sum(axis=0)).ravel() > 0).sum()) for b in backgrounds]

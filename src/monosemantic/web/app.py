@@ -25,7 +25,7 @@ from ..features.schema import DamagedRowError
 from . import api, apidocs, family_map, images, multilingual, pages
 from .guard import RequestGuard
 from .state import PLOTS, Limits, ModelUnavailable, RunState, ServerBusy
-from .splitting import router as splitting_router
+from .analyses import router as analyses_router
 
 HERE = Path(__file__).parent
 
@@ -43,7 +43,7 @@ def create_app(run_dir: str | Path, *, lm=None, sae=None, model: bool = True, li
     app.state.run = state
     app.add_middleware(RequestGuard, max_body_bytes=state.limits.max_body_bytes, allowed_hosts=allowed_hosts,
                        path_limits={images.IMAGE_API: state.limits.max_image_bytes})
-    app.include_router(splitting_router)
+    app.include_router(analyses_router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(apidocs.router)
