@@ -121,6 +121,7 @@ def analyse(lm, saes, names: list[str], layer: int, passages, cfg: MultilingualC
                  "cross-lingual otherwise"),
         **by_size[0],
         "mean_spearman_live": round(float(spearman[m.live].mean()), 4) if m.live.any() else 0.0,
+        "share_by_language": {lang: round(float(acts[i].sum() / acts.sum().clamp_min(1e-30)), 4) for i, lang in enumerate(cfg.languages)},
         "specific_by_language": {lang: int((m.specific & (m.share.argmax(0) == i)).sum()) for i, lang in enumerate(cfg.languages)},
         "histogram": {"edges": edges.round(4).tolist(),
                       "aligned": np.histogram(m.score.numpy()[live], edges)[0].tolist(),
