@@ -60,6 +60,8 @@ def write_result(out_dir: Path, result: dict) -> None:
     multilingual_plots.scores(result, out_dir / "scores.png")
     if len(result["by_size"]) > 1:
         multilingual_plots.by_size(result, out_dir / "by_size.png")
+    else:
+        (out_dir / "by_size.png").unlink(missing_ok=True)   # from an earlier --compare: not this result
     atomic.write_json(out_dir / RESULT, result)
 
 
