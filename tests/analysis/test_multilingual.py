@@ -111,5 +111,13 @@ def test_analyse_writes_examples_and_resumes_from_partial(tiny_llama, tiny_sae, 
     assert "\ufffd" not in "".join(ex["ja-JP"]["tokens"])
     files = sorted(p.name for p in (tmp_path / "partial").glob("*.npy"))
     assert files == sorted(f"sae{s}-{lang}{kind}.npy" for s in (0, 1) for lang in cfg.languages for kind in ("", "-peak"))
+    # a finished language is read back, not recomputed: silence ja-JP in its saved file
+    saved = tmp_path / "partial" / "sae0-ja-JP.npy"
+    np.save(saved, np.zeros_like(np.load(saved)))
     again = analyse(tiny_llama, [tiny_sae, tiny_sae], ["tiny", "tiny-again"], 2, parallel_passages(40), cfg, tmp_path / "partial")
-    assert again["agnostic"] == result["agnostic"] and again["top"] == result["top"]
+    assert again["by_size"][1] == result["by_size"][1]                       # the other SAE's files untouched
+    assert again["mean_score_live"] < result["mean_score_live"] and again["share_by_language"]["ja-JP"] == 0
+    # other settings (fewer passages) start over
+    fewer = analyse(tiny_llama, [tiny_sae], ["tiny"], 2, parallel_passages(40), MultilingualConfig(**{**cfg.__dict__, "passages": 25}),
+                    tmp_path / "partial")
+    assert fewer["n_passages"] == 25 and fewer["share_by_language"]["ja-JP"] > 0

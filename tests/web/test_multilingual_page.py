@@ -32,7 +32,8 @@ def test_page_shows_the_result(ml_run, tiny_llama):
         assert 'id="ml-by-size"' in page                                 # the family table: two SAEs
         assert client.get("/multilingual/scores.png").content[:4] == b"\x89PNG"
         assert client.get("/multilingual/nothing.png").status_code == 404
-        assert client.get("/multilingual/..%2Fresult.png").status_code == 404
+        (run / "analysis" / "multilingual" / "other.png").write_bytes(b"\x89PNG not a figure")   # only the named figures
+        assert client.get("/multilingual/other.png").status_code == 404
 
 
 def test_page_without_an_analysis_says_how_to_make_one(web_run, tiny_llama):

@@ -116,11 +116,12 @@ def analyse(lm, saes, names: list[str], layer: int, passages, cfg: MultilingualC
         "baseline": f"the same with each language's passages permuted independently (seed {cfg.seed})",
         "rule": (f"live: fires on >= {cfg.min_fires} passage-language pairs; agnostic: score > the shuffled baseline's "
                  f"{cfg.quantile:.0%} quantile; specific: not agnostic and >= {cfg.specific_share:.0%} of its activation mass "
-                 f"in one language; an agnostic feature is same-token when on >= {SAME_TOKEN:.0%} of the passages where it "
-                 "fires in every language it peaks on the same token in all of them (an untranslated command, name or URL), "
+                 f"in one language; an agnostic feature is same-token when, on the passages where it fires in >= 2 languages, on "
+                 f"average >= {SAME_TOKEN:.0%} of those languages peak on one token (an untranslated command, name or URL), "
                  "cross-lingual otherwise"),
         **by_size[0],
         "mean_spearman_live": round(float(spearman[m.live].mean()), 4) if m.live.any() else 0.0,
+        "share_by_language": {lang: round(float(acts[i].sum() / acts.sum().clamp_min(1e-30)), 4) for i, lang in enumerate(cfg.languages)},
         "specific_by_language": {lang: int((m.specific & (m.share.argmax(0) == i)).sum()) for i, lang in enumerate(cfg.languages)},
         "histogram": {"edges": edges.round(4).tolist(),
                       "aligned": np.histogram(m.score.numpy()[live], edges)[0].tolist(),

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import atomic
 from ..data.corpus import cache_dir
 from ..data.parallel import ensure_parallel
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..run import ANALYSIS_DTYPE, Run
 from .multilingual_config import MultilingualConfig
 from .multilingual_result import FORMAT, analyse
@@ -33,6 +33,9 @@ def run_multilingual(run: Run | str | Path, cfg: MultilingualConfig | None = Non
     start = time.perf_counter()
     out_dir = run.dir / OUT
     others = [Run.of(c) for c in cfg.compare]
+    for r in [run] + others:
+        if not r.has_sae:
+            raise StoreError(f"{r.dir} has no SAE (sae/cfg.json + sae_weights.safetensors): train one first (`monosemantic train {r.dir}`)")
     for other in others:
         _check_same_store(run, other)
     passages = ensure_parallel(Path(corpus_dir) if corpus_dir else cache_dir())
@@ -57,6 +60,8 @@ def write_result(out_dir: Path, result: dict) -> None:
     multilingual_plots.scores(result, out_dir / "scores.png")
     if len(result["by_size"]) > 1:
         multilingual_plots.by_size(result, out_dir / "by_size.png")
+    else:
+        (out_dir / "by_size.png").unlink(missing_ok=True)   # from an earlier --compare: not this result
     atomic.write_json(out_dir / RESULT, result)
 
 
