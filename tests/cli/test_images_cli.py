@@ -7,7 +7,7 @@ import re
 
 import pytest
 import torch
-from tiny_vlm import save_picture
+from tiny_vlm import png_header_only, save_picture
 
 from monosemantic.cli.main import main
 from monosemantic.features import FeatureDB
@@ -58,6 +58,16 @@ def test_inspect_image_lists_the_top_features_of_image_and_text(opened, vlm_run,
     assert "feature 5 over the tiles patches (4 x 4):" in out and "feature 5 over the global patches (2 x 2):" in out
 
 
+def test_inspect_a_prompt_without_an_image(opened, vlm_run, capsys):
+    assert main(["inspect", str(vlm_run), "--prompt", "the river runs to the sea", "--top", "2"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.strip().splitlines()[2:]]
+    ids = torch.tensor([[opened.lm.bos_id] + opened.lm.tokenizer("the river runs to the sea", add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        hidden = opened.lm.model(input_ids=ids, output_hidden_states=True).hidden_states[opened.layer + 1][0]
+        acts = opened.sae.encode(hidden.float())[2:]                                 # positions 0, 1 never count
+    assert [int(r[0]) for r in rows] == torch.argsort(acts.max(0).values, descending=True)[:2].tolist()
+
+
 def test_image_examples_are_recorded_per_feature(opened, vlm_run, capsys):
     folder = vlm_run.parent / "pictures"
     (folder / "broken.png").write_bytes(b"not an image at all")
@@ -93,8 +103,26 @@ def test_image_probe_reports_each_feature(vlm_run, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "3 features, 3 concept images vs 3 other images" in out
     assert re.search(r"AUROC \d\.\d\d; control: random features firing on some image, mean AUROC", out)
-    assert main(["image-probe", str(vlm_run), "--concept-images", str(concept), "--other-images", str(other),
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+ ", line)]
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    opened = open_run(vlm_run, dtype="float32")
+    c = torch.stack([_direct_image_acts(opened, p)[1].max(0).values for p in sorted(concept.iterdir())])   # [3, n]
+    o = torch.stack([_direct_image_acts(opened, p)[1].max(0).values for p in sorted(other.iterdir())])
+    for r in rows:  # by hand: means, and AUROC = P(concept image > other image), ties half
+        f = int(r[0])
+        pairs = c[:, f, None] - o[None, :, f]
+        auc = float((pairs > 0).float().mean() + 0.5 * (pairs == 0).float().mean())
+        assert float(r[1]) == pytest.approx(float(c[:, f].mean()), abs=2e-3)
+        assert float(r[2]) == pytest.approx(float(o[:, f].mean()), abs=2e-3)
+        assert float(r[5]) == pytest.approx(auc, abs=0.006)
+
+
+@pytest.mark.slow
+def test_image_probe_finds_the_concept_features_from_text(vlm_run, tmp_path, capsys):
+    folder = save_picture(tmp_path / "a.png", width=32, height=32).parent
+    assert main(["image-probe", str(vlm_run), "--concept-images", str(folder), "--other-images", str(folder),
                  "--concept", "colours", "--top", "2"]) == 0
+    assert "2 features, 1 concept images vs 1 other images" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +148,8 @@ def test_bad_images_are_refused_in_one_line(vlm_run, text_run, tmp_path, capsys)
     (tmp_path / "notes.png").write_text("hello, I am text")
     _fails_in_one_line(["inspect", str(vlm_run), "--image", str(tmp_path / "notes.png")], capsys, "not an image")
     _fails_in_one_line(["inspect", str(vlm_run), "--image", str(tmp_path / "missing.png")], capsys, "does not exist")
-    huge = tmp_path / "huge.png"  # 8000 x 8000 of one colour: a 100 kB file declaring 64 MP
-    from PIL import Image
-    Image.new("L", (8000, 8000)).save(huge)
-    assert huge.stat().st_size < 1_000_000
+    huge = tmp_path / "huge.png"  # a 10 kB file declaring 64 MP
+    huge.write_bytes(png_header_only(8000, 8000))
     _fails_in_one_line(["inspect", str(vlm_run), "--image", str(huge)], capsys, "8000 x 8000 pixels", "limit")
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"\0" * (17 * 1024 * 1024))

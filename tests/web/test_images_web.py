@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-from tiny_vlm import picture
+from tiny_vlm import picture, png_header_only
 
 from monosemantic.features.image_examples import build_image_examples
 from monosemantic.models.images import image_files
@@ -90,40 +89,44 @@ def test_bad_uploads_are_refused_in_one_line(vlm_client, client):
     _one_line(post("/api/image", content=b""), 422, "no image")
     _one_line(post("/api/image", content=b"GIF89a but not really an image"), 400, "not an image")
     _one_line(post("/api/image", content=b"just some text"), 400, "not an image")
-    bomb = io.BytesIO()
-    Image.new("L", (6000, 8000)).save(bomb, format="PNG")                       # 48 MP in ~50 kB
-    _one_line(post("/api/image", content=bomb.getvalue()), 400, "6000 x 8000 pixels", "limit")
+    _one_line(post("/api/image", content=png_header_only(6000, 8000)), 400, "6000 x 8000 pixels", "limit")
     _one_line(post("/api/image", content=b"\x89PNG" + b"\0" * (3 * 1024 * 1024)), 413, "limit")
     _one_line(post("/api/image?feature=99999", content=png_bytes(picture(32, 32))), 422, "does not exist")
     # a text-only run (the tiny Llama of tests/web/conftest.py)
     _one_line(client.post("/api/image", content=png_bytes(picture(32, 32))), 400, "text-only model")
 
 
-def _files(root: Path) -> dict[Path, int]:
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            p = Path(dirpath) / name
-            try:
-                out[p] = p.stat().st_mtime_ns
-            except OSError:
-                pass
-    return out
+def test_the_upload_is_written_nowhere(vlm_client, vlm_run, monkeypatch):
+    """Every file opened for writing while the request runs (the app runs in this
+    process) is recorded: none may be; and no file under the run or the working
+    directory holds the upload's bytes afterwards."""
+    import builtins
 
+    written = []
+    real_open, real_os_open = builtins.open, os.open
 
-def test_the_upload_is_written_nowhere(vlm_client, vlm_run):
-    marker = "upload-marker-7f3c1e9a"
+    def spy_open(file, mode="r", *args, **kwargs):
+        if any(c in str(mode) for c in "wax+"):
+            written.append(str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    def spy_os_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            written.append(str(path))
+        return real_os_open(path, flags, *args, **kwargs)
+
+    marker = "upload-" + os.urandom(8).hex()           # made now: in no file before the request
     data = png_bytes(picture(40, 40, seed=9), marker)
-    roots = [Path(tempfile.gettempdir()), vlm_run, Path.cwd()]
-    before = {root: _files(root) for root in roots}
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(io, "open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
     assert vlm_client.post("/api/image", content=data).status_code == 200
-    for root in roots:
-        changed = [p for p, t in _files(root).items() if before[root].get(p) != t]
-        for p in changed:
-            try:
+    monkeypatch.undo()
+    assert written == []
+    for root in (vlm_run, Path.cwd()):
+        for p in root.rglob("*"):
+            if p.is_file() and p.stat().st_size < 50_000_000 and ".git" not in p.parts:
                 assert marker.encode() not in p.read_bytes(), p
-            except OSError:
-                pass
 
 
 def test_feature_pages_list_their_image_examples(vlm_client, vlm_run, opened):

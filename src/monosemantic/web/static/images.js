@@ -30,16 +30,10 @@ function heatMap(src, values, scale, title, peak) {
   return box;
 }
 
+// app.js's featureItem, with where the feature peaks after its activation
 function imageFeatureItem(f, where, onShow) {
-  const li = imgEl("li");
-  li.append(imgEl("a", {href: "/features/" + f.id, class: "feature-link"}, "#" + f.id), " ",
-            imgEl("span", {class: "muted"}, f.activation.toFixed(3) + (where ? " · " + where : "")));
-  if (onShow) {
-    const b = imgEl("button", {type: "button", class: "show-feature light", "data-feature": f.id}, "show");
-    b.addEventListener("click", () => onShow(f.id));
-    li.append(" ", b);
-  }
-  if (f.explanation) li.append(" " + f.explanation);
+  const li = featureItem(f, onShow);
+  if (where) li.querySelector(".muted").textContent += " · " + where;
   return li;
 }
 
