@@ -168,7 +168,8 @@ def build_corpus(inputs: list[str] | None, out: Path | None, seed: int = 0, prog
     if inputs is None:
         target = Path(out) if out is not None else cache_dir()
         if (target / MANIFEST).is_file():
-            if handbook.languages() and "parallel" not in atomic.read_json(target / MANIFEST):
+            manifest = atomic.read_json(target / MANIFEST)
+            if handbook.languages() and "parallel" not in manifest and manifest.get("cap_scale", 1) >= 1:
                 from .parallel import ensure_parallel   # a corpus built before the alignment existed
 
                 ensure_parallel(target)
