@@ -147,6 +147,7 @@ def main(argv=None) -> int:
     base = bench.generate([], 0.0)
     base_ppl_list = bench.perplexities(base)
     base_ppl = statistics.median(base_ppl_list)
+    base_texts = [bench.lm.tokenizer.decode(c, skip_special_tokens=True) for _, c in base]  # the judge's calibration
     print(f"unsteered perplexity median {base_ppl:.1f}: " + " ".join(f"{p:.1f}" for p in base_ppl_list), flush=True)
     live = torch.nonzero(run.max_acts > 0).flatten()
     random_feats = live[torch.randperm(len(live), generator=torch.Generator().manual_seed(args.seed))[: args.random]].tolist()
@@ -158,14 +159,14 @@ def main(argv=None) -> int:
     for name in args.concepts.split(","):
         t0 = time.perf_counter()
         chosen_on, judged_on = halves(load_concept(name))
-        judge = ConceptJudge(embedder, judged_on.positive, judged_on.negative, judged_on.tokens)
+        judge = ConceptJudge(embedder, judged_on.positive, judged_on.negative, judged_on.tokens, baseline_texts=base_texts)
         picked = find_steering_features(bench.lm, bench.sae, bench.layer, chosen_on, run.max_acts, top=args.combine,
                                         candidates=args.candidates)
         feats = [p.feature for p in picked]
         conditions = {"output": feats}
         if args.compare_input:
             conditions["input"] = [find_concept_features(bench.lm, bench.sae, bench.layer, chosen_on, top=1)[0].feature]
-        entry = {"features": [{"feature": p.feature, "score": p.score, "detail": p.detail} for p in picked],
+        entry = {"judge_offset": judge.offset, "judge_words": judge.words, "features": [{"feature": p.feature, "score": p.score, "detail": p.detail} for p in picked],
                  "input_feature": conditions.get("input"), "heldout_texts": [len(judged_on.positive), len(judged_on.negative)],
                  "unsteered": cell(bench.verdicts(judge, base, base_ppl_list), base_ppl), "table": {}, "examples": {}}
         print(f"{name}: steering {feats} ({'; '.join(p.detail for p in picked)})", flush=True)

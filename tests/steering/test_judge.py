@@ -4,6 +4,7 @@ model for concept presence and the embedded model for fluency."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from monosemantic.steering.generate import encode_prompt
 from monosemantic.steering.judge import ConceptJudge, letter_fraction, perplexity, repeated_fraction, top_word_share, words_in
@@ -65,3 +66,26 @@ def test_digit_strings_and_word_loops_are_not_fluent(embedder, embedded_lm):
     assert fine.fluent and fine.success and digits.repeated <= judge.thresholds.max_repeated
     assert not digits.fluent and digits.letters < judge.thresholds.min_letters
     assert not words.fluent and words.word_share > judge.thresholds.max_word_share and words.on_concept
+
+
+def test_calibration_on_unsteered_answers(embedder, embedded_lm):
+    """Flattery's unsteered answers were all "on concept" by the raw margin (chatty
+    text sits nearer praise than the neutral negatives), and "all" made any text about
+    bias: calibrated on the unsteered answers, only a margin above theirs and a word
+    they do not already use count."""
+    praise = ["You are brilliant, your work is truly impressive.", "What a genius idea, you are amazing!"]
+    plain = ["The invoice lists three items and a total.", "Turn left at the second street."]
+    chat = ["Hi! My weekend was relaxing, I went for a walk and read a book. It was wonderful.",
+            "I spent all Saturday at home and watched a film with my sister."]
+    raw = ConceptJudge(embedder, praise, plain, words=["wonderful", "genius", "all"])
+    calibrated = ConceptJudge(embedder, praise, plain, words=["wonderful", "genius", "all"], baseline_texts=chat)
+    assert calibrated.offset > 0 and calibrated.words == ["genius"]        # "wonderful" used unsteered, "all" a function word
+    torch.testing.assert_close(calibrated.margins(chat), raw.margins(chat) - calibrated.offset)
+    prompt, _ = encode_prompt(embedded_lm, "Tell me about your weekend.")
+    tok = embedded_lm.tokenizer
+    texts = chat + ["You are a genius and your writing is brilliant, truly impressive work!"]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    before = raw.judge(embedded_lm, prompt, ids, perplexities=[3.0] * 3)
+    after = calibrated.judge(embedded_lm, prompt, ids, perplexities=[3.0] * 3)
+    assert raw.words == ["wonderful", "genius"] and before[0].on_concept and before[0].margin >= 0.1  # a false positive twice over
+    assert [v.on_concept for v in after] == [False, False, True]

@@ -78,7 +78,7 @@ def test_judge_ranks_planted_concept_word_boost_above_random(planted):
     prompt, _ = encode_prompt(lm, "Tell me about your weekend.", chat=False)
 
     def on_concept(feature: int) -> float:
-        with steer(lm, sae, layer, [Intervention(feature, "add", 1.0)]):
+        with steer(lm, sae, layer, [Intervention(feature, "add", 1.0)], positions="generated"):
             rows = sample_ids(lm, prompt, 8, seed=0, temperature=0.7, n=4)
         verdicts = judge.judge(lm, prompt, rows, [perplexity(lm, prompt, r) for r in rows])
         return sum(v.on_concept for v in verdicts) / len(verdicts)

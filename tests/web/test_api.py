@@ -134,7 +134,7 @@ def test_steering_matches_generate_and_streams(client, tiny_llama, web_run):
         return tiny_llama.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
     assert r["unsteered"] == greedy()
-    with steer(tiny_llama, sae, 2, [Intervention(2, "add", 40.0)]):
+    with steer(tiny_llama, sae, 2, [Intervention(2, "add", 40.0)], positions="generated"):
         assert r["steered"] == greedy()
     assert r["steered"] != r["unsteered"] and r["interventions"] == ["2=+40"]
 

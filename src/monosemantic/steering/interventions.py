@@ -10,7 +10,8 @@ Multiply by m:         x' = x + (m − 1)·fᵢ·W_dec,i
     with steer(lm, sae, layer, specs, max_acts=db_max_acts):
         lm.model.generate(...)          # or any forward
 
-Where: `positions="generated"` (the default) steers only the positions that produce
+Where: `positions="generated"` (the default of generation: `steered_completions`, the
+CLI, the playground, the benchmark) steers only the positions that produce
 new tokens: in a forward over more than one token (a whole prompt) its last position,
 and every one-token forward (a decoding step of `generate`). The prompt's own
 residuals stay as they are, so the model still reads the question it was asked; the
@@ -203,10 +204,12 @@ def check_compatible(lm, sae, layer: int) -> None:
 
 @contextlib.contextmanager
 def steer(lm, sae, layer: int, interventions: Sequence[Intervention], max_acts=None,
-          skip_first: bool = True, positions: str = DEFAULT_POSITIONS) -> Iterator[ResolvedPlan]:
+          skip_first: bool = True, positions: str = "all") -> Iterator[ResolvedPlan]:
     """Apply the interventions at layer `layer` in every forward (and `generate`) inside
     the block. max_acts: per-feature max activation (list/tensor, or a function of the
-    id), needed only for "=Nx" values. positions: "generated" (default) or "all"."""
+    id), needed only for "=Nx" values. positions: "all" (every forward is edited alike,
+    as attribution and ablation need) or "generated" (what generation uses by default:
+    DEFAULT_POSITIONS, module docstring)."""
     check_compatible(lm, sae, layer)
     check_positions(positions)
     plan = resolve(interventions, int(sae.W_dec.shape[0]), max_acts)

@@ -14,6 +14,12 @@ and is it still language?
   word makes up more than `max_word_share` of a text of 8 words or more ("if you if
   it if it if you it if it" repeats words, not trigrams of tokens).
 - Success = on concept and fluent.
+- Calibrated to the prompt (`baseline_texts`, the unsteered model's answers to the
+  same prompts): the margin counts above the baseline's mean margin (when that is
+  positive), and a concept word the baseline already uses, or a function word
+  ("all", "always"), does not count. Without it, generic chat text was "on concept"
+  for flattery (unsteered answers: margin 0.18, all of them on concept; even
+  "Jterjapjjvjrjjjanjvjan" had 0.13) and any text with "all" was about bias.
 
 The texts used to judge must not be the ones a feature was chosen on
 (benchmarks/steering.py splits each concept set in two). Thresholds were set on the
@@ -94,20 +100,35 @@ def perplexity(lm, prompt_ids: torch.Tensor, completion_ids: Sequence[int]) -> f
     return float(nll.exp())
 
 
+# words too common in any answer to say anything about a concept
+FUNCTION_WORDS = frozenset("all always never any some every each most many more very just only also so such "
+                           "one ones the a an and or but not no yes it its this that these those".split())
+
+
 class ConceptJudge:
-    """One concept: its held-out positive and negative texts and its words."""
+    """One concept: its held-out positive and negative texts and its words; optionally
+    calibrated on the unsteered answers to the same prompts (module docstring)."""
 
     def __init__(self, embedder, positives: Sequence[str], negatives: Sequence[str], words: Sequence[str],
-                 thresholds: JudgeThresholds = JudgeThresholds()):
+                 thresholds: JudgeThresholds = JudgeThresholds(), baseline_texts: Sequence[str] = ()):
         if not positives or not negatives:
             raise ValueError("a concept judge needs held-out positive and negative texts")
-        self.embedder, self.words, self.thresholds = embedder, list(words), thresholds
+        self.embedder, self.thresholds = embedder, thresholds
         self.pos = F.normalize(embedder.embed(list(positives)).mean(0), dim=0)   # [384]
         self.neg = F.normalize(embedder.embed(list(negatives)).mean(0), dim=0)   # [384]
+        self.offset = 0.0
+        if baseline_texts:
+            self.offset = max(0.0, float(self.raw_margins(baseline_texts).mean()))
+        used = {w for w in words if words_in(" ".join(baseline_texts), [w])}
+        self.words = [w for w in words if w.lower() not in FUNCTION_WORDS and w not in used]
 
-    def margins(self, texts: Sequence[str]) -> torch.Tensor:
+    def raw_margins(self, texts: Sequence[str]) -> torch.Tensor:
         e = self.embedder.embed(list(texts))                                     # [n, 384], unit
         return e @ self.pos - e @ self.neg                                       # [n]
+
+    def margins(self, texts: Sequence[str]) -> torch.Tensor:
+        """cos(positives) − cos(negatives), less the baseline's mean when calibrated."""
+        return self.raw_margins(texts) - self.offset
 
     def judge(self, lm, prompt_ids: torch.Tensor, completions: Sequence[Sequence[int]],
               perplexities: Sequence[float] | None = None) -> list[Verdict]:
