@@ -69,7 +69,7 @@ def substituted(forward, lm, seqs: list[list[int]], n: int, batch: int = 64):
     The same numbers as last_position on the substituted sequences (to float rounding),
     but the tokens before q are not run again: their keys and values come from the one
     forward that finds the alternatives, so a 4-token context costs 2 x (3 + 2 + 1)
-    positions instead of 2 x 3 x 4 (N2G's substitution forwards, 40 % of its time)."""
+    positions instead of 2 x 3 x 4."""
     alts: list[list[list[int]]] = [[] for _ in seqs]
     got: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
     for chunk, ids in groups(seqs, batch):
