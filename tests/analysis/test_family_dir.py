@@ -34,9 +34,11 @@ def test_family_trains_tabulates_and_resumes(tmp_path, capsys):
     assert family.dir == fam and family.sizes == [16, 32, 64]
     assert served_run(fam) == fam / "n64"
     stamp = (fam / "n64" / "sae" / "sae_weights.safetensors").stat().st_mtime_ns
+    evaluated = (fam / "n64" / "eval.json").stat().st_mtime_ns
     capsys.readouterr()
-    assert main(["family", str(fam)]) == 0                                  # rerun: nothing trained again
+    assert main(["family", str(fam)]) == 0                                  # rerun: nothing trained or evaluated again
     assert (fam / "n64" / "sae" / "sae_weights.safetensors").stat().st_mtime_ns == stamp
+    assert (fam / "n64" / "eval.json").stat().st_mtime_ns == evaluated
     assert "| n16 | 16 |" in capsys.readouterr().out
 
 

@@ -24,7 +24,8 @@ def planted_family(seed: int = 0):
         concept = np.arange(n) % CONCEPTS
         dirs = centres[concept] + 0.25 * g.standard_normal((n, D))        # tight cones around each concept
         dirs *= g.uniform(0.5, 2.0, (n, 1))                                 # norms must not matter (cosine)
-        tokens = [[f" concept{c}", ",", f"filler{g.integers(1000)}"] for c in concept]  # "," is shared by every concept
+        # "," is among the top tokens of 90 % of all features, whatever their concept: it must name no region
+        tokens = [[f" concept{c}", f"filler{g.integers(1000)}"] + ([","] if g.random() < 0.9 else []) for c in concept]
         out[name] = (torch.tensor(dirs, dtype=torch.float32), concept, tokens)
     return out
 

@@ -88,10 +88,11 @@ def _norm(token: str) -> str:
 
 
 def label_clusters(assign: np.ndarray, xy: np.ndarray, point_tokens: list[list[str]], point_member: list[str],
-                   n_tokens: int = 3, min_fraction: float = 0.1) -> list[ClusterLabel]:
-    """Each cluster named by the top tokens its features share: ranked by the fraction
-    of the cluster's features having the token among their top tokens times its
-    rarity over the whole map (tf-idf), so "," shared by every cluster names none."""
+                   n_tokens: int = 3, min_fraction: float = 0.1, min_lift: float = 2.0) -> list[ClusterLabel]:
+    """Each cluster named by the top tokens its features share: tokens at least
+    `min_lift` times as common among the cluster's features as over the whole map (so
+    "," shared by every region names none), ranked by the fraction of the cluster's
+    features having the token among their top tokens times its rarity (tf-idf)."""
     sets = [{_norm(t) for t in toks if _norm(t)} for toks in point_tokens]
     overall = Counter(t for s in sets for t in s)
     n = max(len(sets), 1)
@@ -100,7 +101,7 @@ def label_clusters(assign: np.ndarray, xy: np.ndarray, point_tokens: list[list[s
         idx = np.nonzero(assign == c)[0]
         counts = Counter(t for i in idx for t in sets[i])
         scored = sorted(((frac * math.log(n / overall[t]), t, frac) for t, cnt in counts.items()
-                         if (frac := cnt / len(idx)) >= min_fraction and overall[t] < n), reverse=True)
+                         if (frac := cnt / len(idx)) >= min_fraction and frac >= min_lift * overall[t] / n), reverse=True)
         tokens = [(t, round(frac, 3)) for _, t, frac in scored[:n_tokens]]
         label = ", ".join(f'"{t}"' for t, _ in tokens) if tokens else "(no shared top token)"
         centre = xy[idx].mean(0)
