@@ -68,8 +68,8 @@ def substituted(forward, lm, seqs: list[list[int]], n: int, batch: int = 64):
 
     The same numbers as last_position on the substituted sequences (to float rounding),
     but the tokens before q are not run again: their keys and values come from the one
-    forward that finds the alternatives, so a 4-token context costs 2 x (3 + 2 + 1)
-    positions instead of 2 x 3 x 4 (N2G's substitution forwards, 40 % of its time)."""
+    forward that finds the alternatives, so a 4-token context (5 positions with the
+    BOS-like token) costs 2 x (4 + 3 + 2) positions instead of 2 x 3 x 5."""
     alts: list[list[list[int]]] = [[] for _ in seqs]
     got: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
     for chunk, ids in groups(seqs, batch):
