@@ -8,6 +8,7 @@ docstrings). Probing must find a direction planted among noise."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import textwrap
@@ -21,6 +22,7 @@ from monosemantic.autointerp.pool import PoolConfig, UnitForward, build_pool
 from monosemantic.autointerp.scorers import ablation, embedding, n2g
 from monosemantic.autointerp.units import Units, fit_thresholds
 from monosemantic.models import load_model
+from monosemantic.token_text import token_pieces
 
 LAYER = 1
 TOKEN = 777
@@ -69,7 +71,7 @@ def test_n2g_recovers_a_one_token_unit(embedding_lm, planted_pool):
     patterns, res = _n2g(embedding_lm, planted_pool, unit)
     assert patterns == [(TOKEN,)]  # every context token is a wildcard: substituting it keeps the activation
     assert res.n_fire >= 5 and res.precision == pytest.approx(1.0) and res.recall == pytest.approx(1.0)
-    assert "[[" in n2g.describe(patterns, lambda t: embedding_lm.tokenizer.decode([t]))
+    assert "[[" in n2g.describe(patterns, functools.partial(token_pieces, embedding_lm.tokenizer))
 
 
 def test_n2g_on_a_random_direction_is_far_from_perfect(embedding_lm, planted_pool):
@@ -208,3 +210,10 @@ def test_inside_brackets_and_tasks():
     names = {t.name for t in probing.sequence_tasks(src, np.arange(40) % 2 == 0)}
     assert {"language/de-DE", "language/fr-FR", "code_vs_prose", "source/debian-handbook", "source/python-stdlib"} <= names
     json.dumps(probing.summarise([probing.ProbeResult("t", "feature", 1, 0.7, 10, 10, [0])]))
+
+
+def test_n2g_explanation_shows_a_character_split_across_tokens_whole():
+    """"日" is two byte-level tokens; one at a time each would show as "\ufffd"."""
+    pieces = {1: b"\xe6\x97", 2: b"\xa5", 3: b" of", 4: b"x"}
+    text = n2g.describe([(2, 1, 3), (4, None, 3)], lambda ids: [pieces[i] for i in ids])
+    assert text == " of[[日]] |  of…[[x]]"

@@ -10,6 +10,7 @@ held-out text is recorded as such for every scorer, never scored 0."""
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from .. import atomic
 from ..errors import ConfigError
 from ..features import FeatureDB
+from ..token_text import token_pieces
 from .pool import Pool, PoolConfig, UnitForward, build_pool, cached_pool, doc_sources
 from .scorers import ablation, embedding, n2g
 from .units import UNIT_KINDS, Units, fit_thresholds, make_units, sample_ids
@@ -190,7 +192,7 @@ def interpret_run(run: str | Path, cfg: InterpretConfig | None = None, dtype: st
         pool = cached_pool(run_dir / "autointerp" / "pool.safetensors", key,
                            lambda: build_pool(lm, layer, tokens, sources, cfg.pool, db.meta.get("outlier_threshold"), progress))
         forward = UnitForward(lm, layer)
-        decode = lambda t: lm.tokenizer.decode([int(t)])  # noqa: E731
+        decode = functools.partial(token_pieces, lm.tokenizer)  # an N2G pattern's tokens as bytes
         embedder = embedder or embedding.SentenceEmbedder()
         chunks = embedding.make_chunks(pool, lambda ids: lm.tokenizer.decode(ids, skip_special_tokens=True), embedder, cfg.embedding)
         result.seconds["pool"] = time.perf_counter() - t0

@@ -21,6 +21,7 @@ import torch
 
 from ..shortseq import alternatives, last_position, substituted
 from ..units import Units, firing
+from ...token_text import text_of, token_texts
 
 Pattern = tuple  # token ids from the activating token backwards; None = any token
 
@@ -158,10 +159,26 @@ def score(patterns: list[Pattern], ids: torch.Tensor, fires: torch.Tensor, mask:
     return N2GResult(patterns, p, r, f1, n_fire, n_pred)
 
 
-def describe(patterns: list[Pattern], decode) -> str:
-    """`of … [[ Paris]] | [[ London]]`: context tokens, … for wildcards, the activating token in [[ ]]."""
+def describe(patterns: list[Pattern], pieces) -> str:
+    """`of … [[ Paris]] | [[ London]]`: context tokens, … for wildcards, the activating
+    token in [[ ]]. `pieces(ids)` gives the tokens' bytes (token_text.token_pieces):
+    each run of adjacent tokens is decoded together, so a character split across
+    tokens shows whole (the [[ ]] then holds the tokens from the one it starts in)."""
     parts = []
     for pattern in patterns:
-        toks = [("…" if t is None else decode(t)) for t in reversed(pattern[1:])]
-        parts.append("".join(toks) + "[[" + decode(pattern[0]) + "]]")
+        toks = list(reversed(pattern))  # context first, the activating token last
+        runs, run = [], []
+        for t in toks:
+            if t is None:
+                runs.append(run)
+                runs.append(None)
+                run = []
+            else:
+                run.append(int(t))
+        texts = token_texts(pieces(run))
+        head = len(run) - 1
+        while head > 0 and texts[head] == "":  # the activating token only continues a character
+            head -= 1
+        shown = ["…" if r is None else text_of(pieces(r)) for r in runs]
+        parts.append("".join(shown) + "".join(texts[:head]) + "[[" + "".join(texts[head:]) + "]]")
     return " | ".join(parts)
