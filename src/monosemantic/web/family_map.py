@@ -10,8 +10,6 @@ URLs are checked against the map's own member list, never used as paths as given
 
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +19,11 @@ from fastapi.responses import HTMLResponse, Response
 from ..analysis.family import family_root, is_member_dir
 from ..analysis.registry import output_dir
 from ..features import FeatureDB
+from .analyses import cached_json
 from .api import state_of
 from .pages import render, templates
 
 router = APIRouter(include_in_schema=False)
-_cache: dict[Path, tuple[tuple, bytes, dict]] = {}
-_lock = threading.Lock()
 
 
 def geometry_dir(run_dir: Path) -> Path | None:
@@ -54,15 +51,7 @@ def load_map(request: Request) -> tuple[bytes, dict]:
         where = f"{state.run_dir.parent}" if d else "FAMILY"
         raise HTTPException(404, f"no family map for {state.run_dir.name}: run `monosemantic analyze geometry {where}` first"
                             + ("" if d else " and serve one of the family's members"))
-    st = path.stat()
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    with _lock:
-        hit = _cache.get(path)
-        if hit is None or hit[0] != stamp:
-            raw = path.read_bytes()
-            hit = (stamp, raw, json.loads(raw))
-            _cache[path] = hit
-    return hit[1], hit[2]
+    return cached_json(path)
 
 
 def _member(request: Request, data: dict, member: str) -> tuple[int, Path]:
