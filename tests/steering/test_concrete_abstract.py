@@ -60,6 +60,8 @@ def test_a_train_half_pick_that_fails_held_out_is_unconfirmed():
     tr, te = kind_aurocs(*train), kind_aurocs(*test)
     cats = categorise(tr, te, 0.8, 0.6)
     assert cats[5] == "unconfirmed" and cats[0] == "shared"
+    result, _ = analyse_kinds("fluke", train, test)                      # judged on the test half, not the train one
+    assert 5 not in [f.feature for f in result.features] and result.counts["unconfirmed"] >= 1
 
 
 def test_concept_catalogue_command_on_tiny_model(tiny_model_dirs, lm, tmp_path, capsys):

@@ -54,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "concept", help="features for a concept: contrastive, highlighted span or logit effect",
-        description="Rank features for a concept. --concept NAME uses a shipped concept set (contrastive top candidates "
-        "re-ranked by logit effect toward its tokens); --positive/--negative FILE rank by contrastive firing; --span FILE "
+        description="Rank features for a concept. --concept NAME uses a concept set (contrastive top candidates "
+        "re-ranked by logit effect toward its tokens, on the set's train half; each feature's AUROC on the test half "
+        "is printed beside it); --positive/--negative FILE rank by contrastive firing; --span FILE "
         "ranks by firing inside [[...]] marks; --tokens a,b ranks by the decoder's logit effect toward those tokens.",
     )
     _add_run_arguments(p, optional=True)  # `concept --list` needs no run
