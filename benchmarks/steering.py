@@ -2,11 +2,12 @@
 
 For each concept set: features are chosen on one half of its texts and judged on the
 other. Chosen by their output effect (steering/selection.py: adding the decoder
-direction raises the log-probability of the half's positive texts more than of its
-negatives), the top `--combine` of them are added together at each strength (x each
-one's max activation over the dataset, at the generated positions only) while the
-model answers neutral chat prompts. Each completion is judged on concept (embedding
-margin to the *held-out* texts, or a concept word) and fluent (perplexity under the
+direction raises the log-probability of the half's positive texts, and more than of
+its negatives), the top `--combine` N of them are added together at each strength s
+(each at s/N x its max activation over the dataset, at the generated positions only)
+while the model answers neutral chat prompts. Each completion is judged on concept
+(embedding margin to the *held-out* texts above the unsteered answers' margin, or a
+concept word they do not use) and fluent (perplexity under the
 unsteered model, repeated trigrams, letters, word repeats). Baselines: random live
 features steered the same way (a random completion is judged against every concept),
 and with `--compare-input` the old choice by input (contrastive, re-ranked by logit
@@ -18,6 +19,7 @@ judge, for this benchmark only), the perplexity rise over the unsteered answers,
 the held-out log-probability gain (nats/token, positives minus negatives).
 
     .venv/bin/python benchmarks/steering.py RUN [--concepts a,b] [--strengths 1,2,5,10] [--random 4] [--json out.json]
+        [--random-cache random.json]   # one concept per process: docs/steering.md has the measured sweep
 """
 
 from __future__ import annotations

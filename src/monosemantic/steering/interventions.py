@@ -74,11 +74,11 @@ class Intervention:
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _SPEC = re.compile(rf"^\s*(\d+)\s*(?:=\s*(?:\+(?P<addx>{_NUMBER})x|(?P<clampx>{_NUMBER})x|\+(?P<add>{_NUMBER})|\*(?P<mul>{_NUMBER})|(?P<abs>{_NUMBER})))?\s*$")
 # A bare FEATURE adds DEFAULT_ADD times its max activation (times its decoder row) at
-# the generated positions: two features so (the benchmark's strength 2, split over its
-# top two) had the most completions both on concept and fluent in benchmarks/steering.py
-# (docs/steering.md); clamping every position at the paper's 5-10x destroys the text of
-# the 135M model.
-DEFAULT_ADD = 1.0
+# the generated positions: the top two features by output effect so (the benchmark's
+# strength 1, split over both) had the most completions both on concept and fluent in
+# benchmarks/steering.py (docs/steering.md); clamping every position at the paper's
+# 5-10x destroys the text of the 135M model.
+DEFAULT_ADD = 0.5
 DEFAULT_POSITIONS = "generated"
 
 SPEC_HELP = (f"FEATURE alone adds {DEFAULT_ADD:g} times the feature's max activation over the dataset along its decoder "
