@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..autointerp.scorers.embedding import auroc
+from ..auroc import auroc
 from ..errors import ConfigError
 from ..models.images import image_files, read_image
 from .image_prompt import image_features

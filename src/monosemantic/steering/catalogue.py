@@ -21,20 +21,16 @@ import torch
 from scipy.stats import mannwhitneyu
 from torch import Tensor
 
+from ..auroc import auroc_columns
 from .concept_sets import Concept
 from .concepts import RankedFeature, find_concept_features, text_maxes
 
 SPURIOUS_BELOW = 0.75   # held-out AUROC; at 20 vs 20 texts chance reaches it with p ≈ 0.003
 
 
-def auroc(pos: Tensor, neg: Tensor, chunk: int = 4096) -> Tensor:
-    """pos [P, n], neg [N, n] -> [n]: per column, P(a positive > a negative), ties
-    counting half (the Mann-Whitney U / (P·N)). A feature silent on every text gets 0.5."""
-    out = []
-    for s in range(0, pos.shape[1], chunk):
-        p, q = pos[:, None, s:s + chunk], neg[None, :, s:s + chunk]   # [P, 1, c], [1, N, c]
-        out.append(((p > q).float() + 0.5 * (p == q).float()).mean((0, 1)))
-    return torch.cat(out) if out else torch.zeros(0)
+def auroc(pos: Tensor, neg: Tensor) -> Tensor:
+    """pos [P, n], neg [N, n] -> [n]: per column, the AUROC of `monosemantic.auroc`."""
+    return torch.from_numpy(auroc_columns(pos, neg))
 
 
 def p_value(pos: Sequence[float], neg: Sequence[float]) -> float:

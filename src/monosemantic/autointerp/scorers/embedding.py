@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...auroc import auroc
 from ...errors import ConfigError
 from ..units import firing
 
@@ -91,14 +92,6 @@ def chunk_acts(chunks: Chunks, acts: torch.Tensor) -> torch.Tensor:
     """acts [N, T, n] -> [C, n]: each chunk's max activation over its valid tokens."""
     a = acts[chunks.row]  # [C, T, n]
     return torch.where(chunks.mask[..., None], a, torch.full_like(a, -float("inf"))).amax(1)
-
-
-def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Probability that a positive outscores a negative (ties count half)."""
-    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-    greater = (pos[:, None] > neg[None, :]).mean()
-    ties = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * ties)
 
 
 def _spread(idx: np.ndarray, n: int) -> np.ndarray:
