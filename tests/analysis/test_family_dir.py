@@ -128,3 +128,16 @@ def test_family_from_a_sweeps_planner(tmp_path):
     assert family.sizes == [p.n_latents for p in want]
     for m, p in zip(family.members, want):
         assert m.config["train"]["train"]["n_tokens"] == p.n_tokens and m.config["train"]["train"]["batch_size"] == 64
+
+
+def test_a_plain_run_is_not_taken_for_a_member_of_its_parent(tmp_path, capsys):
+    """runs/main owns its store; runs/other lends it. Analysing runs/main must not
+    adopt runs/ as a family of the two."""
+    runs = tmp_path / "runs"
+    (runs / "main").mkdir(parents=True)
+    store = npy_store(runs / "main" / "x.npy")
+    cfg = TrainConfig(n_tokens=512, batch_size=256)
+    train_runs([(runs / "main", {"n_latents": 8}, cfg), (runs / "other", {"n_latents": 16}, cfg)], activations=store, progress=False)
+    err = _one_line_error(capsys, ["analyze", "geometry", str(runs / "main")])
+    assert "one run with its own store" in err and "family directory" in err
+    assert open_family(runs / "other").sizes == [8, 16]                    # a lending run still finds its family

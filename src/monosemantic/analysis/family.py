@@ -92,7 +92,16 @@ def family_root(path: str | Path) -> Path:
         raise FamilyError(f"{path} is a file, not a family directory: {FIRST}")
     if (path / FAMILY_FILE).is_file() or not is_member_dir(path):
         return path
+    if not (path.parent / FAMILY_FILE).is_file() and _owns_its_store(path):
+        # A run with its own store is a plain run (the main job's), not a member: its
+        # parent is just where runs live, and the runs beside it are no family of it.
+        raise FamilyError(f"{path} is one run with its own store, not a family member: give the family directory, or {FIRST}")
     return path.parent
+
+
+def _owns_its_store(path: Path) -> bool:
+    store = Run(path).store_path.resolve()
+    return store == path.resolve() or path.resolve() in store.parents
 
 
 def _store_identity(run: Run) -> dict:
