@@ -141,3 +141,7 @@ def test_a_plain_run_is_not_taken_for_a_member_of_its_parent(tmp_path, capsys):
     err = _one_line_error(capsys, ["analyze", "geometry", str(runs / "main")])
     assert "one run with its own store" in err and "family directory" in err
     assert open_family(runs / "other").sizes == [8, 16]                    # a lending run still finds its family
+    from monosemantic.analysis.family import member_family
+    from monosemantic.report.family import family_section
+    assert member_family(runs / "main") is None and member_family(runs / "other") == runs
+    assert family_section(runs / "main", tmp_path / "report") == []      # no "Family runs" heading in its report

@@ -92,22 +92,37 @@ def family_root(path: str | Path) -> Path:
         raise FamilyError(f"{path} is a file, not a family directory: {FIRST}")
     if (path / FAMILY_FILE).is_file() or not is_member_dir(path):
         return path
-    if not (path.parent / FAMILY_FILE).is_file() and _owns_its_store(path):
-        # A run with its own store is a plain run (the main job's), not a member: its
-        # parent is just where runs live, and the runs beside it are no family of it.
+    if member_family(path) is None:
         raise FamilyError(f"{path} is one run with its own store, not a family member: give the family directory, or {FIRST}")
     return path.parent
 
 
+def member_family(run_dir: str | Path) -> Path | None:
+    """The family directory a run belongs to, or None for a plain run. A run with its
+    own store (the main job's) is no member unless its parent has family.json: its
+    parent is just where runs live, and the runs beside it are no family of it."""
+    run_dir = Path(run_dir)
+    if not is_member_dir(run_dir):
+        return None
+    if (run_dir.parent / FAMILY_FILE).is_file() or not _owns_its_store(run_dir):
+        return run_dir.parent
+    return None
+
+
 def _owns_its_store(path: Path) -> bool:
-    store = Run(path).store_path.resolve()
-    return store == path.resolve() or path.resolve() in store.parents
+    run = Run(path)
+    store = run.store_path.resolve()
+    return _has_store(run) and (store == path.resolve() or path.resolve() in store.parents)
+
+
+def _has_store(run: Run) -> bool:
+    store = run.store_path
+    return (store / "activations").is_dir() if store.is_dir() else store.is_file()
 
 
 def _store_identity(run: Run) -> dict:
     m, store = run.manifest, run.store_path
-    has_store = (store / "activations").is_dir() if store.is_dir() else store.is_file()
-    return {"store": str(store.resolve()) if has_store else None, "model": m.get("model") or run.model_name, "layer": run.layer,
+    return {"store": str(store.resolve()) if _has_store(run) else None, "model": m.get("model") or run.model_name, "layer": run.layer,
             "tokens": m.get("tokens_digest"), "d_in": run.sae_cfg.get("d_in") or m.get("d")}
 
 

@@ -8,15 +8,15 @@ import html
 from pathlib import Path
 
 from .. import atomic
-from ..analysis.family import family_root, is_member_dir
+from ..analysis.family import member_family
 from ..analysis.family_build import TABLE_JSON
 
 
 def family_section(run_dir: Path, out: Path) -> list[str]:
     """HTML blocks for RUN/report/index.html; [] when the run is no family member."""
-    if not is_member_dir(run_dir):
+    family = member_family(run_dir)
+    if family is None:
         return []
-    family = family_root(run_dir)
     body = [f"<h2>Family {html.escape(family.name)}</h2>"]
     table = family / TABLE_JSON
     if table.is_file():

@@ -18,7 +18,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..analysis.family import family_root, is_member_dir
+from ..analysis.family import member_family
 from ..analysis.registry import output_dir
 from .api import state_of
 from .pages import render, templates
@@ -31,8 +31,8 @@ _lock = threading.Lock()
 
 def analysis_dir(run_dir: Path, name: str) -> Path | None:
     """FAMILY/analysis/<name> of the served run's family, if the run is a member."""
-    run_dir = Path(run_dir)
-    return output_dir(family_root(run_dir), name) if is_member_dir(run_dir) else None
+    family = member_family(run_dir)
+    return output_dir(family, name) if family is not None else None
 
 
 def _exists(name: str, file: str):

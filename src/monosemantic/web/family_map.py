@@ -16,7 +16,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ..analysis.family import family_root, is_member_dir
+from ..analysis.family import member_family
 from ..analysis.registry import output_dir
 from ..features import FeatureDB
 from .analyses import cached_json
@@ -28,10 +28,8 @@ router = APIRouter(include_in_schema=False)
 
 def geometry_dir(run_dir: Path) -> Path | None:
     """FAMILY/analysis/geometry of the served run's family, if the run is a member."""
-    run_dir = Path(run_dir)
-    if not is_member_dir(run_dir):
-        return None
-    return output_dir(family_root(run_dir), "geometry")
+    family = member_family(run_dir)
+    return output_dir(family, "geometry") if family is not None else None
 
 
 def has_map(request: Request) -> bool:
