@@ -142,3 +142,17 @@ def test_feature_pages_list_their_image_examples(vlm_client, vlm_run, opened):
     assert vlm_client.get("/images/..%2Fconfig.json.png").status_code in (404, 422)
     page = vlm_client.get("/features/7")
     assert 'id="image-examples"' in page.text
+
+
+def test_the_image_inspector_link_is_shown_to_vision_runs_only(vlm_client, client):
+    assert 'id="nav-image"' in vlm_client.get("/features").text
+    assert 'id="nav-image"' not in client.get("/features").text           # the tiny text-only Llama
+
+
+def test_a_run_served_before_its_model_loads_knows_it_is_a_vision_run(vlm_run, opened):
+    from monosemantic.models.loading import is_vision_model
+    from monosemantic.run import Run
+
+    assert is_vision_model(Run(vlm_run).model_spec) and not is_vision_model("embedded") and not is_vision_model(None)
+    with TestClient(create_app(vlm_run, model=False)) as lazy:                 # no model loaded: the config decides
+        assert 'id="nav-image"' in lazy.get("/features").text

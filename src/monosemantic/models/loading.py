@@ -129,6 +129,21 @@ def _from_pretrained(source: Path | str, dtype: torch.dtype):
         return load()
 
 
+def is_vision_model(spec: str | None) -> bool:
+    """Whether `spec` names a vision-language model, read from its config alone (no
+    weights, no network, no GGUF dequantisation): the embedded model and GGUF files
+    are text-only."""
+    if not spec or spec.lower() in EMBEDDED_ALIASES or spec.lower() in GEMMA_ALIASES or spec.endswith(".gguf"):
+        return False
+    from transformers import AutoConfig
+
+    try:
+        return is_vision_config(AutoConfig.from_pretrained(Path(spec).expanduser() if Path(spec).expanduser().is_dir() else spec,
+                                                           local_files_only=True))
+    except (OSError, ValueError):
+        return False
+
+
 def load_model(spec: str = "embedded", dtype: str = "auto", device: str = "cpu") -> LanguageModel:
     """Load a causal LM for harvesting and editing its residual stream.
 

@@ -18,14 +18,29 @@ from fastapi.responses import HTMLResponse, Response
 from ..features.image_examples import image_examples_of, image_png
 from ..features.image_prompt import frame_png, image_features
 from ..models.images import decode_image
-from ..models.vision import require_vision
+from ..models.loading import is_vision_model
+from ..models.vision import VisionLanguageModel, require_vision
 from .api import LIMITS, check_feature_id, explanations_for, state_of
 from .compute import check_prompt_tokens
-from .pages import render
+from .pages import render, templates
 
 IMAGE_API = "/api/image"
 router = APIRouter()
 pages = APIRouter(include_in_schema=False)
+
+
+def has_images(request: Request) -> bool:
+    """The Image inspector link is shown for a vision-language run only (the model
+    already loaded, or its config), never to a text-only run where every upload fails."""
+    state = state_of(request)
+    if state.lm is not None:
+        return isinstance(state.lm, VisionLanguageModel)
+    if not hasattr(state, "_vision_run"):
+        state._vision_run = is_vision_model(state.run.model_spec)
+    return state._vision_run
+
+
+templates.env.globals["image_inspector_exists"] = has_images
 
 
 def _png_url(png: bytes) -> str:
