@@ -84,9 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
-    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
-                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
-                        "by latents, for relu/topk/batchtopk; docs/distributed.md). Default data")
+    parser.add_argument("--parallel", default="data", choices=["data", "feature", "mesh"],
+                        help="with several ranks: data (each rank a slice of every batch), feature (the dictionary split "
+                        "by latents, for relu/topk/batchtopk/jumprelu) or mesh (both: --feature-ranks F ranks per dictionary, "
+                        "N/F data groups; docs/distributed.md). Default data")
+    parser.add_argument("--feature-ranks", type=int, default=None, metavar="F",
+                        help="with --parallel mesh: how many ranks split each copy of the dictionary (a divisor of --nproc)")
     parser.set_defaults(func=_train)
 
 
@@ -99,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
     world = init_world()
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force,
-                       world=world, parallel=args.parallel)
+                       world=world, parallel=args.parallel, feature_ranks=args.feature_ranks)
     if not world.is_main:
         return 0
     if result is None:

@@ -92,12 +92,16 @@ class JumpReLUSAE(SAE):
         return [{"params": rest, "lr_scale": 1.0}, {"params": [self.log_threshold], "lr_scale": self.THRESHOLD_LR_SCALE}]
 
     @torch.no_grad()
-    def init_from_data(self, sample: Tensor) -> None:
+    def init_from_data(self, sample: Tensor, all_latents=None) -> None:
+        """`all_latents` maps a per-latent vector of this SAE to the whole dictionary's
+        (a feature-sharded SAE is a slice of it, train/sharded.py): ε is a statistic over
+        every latent."""
         std = self.pre_acts(sample.to(self.W_enc.dtype)).std(0).clamp_min(1e-6)  # [n]
         if self.cfg.jumprelu_init_threshold is None:
             self.log_threshold.copy_((self.INIT_THRESHOLD_STDS * std).log())
         if self.cfg.jumprelu_bandwidth is None:
-            self.bandwidth.fill_(0.1 * float(std.median()))
+            every = std if all_latents is None else all_latents(std)            # [n_latents]
+            self.bandwidth.fill_(0.1 * float(every.median()))
 
     @property
     def threshold(self) -> Tensor:
@@ -120,20 +124,33 @@ class JumpReLUSAE(SAE):
         pre = self.pre_acts(x)                                             # [..., n]
         return pre * (pre > self.threshold)
 
-    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
-        pre = self.pre_acts(x)                                             # [B, n]
-        theta = self.threshold.to(pre.dtype)
-        eps = float(self.bandwidth)
-        f = _JumpReLU.apply(pre, theta, eps)                               # [B, n], ≥ 0
-        x_hat = self.decode(f)                                             # [B, d]
-        mse = mse_term(x_hat, x)
-        l0 = _Step.apply(pre, theta, eps).float().sum(-1).mean()
-        loss = mse + self.cfg.l0_coefficient * sparsity_scale * l0
-        terms = {"mse": mse.detach(), "l0": l0.detach()}
+    def activate(self, pre: Tensor) -> Tensor:
+        """[B, n] pre-activations -> f ≥ 0, with θ's straight-through gradient."""
+        return _JumpReLU.apply(pre, self.threshold.to(pre.dtype), float(self.bandwidth))
+
+    def penalty_terms(self, pre: Tensor, f: Tensor) -> dict[str, Tensor]:
+        """The sparsity terms, each a sum over this SAE's latents (a mean over rows):
+        a dictionary split by latents has the sum of its slices' terms (train/sharded.py)."""
+        theta, eps = self.threshold.to(pre.dtype), float(self.bandwidth)
+        terms = {"l0": _Step.apply(pre, theta, eps).float().sum(-1).mean()}
         if self.cfg.jumprelu_preact_coefficient:
             # the only gradient a latent below its threshold everywhere still gets
-            preact = (theta - pre).relu().float().sum(-1).mean()
-            loss = loss + self.cfg.jumprelu_preact_coefficient * preact
-            terms["preact"] = preact.detach()
+            terms["preact"] = (theta - pre).relu().float().sum(-1).mean()
+        return terms
+
+    def penalty(self, terms: dict[str, Tensor], sparsity_scale: float) -> Tensor:
+        """What `penalty_terms` (of the whole dictionary) add to the MSE."""
+        loss = self.cfg.l0_coefficient * sparsity_scale * terms["l0"]
+        if "preact" in terms:
+            loss = loss + self.cfg.jumprelu_preact_coefficient * terms["preact"]
+        return loss
+
+    def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
+        pre = self.pre_acts(x)                                             # [B, n]
+        f = self.activate(pre)                                             # [B, n], ≥ 0
+        x_hat = self.decode(f)                                             # [B, d]
+        mse = mse_term(x_hat, x)
+        terms = self.penalty_terms(pre, f)
+        loss = mse + self.penalty(terms, sparsity_scale)
         n_active, fired = self._stats(f)
-        return ForwardOutput(x_hat, f, loss, terms, n_active, fired)
+        return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), **{k: v.detach() for k, v in terms.items()}}, n_active, fired)

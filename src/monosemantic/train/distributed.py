@@ -136,14 +136,17 @@ class RankSlice(BatchLoader):
         return rows[self.rank * per : (self.rank + 1) * per]
 
 
-def make_parallel(scheme: str, world: World, batch_size: int):
-    """The hooks for `--parallel SCHEME` on `world` (one process: Single)."""
-    if scheme not in ("data", "feature"):
-        raise ConfigError(f"--parallel must be data or feature, got {scheme!r}")
+def make_parallel(scheme: str, world: World, batch_size: int, feature_ranks: int | None = None):
+    """The hooks for `--parallel SCHEME` on `world` (one process: Single); "mesh"
+    splits the dictionary over `feature_ranks` ranks (mesh.py)."""
+    if scheme not in ("data", "feature", "mesh"):
+        raise ConfigError(f"--parallel must be data, feature or mesh, got {scheme!r}")
+    if (scheme == "mesh") != (feature_ranks is not None):
+        raise ConfigError("--feature-ranks F goes with --parallel mesh (and mesh needs it)")
     if not world.distributed:
         return Single(world)
     if scheme == "data":
         return DataParallel(world, batch_size)
-    from .sharded import FeatureSharded
+    from .mesh import FeatureSharded
 
-    return FeatureSharded(world)
+    return FeatureSharded(world, batch_size, feature_ranks)
