@@ -57,6 +57,9 @@ def save_sharded(directory: Path, state: dict, world: World, lo: int, hi: int, l
     marker_path = directory / MARKER
     if world.is_main:
         previous = atomic.read_json(marker_path)["dir"] if marker_path.is_file() else None
+        for stale in sub.glob("rank-*.pt"):  # left by an earlier layout (other F) of the same step
+            if int(stale.stem.split("-")[1]) >= shards:
+                stale.unlink()
         marker = {"step": step, "world_size": shards, "n_latents": n, "dir": sub.name,
                   "ranges": [list(shard_range(n, r, shards)) for r in range(shards)]}
         atomic.write_json(marker_path, marker)  # the commit point
