@@ -57,7 +57,8 @@ def harvest_run(
         raise ConfigError("give --layer or --layers, not both")
     run = Run.of(run)
     run_dir = run.dir
-    lm = lm or run.load_model(dtype, spec=model)
+    world = world or World()
+    lm = lm or run.load_model(dtype, spec=model, device=str(world.device))  # cuda:LOCAL_RANK under NCCL
     layers = sorted(set(layers)) if layers else None
     layer = lm.default_layer if layer is None and not layers else layer
     for checked in layers or [layer]:
@@ -65,7 +66,6 @@ def harvest_run(
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
     if layers:
         settings["layers"] = layers
-    world = world or World()
     world.agree("the harvest settings", settings)
     # float16 activations (one store per layer) plus three int32 token arrays per token, and ~10 % for manifests and the corpus
     check_disk(run_dir, 1.1 * n_tokens * (2 * lm.d_model * len(layers or [layer]) + 12), f"harvesting {n_tokens:,} tokens", "--tokens")

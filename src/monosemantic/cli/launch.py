@@ -12,13 +12,18 @@ import os
 import sys
 import uuid
 
-from ..distributed import launched_by_torchrun
+import torch
+
+from ..distributed import BACKENDS, launched_by_torchrun, resolve_backend
 from ..errors import ConfigError, DistributedError
 
 
 def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
-                        help=f"{what} as N local processes under torchrun (gloo; default 1: one process)")
+                        help=f"{what} as N local processes under torchrun (default 1: one process)")
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
+                        help="torch.distributed backend with several ranks: nccl (each rank on cuda:LOCAL_RANK) or "
+                        "gloo (CPU); default auto: nccl when torch sees CUDA GPUs, else gloo")
 
 
 def strip_nproc(argv: list[str]) -> list[str]:
@@ -37,7 +42,12 @@ def should_launch(args: argparse.Namespace) -> bool:
     """True when this process is the launcher (not yet a torchrun rank)."""
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
-    return args.nproc > 1 and not launched_by_torchrun()
+    if args.nproc == 1 or launched_by_torchrun():
+        return False
+    if resolve_backend(getattr(args, "backend", None)) == "nccl" and args.nproc > torch.cuda.device_count():
+        raise DistributedError(f"--nproc {args.nproc} with NCCL needs a GPU per rank and torch sees {torch.cuda.device_count()}: "
+                               "use fewer ranks, or --backend gloo")
+    return True
 
 
 def launch(nproc: int, argv: list[str]) -> int:

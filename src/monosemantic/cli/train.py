@@ -99,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if should_launch(args):
         return launch(args.nproc, args.argv)
-    world = init_world()
+    world = init_world(args.backend)
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force,
                        world=world, parallel=args.parallel, feature_ranks=args.feature_ranks)

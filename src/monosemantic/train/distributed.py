@@ -39,6 +39,11 @@ class Single:
     def is_main(self) -> bool:
         return self.world.is_main
 
+    @property
+    def device(self) -> torch.device:
+        """Where the SAE, its batches and its optimiser state live (the CPU here)."""
+        return torch.device("cpu")
+
     def make_sae(self, cfg: SAEConfig) -> SAE:
         return make_sae(cfg)
 
@@ -87,8 +92,12 @@ class DataParallel(Single):
             raise ConfigError(f"--batch-size {batch_size} does not split evenly over {world.size} ranks: use a multiple of {world.size}")
         self.local_rows = batch_size // world.size
 
+    @property
+    def device(self) -> torch.device:
+        return self.world.device  # cuda:LOCAL_RANK under NCCL
+
     def make_sae(self, cfg: SAEConfig) -> SAE:
-        sae = make_sae(cfg)
+        sae = make_sae(cfg).to(self.device)  # initialised on the CPU, as one process does, then moved
         for tensor in list(sae.parameters()) + list(sae.buffers()):  # guard: rank 0's weights everywhere
             if self.world.distributed:
                 torch.distributed.broadcast(tensor.data, src=0)
