@@ -17,7 +17,7 @@ reloadable on any (D, F) and by one process (sharded_checkpoint.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,13 @@ from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_ra
 @dataclass(frozen=True)
 class Group(World):
     """One row or column of the mesh seen as a World: rank and size within the
-    process group, collectives over it only."""
+    process group, collectives over it only, on the World's device."""
 
     group: Any = None
 
     def barrier(self) -> None:
         if self.distributed:
-            dist.barrier(group=self.group)
+            dist.barrier(group=self.group, **({"device_ids": [self.local_rank]} if self.backend == "nccl" else {}))
 
     def all_gather_object(self, obj: Any) -> list:
         if not self.distributed:
@@ -60,27 +60,32 @@ class Group(World):
 
     def all_reduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         if self.distributed:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=self.group)
+            work = self._on_device(tensor)
+            dist.all_reduce(work, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=self.group)
             if op == "mean":
-                tensor.div_(self.size)
+                work.div_(self.size)
+            if work is not tensor:
+                tensor.copy_(work)
         return tensor
 
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         if not self.distributed:
             return [tensor]
-        out = [torch.empty_like(tensor) for _ in range(self.size)]
-        dist.all_gather(out, tensor.contiguous(), group=self.group)
-        return out
+        work = self._on_device(tensor).contiguous()
+        out = [torch.empty_like(work) for _ in range(self.size)]
+        dist.all_gather(out, work, group=self.group)
+        return [t.to(tensor.device) for t in out]
 
 
 def mesh_groups(world: World, feature_ranks: int) -> tuple[World, World]:
     """-> (this rank's feature group, its data group). Every rank creates every
     group, in the same order (torch.distributed.new_group's rule)."""
     size, F = world.size, feature_ranks
+    alone = replace(world, rank=0, size=1)                                # a group of one: no collectives, same device
     if F == size:
-        return world, World()
+        return world, alone
     if F == 1:
-        return World(), world
+        return alone, world
     mine: dict[str, World] = {}
     layouts = {"feature": [list(range(d * F, (d + 1) * F)) for d in range(size // F)],
                "data": [list(range(f, size, F)) for f in range(F)]}
@@ -88,7 +93,8 @@ def mesh_groups(world: World, feature_ranks: int) -> tuple[World, World]:
         for ranks in groups:
             group = dist.new_group(ranks)
             if world.rank in ranks:
-                mine[kind] = Group(ranks.index(world.rank), len(ranks), group)
+                mine[kind] = Group(rank=ranks.index(world.rank), size=len(ranks), local_rank=world.local_rank,
+                                   backend=world.backend, group=group)
     return mine["feature"], mine["data"]
 
 
@@ -108,12 +114,16 @@ class FeatureSharded(Single):
         self.row_slice = (self.replicas.rank, D) if D > 1 else None    # this rank's rows of every global batch
         self.sae: ShardedSAE | None = None
 
+    @property
+    def device(self) -> torch.device:
+        return self.world.device  # cuda:LOCAL_RANK under NCCL
+
     def make_sae(self, cfg: SAEConfig) -> ShardedSAE:
         if cfg.architecture not in SHARDABLE:
             raise ConfigError(f"--parallel {self.scheme} supports {', '.join(SHARDABLE)}, not {cfg.architecture}: use --parallel data")
         if cfg.n_latents < self.shards.size:
             raise ConfigError(f"{cfg.n_latents} latents cannot be split over {self.shards.size} ranks")
-        self.sae = ShardedSAE(cfg, self.shards, self.replicas, self.world)
+        self.sae = ShardedSAE(cfg, self.shards, self.replicas, self.world).to(self.device)  # initialised on the CPU, then moved
         return self.sae
 
     def local_latents(self, cfg: SAEConfig) -> int:
@@ -141,8 +151,8 @@ class FeatureSharded(Single):
             for _, p in params:
                 p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
                 offset += p.numel()
-        sharded = torch.zeros((), dtype=torch.float64)
-        replicated = torch.zeros((), dtype=torch.float64)
+        sharded = torch.zeros((), dtype=torch.float64, device=self.device)
+        replicated = torch.zeros((), dtype=torch.float64, device=self.device)
         for name, p in params:
             sq = p.grad.double().pow(2).sum()
             if name in SHARD_AXIS:
@@ -170,7 +180,8 @@ class FeatureSharded(Single):
 
     def gather_sae(self) -> SAE | None:
         """The whole trained SAE on rank 0 (None elsewhere), for RUN/sae."""
-        pieces = self.shards.all_gather_object((self.sae.lo, self.sae.hi, self.sae.local.state_dict()))
+        mine = {name: t.cpu() for name, t in self.sae.local.state_dict().items()}
+        pieces = self.shards.all_gather_object((self.sae.lo, self.sae.hi, mine))
         if not self.world.is_main:
             return None
         full = make_sae(self.sae.cfg)

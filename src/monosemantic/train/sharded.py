@@ -167,7 +167,7 @@ class ShardedSAE(nn.Module):
         aux = self._auxk(x, x_hat, pre, b_dec_in, dead_mask)
         loss = mse + self.cfg.aux_coefficient * aux
         active = acts.detach() > 0
-        fired = torch.zeros(self.hi - self.lo, dtype=torch.bool)
+        fired = torch.zeros(self.hi - self.lo, dtype=torch.bool, device=x.device)
         fired[top_indices[active]] = True
         local_acts = lambda: densify(acts, top_indices, self.hi - self.lo)  # [B, n_local]
         return ForwardOutput(x_hat, local_acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, n_active, fired)
