@@ -25,13 +25,32 @@ Saved for SAELens as "jumprelu" (apply_b_dec_to_input = False, tensor `threshold
 
 from __future__ import annotations
 
+import argparse
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .base import SAE, ForwardOutput, mse_term
+from .base import SAE, ForwardOutput, SAEConfig, geometric_median, mse_term, option
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"takes true or false, got {text!r}")
+
+
+@dataclass
+class JumpReLUConfig(SAEConfig):
+    jumprelu_threshold_lr_scale: float = option(1.0, "log θ's learning rate over the scheduled one")
+    jumprelu_bandwidth_stds: float = option(0.1, "ε in units of the median pre-activation std of the first batch (when --jumprelu-bandwidth is not given)")
+    jumprelu_init_threshold_stds: float = option(1.0, "θ₀ in units of each latent's pre-activation std (when --jumprelu-init-threshold is not given)")
+    jumprelu_centre_init: bool = option(True, "start b_dec at the data's geometric median and b_enc at −median·W_enc", parse=_flag_bool)
+    jumprelu_preact_dead_only: bool = option(False, "apply the pre-activation loss to dead latents only", parse=_flag_bool)
 
 
 def _rectangle(u: Tensor) -> Tensor:
@@ -70,7 +89,10 @@ class _Step(torch.autograd.Function):
 
 
 class JumpReLUSAE(SAE):
-    uses = ("l0_coefficient", "jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_preact_coefficient")
+    config_class = JumpReLUConfig
+    uses = ("l0_coefficient", "jumprelu_bandwidth", "jumprelu_init_threshold", "jumprelu_preact_coefficient",
+            "jumprelu_threshold_lr_scale", "jumprelu_bandwidth_stds", "jumprelu_init_threshold_stds",
+            "jumprelu_centre_init", "jumprelu_preact_dead_only")
     sparsity_knob, knob_label, penalty_term = "l0_coefficient", "l0_", "l0"
     bf16_safe = False                     # its thresholds were never measured in bfloat16
     saelens_architecture = "jumprelu"
@@ -79,25 +101,39 @@ class JumpReLUSAE(SAE):
     unit_norm_decoder = True
     decoder_init_norm = 1.0
 
-    INIT_THRESHOLD_STDS = 1.0    # θ₀ in units of each latent's pre-activation std
-    THRESHOLD_LR_SCALE = 10.0    # log θ's lr over the scheduled one
+    @classmethod
+    def config_problem(cls, cfg) -> str | None:
+        for name in ("jumprelu_threshold_lr_scale", "jumprelu_bandwidth_stds", "jumprelu_init_threshold_stds"):
+            v = getattr(cfg, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                return f"{name} must be a finite number > 0, got {v!r}"
+        for name in ("jumprelu_centre_init", "jumprelu_preact_dead_only"):
+            if not isinstance(getattr(cfg, name), bool):
+                return f"{name} must be true or false, got {getattr(cfg, name)!r}"
+        return None
 
     def __init__(self, cfg):
+        if not isinstance(cfg, JumpReLUConfig):              # a plain SAEConfig: this class's defaults for the rest
+            cfg = JumpReLUConfig(**asdict(cfg))
         super().__init__(cfg)
         self.log_threshold = nn.Parameter(torch.full((cfg.n_latents,), math.log(cfg.jumprelu_init_threshold or 1e-3)))  # [n]
         self.register_buffer("bandwidth", torch.tensor(float(cfg.jumprelu_bandwidth or 1e-3)))  # ε; in checkpoints
 
     def param_groups(self) -> list[dict]:
         rest = [p for name, p in self.named_parameters() if name != "log_threshold"]
-        return [{"params": rest, "lr_scale": 1.0}, {"params": [self.log_threshold], "lr_scale": self.THRESHOLD_LR_SCALE}]
+        return [{"params": rest, "lr_scale": 1.0}, {"params": [self.log_threshold], "lr_scale": self.cfg.jumprelu_threshold_lr_scale}]
 
     @torch.no_grad()
     def init_from_data(self, sample: Tensor) -> None:
+        if self.cfg.jumprelu_centre_init:
+            median = geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype)  # [d]
+            self.b_dec.copy_(median)
+            self.b_enc.copy_(-(median @ self.W_enc))
         std = self.pre_acts(sample.to(self.W_enc.dtype)).std(0).clamp_min(1e-6)  # [n]
         if self.cfg.jumprelu_init_threshold is None:
-            self.log_threshold.copy_((self.INIT_THRESHOLD_STDS * std).log())
+            self.log_threshold.copy_((self.cfg.jumprelu_init_threshold_stds * std).log())
         if self.cfg.jumprelu_bandwidth is None:
-            self.bandwidth.fill_(0.1 * float(std.median()))
+            self.bandwidth.fill_(self.cfg.jumprelu_bandwidth_stds * float(std.median()))
 
     @property
     def threshold(self) -> Tensor:
@@ -127,13 +163,27 @@ class JumpReLUSAE(SAE):
         f = _JumpReLU.apply(pre, theta, eps)                               # [B, n], ≥ 0
         x_hat = self.decode(f)                                             # [B, d]
         mse = mse_term(x_hat, x)
-        l0 = _Step.apply(pre, theta, eps).float().sum(-1).mean()
+        l0 = self.l0_term(pre, theta, eps)
         loss = mse + self.cfg.l0_coefficient * sparsity_scale * l0
         terms = {"mse": mse.detach(), "l0": l0.detach()}
         if self.cfg.jumprelu_preact_coefficient:
-            # the only gradient a latent below its threshold everywhere still gets
-            preact = (theta - pre).relu().float().sum(-1).mean()
+            preact = self.preact_term(pre, theta, dead_mask)
             loss = loss + self.cfg.jumprelu_preact_coefficient * preact
             terms["preact"] = preact.detach()
         n_active, fired = self._stats(f)
         return ForwardOutput(x_hat, f, loss, terms, n_active, fired)
+
+    # --- the loss terms, one method each (a feature-sharded trainer sums them per shard)
+    @staticmethod
+    def l0_term(pre: Tensor, theta: Tensor, eps: float) -> Tensor:
+        """Σᵢ H(preᵢ − θᵢ), batch mean; θ gets the straight-through gradient."""
+        return _Step.apply(pre, theta, eps).float().sum(-1).mean()
+
+    def preact_term(self, pre: Tensor, theta: Tensor, dead_mask: Tensor | None) -> Tensor:
+        """Σᵢ ReLU(θᵢ − preᵢ), batch mean (Anthropic, January 2025): the only gradient a
+        latent below its threshold everywhere still gets. With jumprelu_preact_dead_only,
+        over the latents `dead_mask` flags only (none without a mask)."""
+        gap = (theta - pre).relu().float()                                 # [B, n], ≥ 0
+        if self.cfg.jumprelu_preact_dead_only:
+            gap = gap * (dead_mask.to(gap.dtype) if dead_mask is not None else 0.0)
+        return gap.sum(-1).mean()
