@@ -7,7 +7,8 @@ FVE, L0, the fraction of latents that never fire (dead) and that fire on fewer t
 larger sample of training rows, where 10⁻⁴ is more than one firing.
 
     python benchmarks/jumprelu_dead.py STORE [--tokens 1200000] [--latents 4096]
-        --candidate today --candidate "centred:jumprelu_centre_init=true" ...
+        --candidate old:jumprelu_threshold_lr_scale=10,jumprelu_centre_init=false --candidate new ...
+    python benchmarks/jumprelu_dead.py STORE --measure RUN [RUN ...]   # SAEs trained by `monosemantic train`
     (docs/training.md, "JumpReLU's dead latents", has the table and the commands)
 """
 
@@ -48,18 +49,7 @@ def _fractions(sae, x: torch.Tensor) -> tuple[float, float]:
     return float((rate == 0).double().mean()), float(((rate > 0) & (rate < RARE)).double().mean())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("store", help="an activation store directory (or a run directory holding activations/)")
-    parser.add_argument("--candidate", action="append", required=True, metavar="NAME[:FIELD=VALUE,...]")
-    parser.add_argument("--latents", type=int, default=4096)
-    parser.add_argument("--tokens", type=int, default=1_200_000)
-    parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--train-sample", type=int, default=100_000, help="training rows to count dead/rare on as well")
-    parser.add_argument("--json", default=None, help="also write the table here")
-    args = parser.parse_args()
-    store = open_store(args.store)
-    candidates = [_candidate(c) for c in args.candidate]
+def _train(store, candidates: list[tuple[str, dict]], args) -> list[tuple[str, torch.nn.Module]]:
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0)
     jobs = [TrainJob(config_for({"architecture": "jumprelu", "d_in": store.d, "n_latents": args.latents,
                                  "norm_scale": store.norm_scale, **fields}), cfg) for _, fields in candidates]
@@ -68,20 +58,43 @@ def main() -> None:
     results = train_many(stream, jobs, progress=True)
     print(f"trained {len(jobs)} JumpReLU SAEs of {args.latents} latents on {args.tokens:,} tokens in one pass: "
           f"{time.perf_counter() - start:.0f} s")
-    heldout = store.sample(1 << 30, split="heldout")           # scaled, as the SAEs trained
+    return [(name, result.sae.eval()) for (name, _), result in zip(candidates, results)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store", help="an activation store directory (or a run directory holding activations/)")
+    parser.add_argument("--candidate", action="append", default=[], metavar="NAME[:FIELD=VALUE,...]")
+    parser.add_argument("--measure", nargs="+", default=[], metavar="RUN", help="measure these run directories' SAEs instead of training")
+    parser.add_argument("--latents", type=int, default=4096)
+    parser.add_argument("--tokens", type=int, default=1_200_000)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--train-sample", type=int, default=100_000, help="training rows to count dead/rare on as well")
+    parser.add_argument("--json", default=None, help="also write the table here")
+    args = parser.parse_args()
+    store = open_store(args.store)
+    heldout = store.sample(1 << 30, split="heldout")           # scaled, as the SAEs train
     train_rows = store.sample(args.train_sample, split="train")
+    if args.measure:
+        from monosemantic.run import Run
+
+        named = [(run, Run.of(run).sae().eval()) for run in args.measure]
+        scale = store.norm_scale                               # a saved SAE is in raw units
+    elif args.candidate:
+        named = _train(store, [_candidate(c) for c in args.candidate], args)
+        scale = 1.0
+    else:
+        parser.error("give --candidate (to train) or --measure RUN")
     print(f"{'candidate':>24} {'FVE':>6} {'L0':>6} {'dead':>6} {'rare':>6} | {'train dead':>10} {'train rare':>10}  "
           f"(held out: {heldout.shape[0]:,} rows; train sample: {train_rows.shape[0]:,})")
     table = []
-    for (name, fields), result in zip(candidates, results):
-        sae = result.sae.eval()
+    for name, sae in named:
         with torch.no_grad():
-            recon = reconstruction_stats(sae, _chunks(heldout))
-            dead, rare = _fractions(sae, heldout)
-            train_dead, train_rare = _fractions(sae, train_rows)
-        row = {"candidate": name, "fields": fields, "fve": recon.fve, "l0": recon.l0, "dead": dead, "rare": rare,
-               "train_dead": train_dead, "train_rare": train_rare, "heldout_rows": heldout.shape[0],
-               "last_metrics": result.last_metrics}
+            recon = reconstruction_stats(sae, _chunks(heldout / scale))
+            dead, rare = _fractions(sae, heldout / scale)
+            train_dead, train_rare = _fractions(sae, train_rows / scale)
+        row = {"candidate": name, "fve": recon.fve, "l0": recon.l0, "dead": dead, "rare": rare,
+               "train_dead": train_dead, "train_rare": train_rare, "heldout_rows": heldout.shape[0]}
         table.append(row)
         print(f"{name:>24} {recon.fve:6.3f} {recon.l0:6.1f} {dead:6.1%} {rare:6.1%} | {train_dead:10.1%} {train_rare:10.1%}")
     if args.json:

@@ -10,15 +10,21 @@ with a rectangle kernel K(u) = 1[|u| < ½] of width ε (jumprelu_bandwidth):
     ∂f/∂θ  = −(θ/ε) K((pre − θ)/ε)           ∂H/∂θ = −(1/ε) K((pre − θ)/ε)
 and pre gets the ordinary gradient H(pre − θ) through f (none through the L0 term).
 
-Init: random unit decoder rows, W_enc = W_decᵀ, b_enc = b_dec = 0 as the paper. The
-paper's θ = ε = 0.001 assume inputs with E‖x‖² = 1 and ~10⁵ steps: θ lives in log space,
-where Adam moves it by about lr per step, so from 0.001 it cannot reach a useful
-threshold in a run of a few thousand steps on inputs of any other scale (measured: the
-main job's store, E‖x‖ = √d, stayed at L0 ≈ 820 of 4,096 with the L0 penalty on). So by
-default both come from the first batch: θᵢ = std(preᵢ) (a latent starts firing on a
-sixth or so of tokens; the L0 penalty and the reconstruction then move it, log θ at
-10x the scheduled lr) and ε = 0.1·median std(pre). jumprelu_init_threshold /
-jumprelu_bandwidth set them instead.
+Init: random unit decoder rows, W_enc = W_decᵀ. The paper's θ = ε = 0.001 assume
+inputs with E‖x‖² = 1 and ~10⁵ steps: θ lives in log space, where Adam moves it by
+about lr per step, so from 0.001 it cannot reach a useful threshold in a run of a few
+thousand steps on inputs of any other scale (measured: the main job's store, E‖x‖ = √d,
+stayed at L0 ≈ 820 of 4,096 with the L0 penalty on). So by default both come from the
+first batch: b_dec at its geometric median and b_enc = −median·W_enc (centred init:
+every latent's pre-activation starts centred, so none starts below its threshold on
+almost every token), θᵢ = std(preᵢ) (each latent starts firing on a sixth or so of
+tokens) and ε = 0.1·median std(pre); jumprelu_init_threshold / jumprelu_bandwidth
+set them instead. log θ learns at the scheduled lr (jumprelu_threshold_lr_scale 1):
+at 10x, the old default, a threshold the L0 penalty pushes up outruns its latent's
+pre-activations and the latent never fires again (22.6 % of 4,096 silent on held-out
+tokens at the main job's length; docs/training.md, "JumpReLU's dead latents").
+The pre-activation loss (jumprelu_preact_coefficient, optionally on dead latents only)
+is there, off by default.
 Decoder rows are kept at unit norm (parallel gradient removed, renormalised after the
 step): the L0 penalty does not see decoder norms, and a fixed norm keeps θ meaningful.
 Saved for SAELens as "jumprelu" (apply_b_dec_to_input = False, tensor `threshold` = θ)."""
