@@ -19,9 +19,10 @@ first batch: b_dec at its geometric median and b_enc = −median·W_enc (centred
 every latent's pre-activation starts centred, so none starts below its threshold on
 almost every token), θᵢ = std(preᵢ) (each latent starts firing on a sixth or so of
 tokens) and ε = 0.1·median std(pre); jumprelu_init_threshold / jumprelu_bandwidth
-set them instead. log θ learns at the scheduled lr (jumprelu_threshold_lr_scale 1):
+set them instead. log θ learns at 3x the scheduled lr (jumprelu_threshold_lr_scale):
 at 10x, the old default, a threshold the L0 penalty pushes up outruns its latent's
-pre-activations and the latent never fires again (22.6 % of 4,096 silent on held-out
+pre-activations and the latent never fires again; at 1x λ₀ hardly moves L0 in a short
+run (22.6 % of 4,096 silent on held-out
 tokens at the main job's length; docs/training.md, "JumpReLU's dead latents").
 The pre-activation loss (jumprelu_preact_coefficient, optionally on dead latents only)
 is there, off by default.
@@ -52,7 +53,7 @@ def _flag_bool(text: str) -> bool:
 
 @dataclass
 class JumpReLUConfig(SAEConfig):
-    jumprelu_threshold_lr_scale: float = option(1.0, "log θ's learning rate over the scheduled one")
+    jumprelu_threshold_lr_scale: float = option(3.0, "log θ's learning rate over the scheduled one")
     jumprelu_bandwidth_stds: float = option(0.1, "ε in units of the median pre-activation std of the first batch (when --jumprelu-bandwidth is not given)")
     jumprelu_init_threshold_stds: float = option(1.0, "θ₀ in units of each latent's pre-activation std (when --jumprelu-init-threshold is not given)")
     jumprelu_centre_init: bool = option(True, "start b_dec at the data's geometric median and b_enc at −median·W_enc", parse=_flag_bool)
