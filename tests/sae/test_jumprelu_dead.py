@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from monosemantic.errors import ConfigError
 from monosemantic.evals.synthetic import SyntheticConfig, SyntheticDictionary, recovery
 from monosemantic.sae import SAEConfig, make_sae
 from monosemantic.sae.base import geometric_median
@@ -74,3 +75,10 @@ def test_default_leaves_no_latent_silent_on_a_synthetic_dictionary():
 def test_old_defaults_left_latents_silent_on_the_same_case():
     dead, rare = _silent_fraction(OLD_DEFAULTS)
     assert dead + rare > 0.2, (dead, rare)
+
+
+@pytest.mark.parametrize("change", [dict(jumprelu_threshold_lr_scale=0.0), dict(jumprelu_bandwidth_stds=float("nan")),
+                                    dict(jumprelu_init_threshold_stds=-1.0), dict(jumprelu_centre_init="yes")])
+def test_bad_settings_are_config_errors(change):
+    with pytest.raises(ConfigError, match=next(iter(change))):
+        make_sae(config_for({"architecture": "jumprelu", "d_in": 4, "n_latents": 8, **change}))
