@@ -42,7 +42,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--architecture", default="relu", choices=list(ARCHITECTURES), help="SAE architecture (default relu, the paper's recipe)")
     g.add_argument("--latents", type=int, default=DEFAULT_LATENTS, help=f"dictionary size (default {DEFAULT_LATENTS})")
     for name, (f, users) in sae_options().items():
-        default = "" if f.default in (None, dataclasses.MISSING) else f" (default {f.default:g})" if isinstance(f.default, (int, float)) else f" (default {f.default})"
+        default = "" if f.default in (None, dataclasses.MISSING) else f" (default {str(f.default).lower()})" if isinstance(f.default, bool) else f" (default {f.default:g})" if isinstance(f.default, (int, float)) else f" (default {f.default})"
         g.add_argument(_flag(f), dest=f"sae_{name}", type=_parser(f), default=None, metavar=f.name.upper(),
                        help=f"{'/'.join(users) or 'any'}: {f.metadata['help']}{default}")
     g = parser.add_argument_group("training")

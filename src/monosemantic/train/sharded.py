@@ -118,7 +118,7 @@ class ShardedSAE(nn.Module):
         if self.cfg.architecture == "relu":
             return self._relu(x, sparsity_scale)
         if self.cfg.architecture == "jumprelu":
-            return self._jumprelu(x, sparsity_scale)
+            return self._jumprelu(x, sparsity_scale, dead_mask)
         return self._topk(x, dead_mask, batch=self.cfg.architecture == "batchtopk")
 
     def _reduce(self, partial: Tensor) -> Tensor:
@@ -137,13 +137,13 @@ class ShardedSAE(nn.Module):
         n_active = self.world.all_reduce_(n_active.clone(), "sum")
         return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l1": l1.detach()}, n_active, fired)
 
-    def _jumprelu(self, x: Tensor, sparsity_scale: float) -> ForwardOutput:
+    def _jumprelu(self, x: Tensor, sparsity_scale: float, dead_mask: Tensor | None) -> ForwardOutput:
         L = self.local
         pre = L.pre_acts(x)                                                # [B, n_local], no b_dec at the input
         f = L.activate(pre)                                                # [B, n_local], ≥ 0
         x_hat = self._reduce(f @ L.W_dec) + L.b_dec                        # [B, d], all latents
         mse = mse_term(x_hat, x)
-        terms = {name: self._reduce(t) for name, t in L.penalty_terms(pre, f).items()}  # Σ over every rank's latents
+        terms = {name: self._reduce(t) for name, t in L.penalty_terms(pre, dead_mask).items()}  # Σ over every rank's latents
         loss = mse + L.penalty(terms, sparsity_scale)
         n_active, fired = L._stats(f)
         n_active = self.world.all_reduce_(n_active.clone(), "sum")
