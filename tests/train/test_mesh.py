@@ -21,7 +21,7 @@ JUMPRELU = ["--architecture", "jumprelu", "--latents", 64, "--jumprelu-preact-co
 # 256 latents at k = 4 with a 320-token window: a few latents die, so AuxK runs over the mesh
 TOPK = ["--architecture", "topk", "--latents", 256, "--k", 4, "--dead-window", 320]
 MESH = ["--nproc", 4, "--parallel", "mesh", "--feature-ranks", 2]
-TOLERANCE = 1e-5  # float summation order only: measured 7e-7 after 100 steps
+TOLERANCE = 1e-5  # float summation order only: measured 6e-7..1.6e-6 after 100 steps
 
 
 @pytest.fixture(scope="module")
