@@ -119,7 +119,7 @@ def test_jumprelu_bandwidth_is_the_median_over_every_latent():
     torch.manual_seed(0)
     sae = make_sae(SAEConfig("jumprelu", d_in=8, n_latents=10))
     x = torch.randn(32, 8)
-    std = sae.pre_acts(x).std(0).clamp_min(1e-6)
+    std = sae.pre_acts(x).detach().std(0).clamp_min(1e-6)
     sae.init_from_data(x, all_latents=lambda v: torch.cat([v, torch.full((11,), 50.0)]))  # as if 11 more shards' latents
     assert float(sae.bandwidth) == pytest.approx(0.1 * 50.0)
     sae.init_from_data(x)
