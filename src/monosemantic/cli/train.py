@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..sae import ARCHITECTURES
 from ..train import train_run
 from ..train.config import TrainConfig
-from .launch import add_nproc_argument, launch, should_launch
+from .launch import add_nproc_argument, add_parallel_argument, check_splits, launch, should_launch
 
 DEFAULT_LATENTS = 4096
 
@@ -84,9 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
-    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
-                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
-                        "by latents, for relu/topk/batchtopk; docs/distributed.md). Default data")
+    add_parallel_argument(parser)
     parser.set_defaults(func=_train)
 
 
@@ -95,6 +93,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..train.run import training_warnings
 
     if should_launch(args):
+        check_splits(args)
         return launch(args.nproc, args.argv)
     world = init_world(args.backend)
     sae_cfg, cfg = configs_from_args(args)
