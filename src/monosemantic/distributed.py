@@ -12,6 +12,7 @@ a message that names it, instead of deadlocking or mixing data."""
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import secrets
@@ -122,10 +123,11 @@ def check_shared_dir(world: World, directory: Path) -> None:
         atomic.write_bytes(probe, token.encode())
     world.barrier()
     seen = probe.read_text() if probe.is_file() else None
-    world.agree(f"the contents of {probe} (every rank must see {directory} on a shared filesystem)", seen == token)
-    world.barrier()
-    if world.is_main:
-        probe.unlink(missing_ok=True)
+    try:  # every rank has read the probe once the agreement's all-gather is done
+        world.agree(f"the contents of {probe} (every rank must see {directory} on a shared filesystem)", seen == token)
+    finally:
+        if world.is_main:
+            probe.unlink(missing_ok=True)
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -164,12 +166,31 @@ def init_world(backend: str | None = None) -> World:
                                    "launch at most one rank per GPU (--nproc-per-node)")
         torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        # torch's own env:// rendezvous store, checked before the process group is
-        # built: a rank launched with another WORLD_SIZE would hang in it otherwise.
-        store, rank, size = next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))
+        # The rendezvous store, checked before the process group is built: a rank
+        # launched with another WORLD_SIZE would hang in it otherwise.
+        store = _rendezvous_store(rank, size)
         _check_world_size(store, rank, size)
         dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+        # Torn down before the interpreter exits: left to the destructors, a rank that
+        # exits (a refusal) just after its peer could abort ("terminate called ...").
+        atexit.register(_destroy_process_group)
     return World(rank, size, local_rank, backend)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _rendezvous_store(rank: int, size: int):
+    """torchrun's agent store when there is one (--nproc, torchrun), else the store
+    torch's env:// rendezvous builds on rank 0, but without waiting for WORLD_SIZE
+    clients to connect: a rank 0 launched with a larger world size would wait there
+    for ranks that never come instead of reaching the check below."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        return next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))[0]
+    return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=rank == 0,
+                         timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False, multi_tenant=True)
 
 
 def _check_world_size(store, rank: int, size: int) -> None:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from .. import data
-from ..distributed import World
+from ..distributed import World, check_shared_dir
 from ..errors import ConfigError
 from ..models import LanguageModel
 from ..preflight import check_disk
@@ -69,6 +69,7 @@ def harvest_run(
     world.agree("the harvest settings", settings)
     # float16 activations (one store per layer) plus three int32 token arrays per token, and ~10 % for manifests and the corpus
     check_disk(run_dir, 1.1 * n_tokens * (2 * lm.d_model * len(layers or [layer]) + 12), f"harvesting {n_tokens:,} tokens", "--tokens")
+    check_shared_dir(world, run_dir)  # before rank 0 writes the corpus and tokens the others then read
 
     def start() -> tuple[Tokens, dict]:  # rank 0 first; the others reuse its corpus and tokens
         if force and world.is_main:

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..sae import ARCHITECTURES
 from ..train import train_run
 from ..train.config import TrainConfig
-from .launch import add_nproc_argument, launch, should_launch
+from .launch import add_nproc_argument, add_parallel_argument, check_splits, launch, should_launch
 
 DEFAULT_LATENTS = 4096
 
@@ -84,12 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
-    parser.add_argument("--parallel", default="data", choices=["data", "feature", "mesh"],
-                        help="with several ranks: data (each rank a slice of every batch), feature (the dictionary split "
-                        "by latents, for relu/topk/batchtopk/jumprelu) or mesh (both: --feature-ranks F ranks per dictionary, "
-                        "N/F data groups; docs/distributed.md). Default data")
-    parser.add_argument("--feature-ranks", type=int, default=None, metavar="F",
-                        help="with --parallel mesh: how many ranks split each copy of the dictionary (a divisor of --nproc)")
+    add_parallel_argument(parser, mesh=True)
     parser.set_defaults(func=_train)
 
 
@@ -98,6 +93,7 @@ def _train(args: argparse.Namespace) -> int:
     from ..train.run import training_warnings
 
     if should_launch(args):
+        check_splits(args)
         return launch(args.nproc, args.argv)
     world = init_world(args.backend)
     sae_cfg, cfg = configs_from_args(args)

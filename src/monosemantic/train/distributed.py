@@ -88,8 +88,7 @@ class DataParallel(Single):
 
     def __init__(self, world: World, batch_size: int):
         super().__init__(world)
-        if batch_size % world.size:
-            raise ConfigError(f"--batch-size {batch_size} does not split evenly over {world.size} ranks: use a multiple of {world.size}")
+        check_batch_splits(batch_size, world.size)
         self.local_rows = batch_size // world.size
 
     @property
@@ -130,6 +129,12 @@ class DataParallel(Single):
         path = save_checkpoint(directory, state) if self.is_main else directory / "latest.pt"
         self.world.barrier()  # nobody moves on (or resumes) before the checkpoint is complete
         return path
+
+
+def check_batch_splits(batch_size: int, ranks: int) -> None:
+    """Data parallel reads B/N rows per rank: B must divide by N."""
+    if batch_size % ranks:
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {ranks} ranks: use a multiple of {ranks}")
 
 
 class RankSlice(BatchLoader):
