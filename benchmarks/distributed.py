@@ -1,14 +1,17 @@
 """Step time of SAE training on 1 process vs 2 gloo ranks (data parallel and feature
-sharded), side by side in one run, and the share of each step spent in collectives.
+sharded) and 4 ranks as a 2 x 2 data x feature mesh, side by side in one run, and
+the share of each step spent in collectives.
 
 Every configuration runs the real loop (`train_sae` with the scheme's hooks) under
 torchrun on the same random batches (d 576 by default). Collectives are timed by
 wrapping torch.distributed's all_reduce / all_gather / broadcast / barrier: their
 time includes waiting for the slower rank, so on a shared machine "communication"
-also holds load imbalance. Bytes per step are the payloads those calls moved.
+also holds load imbalance. Bytes per step are the payloads those calls moved (on
+the slowest rank), beside the payload formula of docs/distributed.md ("formula MB":
+gradient buckets, x̂'s partials, TopK's candidates; scalars left out).
 Configurations alternate (1, data, feature, 1, ...) so machine drift hits each.
 
-    python benchmarks/distributed.py [--latents 4096] [--batch 1024] [--steps 12] [--rounds 2] [--arch relu]
+    python benchmarks/distributed.py [--latents 4096] [--batch 1024] [--steps 12] [--rounds 2] [--arch relu|topk|jumprelu]
 
 On 2 cores two ranks share the cores one process had (OMP threads 2 -> 1 each):
 no speed-up is possible; what the numbers show is the overhead of each scheme.
@@ -61,12 +64,13 @@ def worker(args) -> None:
     sae_cfg = SAEConfig(args.arch, d_in=D, n_latents=args.latents, k=32)
     steps = args.steps + 2  # two warm-up steps, not timed
     cfg = TrainConfig(n_tokens=steps * args.batch, batch_size=args.batch, dtype="float32", checkpoint_every=0, log_every=10**9)
-    hooks = make_parallel(args.scheme, world, args.batch)
+    hooks = make_parallel(args.scheme, world, args.batch, 2 if args.scheme == "mesh" else None)
     g = torch.Generator().manual_seed(1)
     batches = [torch.randn(args.batch, D, generator=g) for _ in range(steps)]
-    if hooks.scheme == "data":
-        per = args.batch // world.size
-        batches = [b[world.rank * per : (world.rank + 1) * per] for b in batches]
+    rows = (world.rank, world.size) if hooks.scheme == "data" else getattr(hooks, "row_slice", None)
+    if rows is not None:  # this rank's rows of every global batch
+        per = args.batch // rows[1]
+        batches = [b[rows[0] * per : (rows[0] + 1) * per] for b in batches]
     marks: list[tuple[float, float, int]] = []
 
     def stream(start):
@@ -87,6 +91,25 @@ def worker(args) -> None:
         Path(args.out).write_text(json.dumps(worst))
 
 
+def payload_bytes(scheme: str, arch: str, n: int, d: int, batch: int, k: int, nproc: int) -> float:
+    """What one rank hands to collectives per step (docs/distributed.md), scalars left
+    out: gradient buckets (+ the uint8 fired flags), x̂'s partials, TopK's candidates."""
+    if nproc == 1:
+        return 0.0
+    F = 2 if scheme == "mesh" else nproc if scheme == "feature" else 1
+    D = nproc // F
+    per_latent = 2 * d + 1 + (arch == "jumprelu")                       # W_enc column, W_dec row, b_enc (, log θ)
+    out = 0.0
+    if D > 1:
+        out += (per_latent * n / F + d) * 4 + n / F                      # the shard's gradient bucket, fired flags
+    if F > 1:
+        rows = batch / D
+        out += rows * d * 4                                              # x̂'s partials
+        if arch == "topk":
+            out += rows * min(k, n / F) * 4 + d * 4                      # candidates; b_dec's gradient at the encoder input
+    return out
+
+
 def launch(scheme: str, nproc: int, args, out: Path) -> dict:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(abs(nproc)), __file__,
            "--worker", "--scheme", scheme, "--out", str(out), "--latents", str(args.latents), "--batch", str(args.batch),
@@ -103,7 +126,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--arch", default="relu", choices=["relu", "topk"])
+    p.add_argument("--arch", default="relu", choices=["relu", "topk", "jumprelu"])
     p.add_argument("--worker", action="store_true")
     p.add_argument("--scheme", default="data")
     p.add_argument("--out", default="")
@@ -111,7 +134,8 @@ def main() -> None:
     if args.worker:
         return worker(args)
     configs = [("1 process", "data", 1), ("1 process, 1 thread", "data", -1),
-               ("2 ranks, data parallel", "data", 2), ("2 ranks, feature sharded", "feature", 2)]
+               ("2 ranks, data parallel", "data", 2), ("2 ranks, feature sharded", "feature", 2),
+               ("4 ranks, 2 x 2 mesh", "mesh", 4)]
     results: dict[str, list[dict]] = {name: [] for name, _, _ in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -119,14 +143,15 @@ def main() -> None:
                 results[name].append(launch(scheme, nproc, args, Path(tmp) / f"{r}-{scheme}-{nproc}.json"))
     print(f"{args.arch}, d {D}, {args.latents:,} latents, global batch {args.batch:,}, {args.steps} timed steps x {args.rounds} rounds, "
           f"{os.cpu_count()} cores, torch {torch.__version__}, gloo")
-    print(f"{'configuration':<26} {'step ms':>8} {'comm ms':>8} {'comm share':>10} {'MB/step':>8} {'GFLOP/s':>8}")
+    print(f"{'configuration':<26} {'step ms':>8} {'comm ms':>8} {'comm share':>10} {'MB/step':>8} {'formula MB':>10} {'GFLOP/s':>8}")
     base = statistics.median(x["step_s"] for x in results["1 process"])
-    for name, _, _ in configs:
+    for name, scheme, nproc in configs:
         step = statistics.median(x["step_s"] for x in results[name])
         comm = statistics.median(x["comm_s"] for x in results[name])
         mb = statistics.median(x["bytes"] for x in results[name]) / 1e6
+        formula = payload_bytes(scheme, args.arch, args.latents, D, args.batch, 32, abs(nproc)) / 1e6
         flops = results[name][0]["flops"]
-        print(f"{name:<26} {step * 1e3:>8.1f} {comm * 1e3:>8.1f} {comm / step:>10.1%} {mb:>8.2f} {flops / step / 1e9:>8.1f}")
+        print(f"{name:<26} {step * 1e3:>8.1f} {comm * 1e3:>8.1f} {comm / step:>10.1%} {mb:>8.2f} {formula:>10.2f} {flops / step / 1e9:>8.1f}")
     for name, _, _ in configs[2:]:
         step = statistics.median(x["step_s"] for x in results[name])
         print(f"ratio step time 1 process / {name}: x{base / step:.2f}")

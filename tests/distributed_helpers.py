@@ -67,3 +67,24 @@ def sae_weights(run: Path) -> dict:
 def max_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def rank_pid(launcher: int, rank: int) -> int:
+    """The process id of rank `rank` among the descendants of `launcher` (a --nproc launcher)."""
+    return next(p for p in _children(launcher) if _rank_of(p) == rank)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out + [g for c in out for g in _children(c)]
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    values = dict(item.split(b"=", 1) for item in environ if b"=" in item)
+    return int(values[b"RANK"]) if b"RANK" in values else None

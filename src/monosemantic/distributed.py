@@ -2,8 +2,9 @@
 
 Without torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, ...) a stage runs as
 one process and every collective here is the identity, so single-process code
-paths never touch torch.distributed. Under torchrun the group is gloo (CPU tensors:
-the whole project computes on CPU; NCCL needs the tensors on CUDA, docs/distributed.md).
+paths never touch torch.distributed. Under torchrun the group is NCCL when CUDA is
+available (each rank on `cuda:LOCAL_RANK`, `World.device`), else gloo on CPU;
+`--backend` (or MONOSEMANTIC_DIST_BACKEND) overrides the choice.
 
 Ranks compare what they are about to do before any work (`World.agree`): a rank
 launched with another world size, other settings or another store is refused with
@@ -11,6 +12,7 @@ a message that names it, instead of deadlocking or mixing data."""
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import secrets
@@ -27,12 +29,23 @@ from .errors import DistributedError
 # A collective that waits longer than this means a rank hung (a dead rank is noticed
 # by torchrun within a second and the job stopped): fail instead of waiting for ever.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
+# How long rank 0 waits for the others to have read its world size before it exits
+# (its exit takes down the store they read from).
+ACK_TIMEOUT = datetime.timedelta(minutes=2)
+BACKENDS = ("auto", "gloo", "nccl")
 
 
 @dataclass(frozen=True)
 class World:
     rank: int = 0
     size: int = 1
+    local_rank: int = 0
+    backend: str = "gloo"
+
+    @property
+    def device(self) -> torch.device:
+        """Where this rank computes and communicates: cuda:LOCAL_RANK under NCCL, else the CPU."""
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -44,7 +57,7 @@ class World:
 
     def barrier(self) -> None:
         if self.distributed:
-            dist.barrier()
+            dist.barrier(**({"device_ids": [self.local_rank]} if self.backend == "nccl" else {}))
 
     def all_gather_object(self, obj: Any) -> list:
         if not self.distributed:
@@ -76,18 +89,26 @@ class World:
         """In place over all ranks ("sum", "max", "mean"); returns the tensor."""
         if self.distributed:
             reduce_op = dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM
-            dist.all_reduce(tensor, op=reduce_op)
+            work = self._on_device(tensor)
+            dist.all_reduce(work, op=reduce_op)
             if op == "mean":
-                tensor.div_(self.size)
+                work.div_(self.size)
+            if work is not tensor:
+                tensor.copy_(work)
         return tensor
 
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's `tensor` (same shape on every rank), in rank order."""
         if not self.distributed:
             return [tensor]
-        out = [torch.empty_like(tensor) for _ in range(self.size)]
-        dist.all_gather(out, tensor.contiguous())
-        return out
+        work = self._on_device(tensor).contiguous()
+        out = [torch.empty_like(work) for _ in range(self.size)]
+        dist.all_gather(out, work)
+        return [t.to(tensor.device) for t in out]
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """`tensor` where the backend can reduce it (itself when it already is: gloo's CPU tensors)."""
+        return tensor if tensor.device == self.device else tensor.to(self.device)
 
 
 def check_shared_dir(world: World, directory: Path) -> None:
@@ -102,10 +123,11 @@ def check_shared_dir(world: World, directory: Path) -> None:
         atomic.write_bytes(probe, token.encode())
     world.barrier()
     seen = probe.read_text() if probe.is_file() else None
-    world.agree(f"the contents of {probe} (every rank must see {directory} on a shared filesystem)", seen == token)
-    world.barrier()
-    if world.is_main:
-        probe.unlink(missing_ok=True)
+    try:  # every rank has read the probe once the agreement's all-gather is done
+        world.agree(f"the contents of {probe} (every rank must see {directory} on a shared filesystem)", seen == token)
+    finally:
+        if world.is_main:
+            probe.unlink(missing_ok=True)
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -117,32 +139,88 @@ def launched_by_torchrun() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
 
 
-def init_world() -> World:
-    """The World of this process: torchrun's (the gloo group is created once) or a
+def resolve_backend(name: str | None = None) -> str:
+    """gloo or nccl: `name` (--backend), else MONOSEMANTIC_DIST_BACKEND, else auto
+    (NCCL when torch sees CUDA GPUs, gloo otherwise)."""
+    name = name or os.environ.get("MONOSEMANTIC_DIST_BACKEND") or "auto"
+    if name not in BACKENDS:
+        raise DistributedError(f"the distributed backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "auto":
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if name == "nccl" and not torch.cuda.is_available():
+        raise DistributedError("--backend nccl needs CUDA GPUs and torch sees none here: use --backend gloo (CPU)")
+    return name
+
+
+def init_world(backend: str | None = None) -> World:
+    """The World of this process: torchrun's (the process group is created once) or a
     single process. Every rank checks the world size it was launched with."""
     if not launched_by_torchrun():
         return World()
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = resolve_backend(backend)
+    if backend == "nccl":  # NCCL's collectives (object ones included) use the current CUDA device
+        if local_rank >= torch.cuda.device_count():
+            raise DistributedError(f"LOCAL_RANK {local_rank} has no GPU of its own ({torch.cuda.device_count()} on this node): "
+                                   "launch at most one rank per GPU (--nproc-per-node)")
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
-        # torch's own env:// rendezvous store, checked before the process group is
-        # built: a rank launched with another WORLD_SIZE would hang in it otherwise.
-        store, rank, size = next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))
+        # The rendezvous store, checked before the process group is built: a rank
+        # launched with another WORLD_SIZE would hang in it otherwise.
+        store = _rendezvous_store(rank, size)
         _check_world_size(store, rank, size)
-        backend = os.environ.get("MONOSEMANTIC_DIST_BACKEND", "gloo")
         dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
-    return World(rank, size)
+        # Torn down before the interpreter exits: left to the destructors, a rank that
+        # exits (a refusal) just after its peer could abort ("terminate called ...").
+        atexit.register(_destroy_process_group)
+    return World(rank, size, local_rank, backend)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _rendezvous_store(rank: int, size: int):
+    """torchrun's agent store when there is one (--nproc, torchrun), else the store
+    torch's env:// rendezvous builds on rank 0, but without waiting for WORLD_SIZE
+    clients to connect: a rank 0 launched with a larger world size would wait there
+    for ranks that never come instead of reaching the check below."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+        return next(dist.rendezvous("env://", timeout=COLLECTIVE_TIMEOUT))[0]
+    return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, is_master=rank == 0,
+                         timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False, multi_tenant=True)
 
 
 def _check_world_size(store, rank: int, size: int) -> None:
-    store.set(f"monosemantic/world_size/{rank}", str(size))
-    others = range(1, size) if rank == 0 else [0]
-    for other in others:
-        theirs = int(store.get(f"monosemantic/world_size/{other}"))
-        if theirs != size:
+    """Every rank publishes its WORLD_SIZE and reads rank 0's itself (rank 0 reads the
+    others' up to the first that differs), then acknowledges; rank 0 leaves only
+    after every rank that published has acknowledged, because its exit takes the
+    store down. So each rank prints the one-line refusal, whatever the timing."""
+    store.set(_SIZE_KEY.format(rank), str(size))
+    theirs: dict[int, int] = {}
+    for other in range(1, size) if rank == 0 else [0]:
+        theirs[other] = int(store.get(_SIZE_KEY.format(other)))
+        if theirs[other] != size:
+            break
+    store.set(_READ_KEY.format(rank), "1")
+    if rank == 0:
+        published = [other for other in range(1, size) if store.check([_SIZE_KEY.format(other)])]
+        try:
+            store.wait([_READ_KEY.format(other) for other in published], ACK_TIMEOUT)
+        except RuntimeError:  # a rank died after publishing: torchrun reports it; refuse below if sizes differ
+            pass
+    for other, their_size in theirs.items():
+        if their_size != size:
             raise DistributedError(
-                f"rank {other} was launched with a world size of {theirs}, rank {rank} with {size}: "
+                f"rank {other} was launched with a world size of {their_size}, rank {rank} with {size}: "
                 "launch every rank with the same --nnodes/--nproc-per-node (WORLD_SIZE)"
             )
+
+
+_SIZE_KEY = "monosemantic/world_size/{}"
+_READ_KEY = "monosemantic/world_size_read/{}"
 
 
 def rank_prefix() -> str:

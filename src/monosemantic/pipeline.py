@@ -1,5 +1,8 @@
 """The main job over one run directory: every stage in order, each resumed or
-skipped when already done, one model load shared by all of them."""
+skipped when already done, one model load shared by all of them. With several
+ranks (`pipeline --nproc N`, or torchrun) the harvest and train stages run on the
+ranks (`run_distributed_stages`) and the rest in one process (`run_pipeline`, which
+then finds those two done)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 
 from . import atomic
 from .activations.run import harvest_run
+from .distributed import World
 from .evals.run import evaluate_run, format_table
 from .autointerp import label_features
 from .features import build_feature_db
@@ -64,12 +68,38 @@ def _eval_is_current(run: Run) -> bool:
     return eval_path.is_file() and sae_cfg.is_file() and eval_path.stat().st_mtime >= sae_cfg.stat().st_mtime
 
 
-def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, *, force: bool = False, progress: bool = True) -> PipelineSummary:
+def discard_run(run_dir: str | Path) -> None:
+    """--force: everything in RUN goes."""
+    run = Run(run_dir)
+    if run.dir.exists():
+        shutil.rmtree(run.dir)
+
+
+def run_distributed_stages(run_dir: str | Path, settings: PipelineSettings, world: World, parallel: str = "data", *,
+                           force: bool = False, progress: bool = True) -> None:
+    """Harvest and train on this rank of `world`, as `harvest|train --nproc N` do
+    (training always resumes its checkpoint, as in `run_pipeline`)."""
+    s = settings
+    run = Run(run_dir)
+    if force and world.is_main:
+        discard_run(run.dir)
+    world.barrier()
+    lm = run.load_model(s.dtype, spec=s.model, device=str(world.device))
+    harvest_run(run, model=s.model, layer=s.layer, n_tokens=s.n_tokens, ctx_len=s.ctx_len, inputs=s.inputs, dtype=s.dtype,
+                seed=s.seed, lm=lm, progress=progress, world=world)
+    del lm  # training needs no language model
+    train_run(run, s.sae, s.train, resume=True, progress=progress, world=world, parallel=parallel)
+
+
+def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, *, force: bool = False, progress: bool = True,
+                 earlier: dict[str, float] | None = None) -> PipelineSummary:
+    """Every stage in one process; `earlier` holds the seconds of stages already run
+    elsewhere (on ranks), which the summary and pipeline.json report first."""
     s = settings or PipelineSettings()
     run = Run(run_dir)
-    if force and run.dir.exists():
-        shutil.rmtree(run.dir)
-    seconds: dict[str, float] = {}
+    if force:
+        discard_run(run.dir)
+    seconds: dict[str, float] = dict(earlier or {})
 
     def timed(name, fn):
         start = time.perf_counter()

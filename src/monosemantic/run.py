@@ -174,13 +174,13 @@ class Run:
         v = self.features_meta.get("layer")
         return None if v is None else int(v)
 
-    def load_model(self, dtype: str = ANALYSIS_DTYPE, spec: str | None = None):
-        """The run's language model (or `spec` instead)."""
+    def load_model(self, dtype: str = ANALYSIS_DTYPE, spec: str | None = None, device: str = "cpu"):
+        """The run's language model (or `spec` instead), on `device`."""
         spec = spec or self.model_spec
         if spec is None:
             raise ConfigError(f"{self.dir} does not record its model (no activations/manifest.json, config.json harvest "
                               "stage or features.db): pass --model")
-        return load_model(spec, dtype=dtype)
+        return load_model(spec, dtype=dtype, device=device)
 
     # --- SAE, features, metrics ---------------------------------------------------------
     @property

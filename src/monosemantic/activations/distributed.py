@@ -11,6 +11,7 @@ on a filesystem they all see."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,7 +35,11 @@ def harvest_on(world: World, lm: LanguageModel, tokens: Tokens, out_dirs: dict[i
     states, manifests = world.broadcast_object(begun)
     if not states:
         return manifests
-    mine = range(world.rank, n_shards(tokens, cfg), world.size)
+    shards = n_shards(tokens, cfg)
+    if shards < world.size and world.is_main:
+        print(f"monosemantic: warning: {shards} shard(s) of {cfg.shard_contexts} contexts for {world.size} ranks: "
+              f"ranks {shards}-{world.size - 1} have nothing to harvest (fewer ranks, or more --tokens)", file=sys.stderr)
+    mine = range(world.rank, shards, world.size)
     harvest_shards(lm, tokens, out_dirs, cfg, states, mine, progress and world.is_main)
     world.barrier()
     finished = finish_harvest(lm, tokens, out_dirs, cfg, states, extra_manifest) if world.is_main else None

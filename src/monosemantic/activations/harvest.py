@@ -92,7 +92,7 @@ def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers
         resids = lm.residuals(ids, layers)
         considered = valid_tokens(ids, exclude_ids=special)
         for layer in layers:
-            resid = resids[layer].float()  # [b, T, d]
+            resid = resids[layer].float().cpu()  # [b, T, d]; .cpu(): a model on a GPU (NCCL harvest)
             norms = resid.norm(dim=-1)  # [b, T]
             keep = valid_tokens(ids, exclude_ids=special, norms=norms, outlier_threshold=thresholds[layer])
             excluded[layer] += int((considered & ~keep).sum())  # outliers only: leading positions and special tokens are not counted
@@ -112,7 +112,7 @@ def _outlier_thresholds(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, l
     any shard is written so that a resumed harvest applies the same rule."""
     ids = torch.from_numpy(tokens.contexts[: cfg.batch_contexts].astype(np.int64))
     resids = lm.residuals(ids, layers)
-    return {layer: outlier_threshold(resids[layer].float().norm(dim=-1), ids, exclude_ids=excluded_ids(lm)) for layer in layers}
+    return {layer: outlier_threshold(resids[layer].float().norm(dim=-1).cpu(), ids, exclude_ids=excluded_ids(lm)) for layer in layers}
 
 
 def harvest(

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from .. import data
-from ..distributed import World
+from ..distributed import World, check_shared_dir
 from ..errors import ConfigError
 from ..models import LanguageModel
 from ..preflight import check_disk
@@ -57,7 +57,8 @@ def harvest_run(
         raise ConfigError("give --layer or --layers, not both")
     run = Run.of(run)
     run_dir = run.dir
-    lm = lm or run.load_model(dtype, spec=model)
+    world = world or World()
+    lm = lm or run.load_model(dtype, spec=model, device=str(world.device))  # cuda:LOCAL_RANK under NCCL
     layers = sorted(set(layers)) if layers else None
     layer = lm.default_layer if layer is None and not layers else layer
     for checked in layers or [layer]:
@@ -65,10 +66,10 @@ def harvest_run(
     settings = {"model": model, "layer": layer, "tokens": n_tokens, "ctx_len": ctx_len, "inputs": inputs, "seed": seed}
     if layers:
         settings["layers"] = layers
-    world = world or World()
     world.agree("the harvest settings", settings)
     # float16 activations (one store per layer) plus three int32 token arrays per token, and ~10 % for manifests and the corpus
     check_disk(run_dir, 1.1 * n_tokens * (2 * lm.d_model * len(layers or [layer]) + 12), f"harvesting {n_tokens:,} tokens", "--tokens")
+    check_shared_dir(world, run_dir)  # before rank 0 writes the corpus and tokens the others then read
 
     def start() -> tuple[Tokens, dict]:  # rank 0 first; the others reuse its corpus and tokens
         if force and world.is_main:

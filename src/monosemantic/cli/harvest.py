@@ -42,8 +42,8 @@ def _harvest(args: argparse.Namespace) -> int:
     from ..distributed import init_world
 
     if should_launch(args):
-        return launch(args.nproc, args.argv)
-    world = init_world()
+        return launch(args.nproc, args.argv, resume_hint="run the same command again to continue from the shards already written")
+    world = init_world(args.backend)
     manifest = harvest_run(
         args.run, model=args.model, layer=args.layer, n_tokens=args.tokens, ctx_len=args.ctx_len,
         inputs=args.inputs, dtype=args.dtype, seed=args.seed, force=args.force, layers=args.layers, world=world,

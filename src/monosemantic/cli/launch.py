@@ -12,23 +12,52 @@ import os
 import sys
 import uuid
 
-from ..distributed import launched_by_torchrun
+import torch
+
+from ..distributed import BACKENDS, launched_by_torchrun, resolve_backend
 from ..errors import ConfigError, DistributedError
 
 
 def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
-                        help=f"{what} as N local processes under torchrun (gloo; default 1: one process)")
+                        help=f"{what} as N local processes under torchrun (default 1: one process)")
+    parser.add_argument("--backend", default=None, choices=BACKENDS,
+                        help="torch.distributed backend with several ranks: nccl (each rank on cuda:LOCAL_RANK) or "
+                        "gloo (CPU); default auto: nccl when torch sees CUDA GPUs, else gloo")
 
 
-def strip_nproc(argv: list[str]) -> list[str]:
+def add_parallel_argument(parser: argparse.ArgumentParser, mesh: bool = False) -> None:
+    """--parallel (and, with `mesh`, the data x feature mesh and its --feature-ranks)."""
+    if mesh:
+        parser.add_argument("--parallel", default="data", choices=["data", "feature", "mesh"],
+                            help="with several ranks: data (each rank a slice of every batch), feature (the dictionary split "
+                            "by latents, for relu/topk/batchtopk/jumprelu) or mesh (both: --feature-ranks F ranks per "
+                            "dictionary, N/F data groups; docs/distributed.md). Default data")
+        parser.add_argument("--feature-ranks", type=int, default=None, metavar="F",
+                            help="with --parallel mesh: how many ranks split each copy of the dictionary (a divisor of --nproc)")
+        return
+    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
+                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
+                        "by latents, for relu/topk/batchtopk/jumprelu; docs/distributed.md). Default data")
+
+
+def check_splits(args: argparse.Namespace) -> None:
+    """What the launcher can refuse in one line before any rank starts."""
+    from ..train.distributed import check_batch_splits
+
+    if args.parallel == "data":
+        check_batch_splits(args.batch_size, args.nproc)
+
+
+def strip_nproc(argv: list[str], flags: tuple[str, ...] = ()) -> list[str]:
+    """`argv` without --nproc N (and without each switch in `flags`, e.g. --force)."""
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
         elif arg == "--nproc":
             skip = True
-        elif not arg.startswith("--nproc="):
+        elif not arg.startswith("--nproc=") and arg not in flags:
             out.append(arg)
     return out
 
@@ -37,11 +66,20 @@ def should_launch(args: argparse.Namespace) -> bool:
     """True when this process is the launcher (not yet a torchrun rank)."""
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be at least 1, got {args.nproc}")
-    return args.nproc > 1 and not launched_by_torchrun()
+    if args.nproc == 1 or launched_by_torchrun():
+        return False
+    if resolve_backend(getattr(args, "backend", None)) == "nccl" and args.nproc > torch.cuda.device_count():
+        raise DistributedError(f"--nproc {args.nproc} with NCCL needs a GPU per rank and torch sees {torch.cuda.device_count()}: "
+                               "use fewer ranks, or --backend gloo")
+    return True
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run `monosemantic ARGV` (without --nproc) as `nproc` ranks; 0 when all succeed."""
+RESUME_HINT = "run the same command again (train: with --resume) to continue from the last complete checkpoint"
+
+
+def launch(nproc: int, argv: list[str], drop: tuple[str, ...] = (), resume_hint: str = RESUME_HINT) -> int:
+    """Run `monosemantic ARGV` (without --nproc, nor the switches in `drop`) as `nproc`
+    ranks; 0 when all succeed."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import elastic_launch
     from torch.distributed.run import config_from_args, get_args_parser
@@ -50,7 +88,7 @@ def launch(nproc: int, argv: list[str]) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # torchrun's own default is 1 and a banner
     torchrun_args = get_args_parser().parse_args(
         ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", uuid.uuid4().hex, "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", "0",
-         "--monitor-interval", "0.5", "-m", "monosemantic", *strip_nproc(argv)]
+         "--monitor-interval", "0.5", "-m", "monosemantic", *strip_nproc(argv, drop)]
     )
     config, cmd, cmd_args = config_from_args(torchrun_args)
     try:
@@ -59,8 +97,7 @@ def launch(nproc: int, argv: list[str]) -> int:
         rank, failure = e.get_first_failure()
         how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
         raise DistributedError(
-            f"rank {rank} of {nproc} failed ({how}; its own message, if any, is above) and the job was stopped: "
-            "run the same command again (train: with --resume) to continue from the last complete checkpoint"
+            f"rank {rank} of {nproc} failed ({how}; its own message, if any, is above) and the job was stopped: {resume_hint}"
         ) from None
     sys.stdout.flush()
     return 0

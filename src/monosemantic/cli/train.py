@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..sae import ARCHITECTURES
 from ..train import train_run
 from ..train.config import TrainConfig
-from .launch import add_nproc_argument, launch, should_launch
+from .launch import add_nproc_argument, add_parallel_argument, check_splits, launch, should_launch
 
 DEFAULT_LATENTS = 4096
 
@@ -42,7 +42,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--architecture", default="relu", choices=list(ARCHITECTURES), help="SAE architecture (default relu, the paper's recipe)")
     g.add_argument("--latents", type=int, default=DEFAULT_LATENTS, help=f"dictionary size (default {DEFAULT_LATENTS})")
     for name, (f, users) in sae_options().items():
-        default = "" if f.default in (None, dataclasses.MISSING) else f" (default {f.default:g})" if isinstance(f.default, (int, float)) else f" (default {f.default})"
+        default = "" if f.default in (None, dataclasses.MISSING) else f" (default {str(f.default).lower()})" if isinstance(f.default, bool) else f" (default {f.default:g})" if isinstance(f.default, (int, float)) else f" (default {f.default})"
         g.add_argument(_flag(f), dest=f"sae_{name}", type=_parser(f), default=None, metavar=f.name.upper(),
                        help=f"{'/'.join(users) or 'any'}: {f.metadata['help']}{default}")
     g = parser.add_argument_group("training")
@@ -84,9 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
-    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
-                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
-                        "by latents, for relu/topk/batchtopk; docs/distributed.md). Default data")
+    add_parallel_argument(parser, mesh=True)
     parser.set_defaults(func=_train)
 
 
@@ -95,11 +93,12 @@ def _train(args: argparse.Namespace) -> int:
     from ..train.run import training_warnings
 
     if should_launch(args):
+        check_splits(args)
         return launch(args.nproc, args.argv)
-    world = init_world()
+    world = init_world(args.backend)
     sae_cfg, cfg = configs_from_args(args)
     result = train_run(args.run, sae_cfg, cfg, activations=args.activations, resume=args.resume, force=args.force,
-                       world=world, parallel=args.parallel)
+                       world=world, parallel=args.parallel, feature_ranks=args.feature_ranks)
     if not world.is_main:
         return 0
     if result is None:

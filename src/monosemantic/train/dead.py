@@ -10,9 +10,9 @@ class DeadTracker:
     that count reaches `window`; before `window` tokens have been seen in total no
     latent is called dead (there is not enough evidence yet)."""
 
-    def __init__(self, n_latents: int, window: int):
+    def __init__(self, n_latents: int, window: int, device: torch.device | str | None = None):
         self.window = int(window)
-        self.since_fired = torch.zeros(n_latents, dtype=torch.long)  # [n] tokens since last firing
+        self.since_fired = torch.zeros(n_latents, dtype=torch.long, device=device)  # [n] tokens since last firing
 
     def update(self, fired: torch.Tensor, n_tokens: int) -> None:
         """fired: [n] bool, latents that fired in a batch of n_tokens."""
@@ -33,4 +33,4 @@ class DeadTracker:
 
     def load_state_dict(self, state: dict) -> None:
         self.window = int(state["window"])
-        self.since_fired = state["since_fired"].clone()
+        self.since_fired = state["since_fired"].to(self.since_fired.device, copy=True)

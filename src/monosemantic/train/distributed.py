@@ -39,6 +39,11 @@ class Single:
     def is_main(self) -> bool:
         return self.world.is_main
 
+    @property
+    def device(self) -> torch.device:
+        """Where the SAE, its batches and its optimiser state live (the CPU here)."""
+        return torch.device("cpu")
+
     def make_sae(self, cfg: SAEConfig) -> SAE:
         return make_sae(cfg)
 
@@ -83,12 +88,15 @@ class DataParallel(Single):
 
     def __init__(self, world: World, batch_size: int):
         super().__init__(world)
-        if batch_size % world.size:
-            raise ConfigError(f"--batch-size {batch_size} does not split evenly over {world.size} ranks: use a multiple of {world.size}")
+        check_batch_splits(batch_size, world.size)
         self.local_rows = batch_size // world.size
 
+    @property
+    def device(self) -> torch.device:
+        return self.world.device  # cuda:LOCAL_RANK under NCCL
+
     def make_sae(self, cfg: SAEConfig) -> SAE:
-        sae = make_sae(cfg)
+        sae = make_sae(cfg).to(self.device)  # initialised on the CPU, as one process does, then moved
         for tensor in list(sae.parameters()) + list(sae.buffers()):  # guard: rank 0's weights everywhere
             if self.world.distributed:
                 torch.distributed.broadcast(tensor.data, src=0)
@@ -123,6 +131,12 @@ class DataParallel(Single):
         return path
 
 
+def check_batch_splits(batch_size: int, ranks: int) -> None:
+    """Data parallel reads B/N rows per rank: B must divide by N."""
+    if batch_size % ranks:
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {ranks} ranks: use a multiple of {ranks}")
+
+
 class RankSlice(BatchLoader):
     """This rank's rows of every global batch of a BatchLoader (same seed, same order)."""
 
@@ -136,14 +150,17 @@ class RankSlice(BatchLoader):
         return rows[self.rank * per : (self.rank + 1) * per]
 
 
-def make_parallel(scheme: str, world: World, batch_size: int):
-    """The hooks for `--parallel SCHEME` on `world` (one process: Single)."""
-    if scheme not in ("data", "feature"):
-        raise ConfigError(f"--parallel must be data or feature, got {scheme!r}")
+def make_parallel(scheme: str, world: World, batch_size: int, feature_ranks: int | None = None):
+    """The hooks for `--parallel SCHEME` on `world` (one process: Single); "mesh"
+    splits the dictionary over `feature_ranks` ranks (mesh.py)."""
+    if scheme not in ("data", "feature", "mesh"):
+        raise ConfigError(f"--parallel must be data, feature or mesh, got {scheme!r}")
+    if (scheme == "mesh") != (feature_ranks is not None):
+        raise ConfigError("--feature-ranks F goes with --parallel mesh (and mesh needs it)")
     if not world.distributed:
         return Single(world)
     if scheme == "data":
         return DataParallel(world, batch_size)
-    from .sharded import FeatureSharded
+    from .mesh import FeatureSharded
 
-    return FeatureSharded(world)
+    return FeatureSharded(world, batch_size, feature_ranks)

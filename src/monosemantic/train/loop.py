@@ -198,7 +198,7 @@ class SAETrainer:
         torch.manual_seed(cfg.seed)
         self.sae = parallel.make_sae(sae_cfg)
         self.optimizer = _adam(self.sae, cfg.lr)
-        self.dead = DeadTracker(parallel.local_latents(sae_cfg), cfg.dead_window)
+        self.dead = DeadTracker(parallel.local_latents(sae_cfg), cfg.dead_window, device=parallel.device)
         self.start, self.elapsed, self.resumed_from, self.tokens = 0, 0.0, None, 0
         if job.resume and self.ckpt_dir is not None and parallel.has_checkpoint(self.ckpt_dir):
             state = parallel.load_checkpoint(self.ckpt_dir)
@@ -218,7 +218,7 @@ class SAETrainer:
         self.rng = torch.get_rng_state()
         self.metrics = _MetricsLog(self.out_dir / "metrics.jsonl" if self.out_dir is not None and parallel.is_main else None, self.resumed_from)
         self.flops = _flops_before(self.metrics.path, self.start, self._step_flops(cfg.batch_size, 0))
-        self.autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
+        self.autocast = (lambda: torch.autocast(parallel.device.type, dtype=torch.bfloat16)) if self.dtype == "bfloat16" else contextlib.nullcontext
         self.window = _Window()
         self.last_good = None if self.resumed_from is None else self.ckpt_dir / "latest.pt"
         self.last_record: dict = {}
@@ -233,7 +233,7 @@ class SAETrainer:
 
     def init_from_data(self, first: torch.Tensor) -> None:
         torch.set_rng_state(self.rng)
-        self.sae.init_from_data(self.parallel.global_batch(first))
+        self.sae.init_from_data(self.parallel.global_batch(first.to(self.parallel.device)))
         self.rng = torch.get_rng_state()
 
     def checkpoint(self, step: int) -> Path | None:
@@ -250,6 +250,7 @@ class SAETrainer:
         trainer's share of the time spent reading the batch."""
         t0 = time.perf_counter()
         torch.set_rng_state(self.rng)
+        x = x.to(self.parallel.device)  # itself on the CPU; cuda:LOCAL_RANK under NCCL
         cfg, sae, optimizer, dead, total, parallel = self.cfg, self.sae, self.optimizer, self.dead, self.total, self.parallel
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * lr_factor(step, total, cfg.lr_warmup_fraction, cfg.lr_decay_fraction)
@@ -289,6 +290,8 @@ class SAETrainer:
             logged = read_metrics(self.metrics.path)
             self.last_record = logged[-1] if logged else {}
         self.checkpoint(self.total)
+        if self.parallel.device.type != "cpu":  # saved and evaluated on the CPU
+            self.sae = self.sae.cpu()
         return TrainResult(self.sae, self.total, self.tokens, self.elapsed, self.last_record, self.resumed_from)
 
 
@@ -308,7 +311,7 @@ class _Window:
         values.update({name: term.detach().float() * rows for name, term in out.terms.items()})
         self.names = list(values)
         x64 = x.double()
-        head = torch.stack([(x - out.x_hat.float()).pow(2).sum().double(), x64.pow(2).sum(), torch.tensor(float(rows), dtype=torch.float64)])
+        head = torch.stack([(x64 - out.x_hat.double()).pow(2).sum(), x64.pow(2).sum(), torch.tensor(float(rows), dtype=torch.float64, device=x.device)])
         self.steps.append(torch.cat([head, torch.stack(list(values.values())).double(), x64.sum(0)]))
 
     def flush(self, parallel=None) -> dict:

@@ -38,14 +38,16 @@ def train_run(
     progress: bool = True,
     world: World | None = None,
     parallel: str = "data",
+    feature_ranks: int | None = None,
 ) -> TrainResult | None:
     """Train an SAE on the run's store (or `activations`, a store or .npy) and save it
     to RUN/sae in raw units. `sae_cfg` holds SAEConfig fields other than d_in and
     norm_scale (taken from the store). Returns None if RUN/sae is already complete
     with these settings. Under torchrun, `world` holds the ranks and `parallel` says
-    how they share the work: "data" or "feature" (train/distributed.py, sharded.py)."""
+    how they share the work: "data", "feature" or "mesh" with the dictionary split over
+    `feature_ranks` ranks (train/distributed.py, sharded.py, mesh.py)."""
     return train_runs([(run, sae_cfg, cfg)], activations=activations, resume=resume, force=force, progress=progress,
-                      world=world, parallel=parallel)[0]
+                      world=world, parallel=parallel, feature_ranks=feature_ranks)[0]
 
 
 def train_runs(
@@ -58,6 +60,7 @@ def train_runs(
     on_done: Callable[[Path, TrainResult], None] | None = None,
     world: World | None = None,
     parallel: str = "data",
+    feature_ranks: int | None = None,
 ) -> list[TrainResult | None]:
     """`train_run` for several (run_dir, sae_cfg, cfg) at once, in one pass over the
     store (`activations`, or the first run's own): the runs share batch size and seed
@@ -71,7 +74,7 @@ def train_runs(
     store = open_store(activations if activations is not None else all_dirs[0])
     jobs, dirs = [], []
     for run_dir, (_, sae_cfg, cfg) in zip(all_dirs, runs):
-        job = _prepare(run_dir, sae_cfg, cfg or TrainConfig(), store, activations, resume, force, world, parallel)
+        job = _prepare(run_dir, sae_cfg, cfg or TrainConfig(), store, activations, resume, force, world, parallel, feature_ranks)
         if job is not None:
             jobs.append(job)
             dirs.append(run_dir)
@@ -82,17 +85,20 @@ def train_runs(
         raise ConfigError(f"runs trained in one pass read the same batches: their (batch size, seed) differ: {sorted(streams)}")
     batch_size, seed = streams.pop()
 
+    hooks = jobs[0].parallel
+    row_slice = (world.rank, world.size) if hooks.scheme == "data" else getattr(hooks, "row_slice", None)
+
     def batches(start: int):
-        if jobs[0].parallel.scheme == "data":  # this rank's rows of each global batch
+        if row_slice is not None:  # this rank's rows of each global batch
             index = store.split_indices("train")
             if len(index) < batch_size:
                 raise StoreError(f"the train split has {len(index)} rows, fewer than one batch of {batch_size}")
-            return iter(RankSlice(store, index, batch_size, seed, start, 4, rank=world.rank, world_size=world.size))
+            return iter(RankSlice(store, index, batch_size, seed, start, 4, rank=row_slice[0], world_size=row_slice[1]))
         return store.batches(batch_size, split="train", seed=seed, start_batch=start)
 
     def save(i: int, result: TrainResult) -> None:
         run_dir, hooks = dirs[i], jobs[i].parallel
-        if hooks.scheme == "feature":
+        if hooks.scheme in ("feature", "mesh"):
             result.sae = hooks.gather_sae()
         world.barrier()
         if not world.is_main:
@@ -111,7 +117,7 @@ def train_runs(
 
 
 def _prepare(run: Run | str | Path, sae_cfg: dict | None, cfg: TrainConfig, store, activations, resume: bool, force: bool,
-             world: World, parallel: str) -> TrainJob | None:
+             world: World, parallel: str, feature_ranks: int | None = None) -> TrainJob | None:
     """Record the run's settings and decide what it needs: None when RUN/sae is
     complete, else the job (resuming its checkpoint when asked)."""
     run = Run.of(run)
@@ -123,8 +129,8 @@ def _prepare(run: Run | str | Path, sae_cfg: dict | None, cfg: TrainConfig, stor
     settings = {"sae": asdict(full_cfg), "train": cfg.to_dict(), "activations": str(Path(activations).resolve()) if activations else None}
     # Before any work: the same settings, flags and store on every rank.
     store_id = {k: store.manifest.get(k) for k in ("model", "layer", "count", "tokens_digest", "norm_scale")}
-    world.agree("the training settings and store", (settings, store_id, store.count, resume, force, parallel))
-    hooks = make_parallel(parallel, world, cfg.batch_size)
+    world.agree("the training settings and store", (settings, store_id, store.count, resume, force, parallel, feature_ranks))
+    hooks = make_parallel(parallel, world, cfg.batch_size, feature_ranks)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_shared_dir(world, run_dir / "checkpoints")
     if force and world.is_main:

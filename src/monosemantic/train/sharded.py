@@ -7,9 +7,17 @@ pre-activations and its latents' share of x̂, and the shares are summed
 (sharded_ops.py). ReLU needs nothing else; TopK takes each rank's local top-k by
 pre-activation, gathers the candidates and keeps the global top-k (AuxK selects the
 dead latents' top-aux_k the same way); BatchTopK keeps the k·B largest of the whole
-batch the same way (and its threshold from the global selection). Gradient clipping uses the norm over all shards. The result is
+batch the same way (and its threshold from the global selection). JumpReLU needs no
+selection: its sparsity terms are sums over latents (the SAE class's own
+`penalty_terms`), so the slices' terms are summed, and its bandwidth ε, a median
+over all latents, is taken over the gathered per-latent statistics. The result is
 what one process computes, up to float summation order (tests/train/
-test_distributed.py). JumpReLU is not sharded yet (data parallel works).
+test_distributed.py, test_mesh.py).
+
+On the data x feature mesh (mesh.py) `world` is this rank's feature group and
+`replicas` its data group (the ranks holding the same latents for other rows of the
+global batch): AuxK's normaliser and BatchTopK's selection span the global batch,
+as one process's do. The training-loop hooks are mesh.py's FeatureSharded.
 
 Initialisation: up to FULL_INIT_ELEMENTS each rank draws the full dictionary under
 the run's seed (exactly one process's weights) and keeps its slice; above, every
@@ -26,27 +34,26 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..distributed import World
-from ..errors import ConfigError
-from ..sae import SAE, SAEConfig, make_sae
+from ..sae import SAEConfig, make_sae
 from ..sae.base import ForwardOutput, mse_term
 from ..sae.registry import ARCHITECTURES
 from ..sae.sparse_topk import densify, gather_encode, sparse_decode, topk_encode
-from .dead import DeadTracker
-from .distributed import Single
-from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_range
+from .sharded_checkpoint import SHARD_AXIS, shard_range
 
 FULL_INIT_ELEMENTS = 1 << 27  # n·d: 512 MiB per float32 matrix
 INIT_BLOCK = 65_536
-SHARDABLE = ("relu", "topk", "batchtopk")
+SHARDABLE = ("relu", "topk", "batchtopk", "jumprelu")
 
 
 class ShardedSAE(nn.Module):
     """This rank's slice of an SAE; `local` is an SAE of the slice's width, whose
     row-wise hooks (decoder-norm handling, b_dec init) apply unchanged."""
 
-    def __init__(self, cfg: SAEConfig, world: World):
+    def __init__(self, cfg: SAEConfig, world: World, replicas: World | None = None, whole: World | None = None):
         super().__init__()
-        self.cfg, self.world = cfg, world
+        self.cfg, self.world = cfg, world                                  # world: the ranks sharing this batch's latents
+        self.replicas = replicas or World()                                # the ranks with the same latents, other rows
+        self.whole = whole or world                                        # every rank (BatchTopK's selection)
         self.lo, self.hi = shard_range(cfg.n_latents, world.rank, world.size)
         self.width = max(b - a for a, b in (shard_range(cfg.n_latents, r, world.size) for r in range(world.size)))
         n = self.hi - self.lo
@@ -90,7 +97,16 @@ class ShardedSAE(nn.Module):
         return self.local.param_groups()
 
     def init_from_data(self, sample: Tensor) -> None:
-        self.local.init_from_data(sample)
+        if self.cfg.architecture == "jumprelu":
+            self.local.init_from_data(sample, all_latents=self._all_latents)
+        else:
+            self.local.init_from_data(sample)
+
+    def _all_latents(self, values: Tensor) -> Tensor:
+        """[n_local] per-latent values -> [n_latents], every shard's in latent order."""
+        padded = torch.cat([values, values.new_zeros(self.width - values.numel())])
+        sizes = [b - a for a, b in (shard_range(self.cfg.n_latents, r, self.world.size) for r in range(self.world.size))]
+        return torch.cat([v[:m] for v, m in zip(self.world.all_gather(padded), sizes)])
 
     def before_step(self) -> None:
         self.local.before_step()
@@ -101,6 +117,8 @@ class ShardedSAE(nn.Module):
     def forward(self, x: Tensor, *, sparsity_scale: float = 1.0, dead_mask: Tensor | None = None) -> ForwardOutput:
         if self.cfg.architecture == "relu":
             return self._relu(x, sparsity_scale)
+        if self.cfg.architecture == "jumprelu":
+            return self._jumprelu(x, sparsity_scale, dead_mask)
         return self._topk(x, dead_mask, batch=self.cfg.architecture == "batchtopk")
 
     def _reduce(self, partial: Tensor) -> Tensor:
@@ -118,6 +136,18 @@ class ShardedSAE(nn.Module):
         n_active, fired = L._stats(f)
         n_active = self.world.all_reduce_(n_active.clone(), "sum")
         return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), "l1": l1.detach()}, n_active, fired)
+
+    def _jumprelu(self, x: Tensor, sparsity_scale: float, dead_mask: Tensor | None) -> ForwardOutput:
+        L = self.local
+        pre = L.pre_acts(x)                                                # [B, n_local], no b_dec at the input
+        f = L.activate(pre)                                                # [B, n_local], ≥ 0
+        x_hat = self._reduce(f @ L.W_dec) + L.b_dec                        # [B, d], all latents
+        mse = mse_term(x_hat, x)
+        terms = {name: self._reduce(t) for name, t in L.penalty_terms(pre, dead_mask).items()}  # Σ over every rank's latents
+        loss = mse + L.penalty(terms, sparsity_scale)
+        n_active, fired = L._stats(f)
+        n_active = self.world.all_reduce_(n_active.clone(), "sum")
+        return ForwardOutput(x_hat, f, loss, {"mse": mse.detach(), **{k: v.detach() for k, v in terms.items()}}, n_active, fired)
 
     def _topk(self, x: Tensor, dead_mask: Tensor | None, batch: bool = False) -> ForwardOutput:
         from .sharded_ops import global_topk_mask, shared_input
@@ -137,24 +167,26 @@ class ShardedSAE(nn.Module):
         aux = self._auxk(x, x_hat, pre, b_dec_in, dead_mask)
         loss = mse + self.cfg.aux_coefficient * aux
         active = acts.detach() > 0
-        fired = torch.zeros(self.hi - self.lo, dtype=torch.bool)
+        fired = torch.zeros(self.hi - self.lo, dtype=torch.bool, device=x.device)
         fired[top_indices[active]] = True
         local_acts = lambda: densify(acts, top_indices, self.hi - self.lo)  # [B, n_local]
         return ForwardOutput(x_hat, local_acts, loss, {"mse": mse.detach(), "aux": aux.detach()}, n_active, fired)
 
     def _batch_select(self, x: Tensor, b_dec_in: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """BatchTopK: the k·B largest ReLU pre-activations of the whole batch over all
-        ranks (each rank's k·B largest are the candidates). -> (acts [B, m] with
-        gradient, latent ids [B, m], pre-activations [B, n_local], L0 per row [B])."""
+        """BatchTopK: the k·B largest ReLU pre-activations of the global batch (B rows
+        here times the replicas) over all ranks (each rank's k·B largest are the
+        candidates). -> (acts [B, m] with gradient, latent ids [B, m],
+        pre-activations [B, n_local], L0 per row [B])."""
         from ..sae.batchtopk import pad_rows
         from .sharded_ops import global_topk_mask
 
         L, B, n = self.local, x.shape[0], self.hi - self.lo
-        total = min(self.cfg.k * B, B * self.cfg.n_latents)
+        rows = B * self.replicas.size                                      # the global batch
+        total = min(self.cfg.k * rows, rows * self.cfg.n_latents)
         with torch.no_grad():
             pre = L.pre_acts(x)                                            # [B, n_local], no graph
             cand = pre.relu().flatten().topk(min(total, B * n), sorted=False)  # [m] local candidates
-            keep, chosen = global_topk_mask(self.world, cand.values[None], total, min(total, B * self.width))
+            keep, chosen = global_topk_mask(self.whole, cand.values[None], total, min(total, B * self.width))
             flat = cand.indices[keep[0]]
             idx, valid = pad_rows(flat // n, flat % n, B)
         vals = gather_encode(x, L.W_enc, L.b_enc, b_dec_in, idx, pre).relu() * valid  # [B, m]
@@ -180,73 +212,13 @@ class ShardedSAE(nn.Module):
         vals = gather_encode(x, L.W_enc, L.b_enc, b_dec_in, cand.indices, pre).relu() * keep
         e_hat = self._reduce(sparse_decode(vals, cand.indices, L.W_dec))  # [B, d], no b_dec
         e = (x.float() - x_hat.float()).detach()
-        return (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum().clamp_min(1e-12)
-
-
-class FeatureSharded(Single):
-    """The training-loop hooks for a feature-sharded SAE."""
-
-    scheme = "feature"
-
-    def __init__(self, world: World):
-        super().__init__(world)
-        self.sae: ShardedSAE | None = None
-
-    def make_sae(self, cfg: SAEConfig) -> ShardedSAE:
-        if cfg.architecture not in SHARDABLE:
-            raise ConfigError(f"--parallel feature supports {', '.join(SHARDABLE)}, not {cfg.architecture}: use --parallel data")
-        if cfg.n_latents < self.world.size:
-            raise ConfigError(f"{cfg.n_latents} latents cannot be split over {self.world.size} ranks")
-        self.sae = ShardedSAE(cfg, self.world)
-        return self.sae
-
-    def local_latents(self, cfg: SAEConfig) -> int:
-        lo, hi = shard_range(cfg.n_latents, self.world.rank, self.world.size)
-        return hi - lo
-
-    def sync_and_clip(self, sae: ShardedSAE, max_norm: float) -> None:
-        sharded = torch.zeros((), dtype=torch.float64)
-        replicated = torch.zeros((), dtype=torch.float64)
-        for name, p in sae.local.named_parameters():
-            if p.grad is not None:
-                sq = p.grad.double().pow(2).sum()
-                if name in SHARD_AXIS:
-                    sharded += sq
-                else:
-                    replicated += sq                                       # the same on every rank: counted once
-        total = (self.world.all_reduce_(sharded.reshape(1), "sum")[0] + replicated).sqrt()
-        coef = min(1.0, max_norm / (float(total) + 1e-6))                  # torch's clip_grad_norm_ rule
-        if coef < 1.0:
-            for p in sae.local.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(coef)
-
-    def dead_count(self, dead: DeadTracker) -> int:
-        return int(self.world.all_reduce_(dead.mask.sum().reshape(1), "sum")[0])
-
-    def dead_fraction(self, dead: DeadTracker) -> float:
-        return self.dead_count(dead) / self.sae.cfg.n_latents
-
-    def has_checkpoint(self, directory: Path) -> bool:
-        from .checkpoint import has_checkpoint
-
-        return has_checkpoint(directory)
-
-    def load_checkpoint(self, directory: Path) -> dict:
-        return load_sharded(directory, self.sae.lo, self.sae.hi, self.sae.local)
-
-    def save_checkpoint(self, directory: Path, state: dict) -> Path:
-        return save_sharded(directory, state, self.world, self.sae.lo, self.sae.hi, self.sae.local)
-
-    def gather_sae(self) -> SAE | None:
-        """The whole trained SAE on rank 0 (None elsewhere), for RUN/sae."""
-        pieces = self.world.all_gather_object((self.sae.lo, self.sae.hi, self.sae.local.state_dict()))
-        if not self.world.is_main:
-            return None
-        full = make_sae(self.sae.cfg)
-        state = full.state_dict()
-        for name in state:
-            axis = SHARD_AXIS.get(name)
-            state[name] = pieces[0][2][name] if axis is None else torch.cat([p[2][name] for p in pieces], dim=axis)
-        full.load_state_dict(state)
-        return full
+        if not self.replicas.distributed:
+            return (e_hat - e).pow(2).sum() / (e - e.mean(0)).pow(2).sum().clamp_min(1e-12)
+        # The normaliser spans the global batch, Σ‖e − ē‖² = Σ‖e‖² − ‖Σe‖²/B from the
+        # replicas' sums; each replica's share is scaled by D, so that the gradients
+        # averaged over the data group are the global batch's.
+        e64 = e.double()
+        sums = torch.cat([e64.pow(2).sum().reshape(1), e64.sum(0), e64.new_tensor([e.shape[0]])])  # [d + 2]
+        sums = self.replicas.all_reduce_(sums, "sum")
+        den = (sums[0] - sums[1:-1].pow(2).sum() / sums[-1]).clamp_min(1e-12)
+        return (e_hat - e).pow(2).sum() * self.replicas.size / den.float()

@@ -42,17 +42,26 @@ def param_names(sae) -> list[str]:
     return [names[id(p)] for group in sae.param_groups() for p in group["params"]]
 
 
-def save_sharded(directory: Path, state: dict, world: World, lo: int, hi: int, local_sae) -> Path:
+def save_sharded(directory: Path, state: dict, world: World, lo: int, hi: int, local_sae,
+                 shard: tuple[int, int] | None = None, writes: bool = True) -> Path:
+    """Called by every rank of `world`. `shard` = (this rank's shard, the number of
+    shards), by default (rank, world size); on a mesh only one rank per shard `writes`
+    (its data group's first) and world rank 0 commits."""
     step, n = int(state["step"]), int(state["sae_config"]["n_latents"])
+    index, shards = shard or (world.rank, world.size)
     sub = directory / f"sharded-step-{step:09d}"
     piece = {**state, "range": [lo, hi], "param_names": param_names(local_sae)}
-    atomic.write_with(sub / f"rank-{world.rank:05d}.pt", lambda tmp: torch.save(piece, tmp))
+    if writes:
+        atomic.write_with(sub / f"rank-{index:05d}.pt", lambda tmp: torch.save(piece, tmp))
     world.barrier()
     marker_path = directory / MARKER
     if world.is_main:
         previous = atomic.read_json(marker_path)["dir"] if marker_path.is_file() else None
-        marker = {"step": step, "world_size": world.size, "n_latents": n, "dir": sub.name,
-                  "ranges": [list(shard_range(n, r, world.size)) for r in range(world.size)]}
+        for stale in sub.glob("rank-*.pt"):  # left by an earlier layout (other F) of the same step
+            if int(stale.stem.split("-")[1]) >= shards:
+                stale.unlink()
+        marker = {"step": step, "world_size": shards, "n_latents": n, "dir": sub.name,
+                  "ranges": [list(shard_range(n, r, shards)) for r in range(shards)]}
         atomic.write_json(marker_path, marker)  # the commit point
         for old in directory.glob("sharded-step-*"):
             if old.name not in (sub.name, previous):

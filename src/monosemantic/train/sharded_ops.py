@@ -10,7 +10,9 @@ same x̂, so:
   rank's slice of the encoder. Forward is the identity; backward sums the ranks'
   gradient shares (Megatron's "copy to the model-parallel region").
 - `global_topk_mask`: which of this rank's candidates are among the k largest over
-  all ranks: local top-k, all-gather of the candidates' values, the global top-k."""
+  all ranks: local top-k, all-gather of the candidates' values, the global top-k.
+Each runs over `world`'s process group: all ranks, or one feature group of the
+data x feature mesh (mesh.py's `Group`)."""
 
 from __future__ import annotations
 
@@ -24,34 +26,39 @@ from ..distributed import World
 
 class _ReducePartials(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, partial: Tensor) -> Tensor:
+    def forward(ctx, partial: Tensor, group) -> Tensor:
         total = partial.clone()
-        dist.all_reduce(total)
+        dist.all_reduce(total, group=group)
         return total
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        return grad
+    def backward(ctx, grad: Tensor):
+        return grad, None
 
 
 class _SharedInput(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, group) -> Tensor:
+        ctx.group = group
         return x.clone()
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx, grad: Tensor):
         total = grad.clone()
-        dist.all_reduce(total)
-        return total
+        dist.all_reduce(total, group=ctx.group)
+        return total, None
+
+
+def _group(world: World):
+    return getattr(world, "group", None)  # None: the default group (all ranks)
 
 
 def reduce_partials(world: World, partial: Tensor) -> Tensor:
-    return _ReducePartials.apply(partial) if world.distributed else partial
+    return _ReducePartials.apply(partial, _group(world)) if world.distributed else partial
 
 
 def shared_input(world: World, x: Tensor) -> Tensor:
-    return _SharedInput.apply(x) if world.distributed else x
+    return _SharedInput.apply(x, _group(world)) if world.distributed else x
 
 
 @torch.no_grad()
