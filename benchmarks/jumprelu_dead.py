@@ -23,6 +23,7 @@ import torch
 from monosemantic.activations import open_store
 from monosemantic.evals.density import firing_counts
 from monosemantic.evals.reconstruction import reconstruction_stats
+from monosemantic.evals.run import _chunks
 from monosemantic.sae.registry import config_for
 from monosemantic.train import TrainConfig, TrainJob, train_many
 
@@ -37,10 +38,6 @@ def _candidate(text: str) -> tuple[str, dict]:
         key, value = item.split("=", 1)
         fields[key] = json.loads(value)
     return name, fields
-
-
-def _chunks(x: torch.Tensor, size: int = 4096):
-    return (x[i : i + size] for i in range(0, x.shape[0], size))
 
 
 def _fractions(sae, x: torch.Tensor) -> tuple[float, float]:
