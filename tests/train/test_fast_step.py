@@ -69,6 +69,9 @@ def test_fast_step_equals_plain_dense_step(arch):
     for name, t in sae.named_parameters():
         torch.testing.assert_close(t.detach(), ref[name].detach(), rtol=1e-6, atol=1e-8, msg=name)
         assert not torch.allclose(t.detach(), start[name]), f"{name} never moved: the comparison would prove nothing"
+        for key, moment in fast_opt.state[t].items():   # checkpoints keep Adam's moments in the parameter's layout
+            if moment.dim():
+                assert moment.shape == t.shape and moment.stride() == t.stride(), (name, key)
 
 
 def test_grouped_selection_is_the_exact_top_k():
@@ -80,3 +83,14 @@ def test_grouped_selection_is_the_exact_top_k():
         idx = select_topk(pre, k)
         assert idx.shape == (rows, k) and (idx.sort(1).values.diff(1) > 0).all()   # k distinct latents
         torch.testing.assert_close(pre.gather(1, idx).sort(1, descending=True).values, pre.topk(k, dim=1).values, rtol=0, atol=0)
+
+
+def test_grouped_batch_selection_is_the_exact_top_k_of_the_batch():
+    from monosemantic.sae.sparse_topk import select_batch_topk
+
+    torch.manual_seed(2)
+    for rows, n, K in [(64, 512, 64 * 4), (8, 256, 8 * 4), (3, 100, 20)]:        # grouped, and the plain fallback
+        pre = torch.randn(rows, n)
+        flat = select_batch_topk(pre, K)
+        assert flat.shape == (K,) and flat.unique().numel() == K
+        torch.testing.assert_close(pre.flatten()[flat].sort(descending=True).values, pre.flatten().topk(K).values, rtol=0, atol=0)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .base import SAE
-from .sparse_topk import gather_encode
+from .sparse_topk import gather_encode, select_batch_topk
 from .topk import TopKSAE
 
 THRESHOLD_EMA = 0.01
@@ -69,7 +69,9 @@ class BatchTopKSAE(TopKSAE):
         B, n = x.shape[0], self.cfg.n_latents
         with torch.no_grad():
             pre = self.pre_acts(x)                                         # [B, n], no graph
-            flat = pre.relu().flatten().topk(min(self.cfg.k * B, B * n), sorted=False).indices  # [k*B]
+            # the k·B largest pre-activations; ReLU after selection (an order-preserving
+            # map): only entries that are ≤ 0 anyway can differ, and they add nothing
+            flat = select_batch_topk(pre, min(self.cfg.k * B, B * n))       # [k*B]
             idx, valid = pad_rows(flat // n, flat % n, B)
         vals = gather_encode(x, self.W_enc, self.b_enc, self.b_dec, idx, pre).relu() * valid  # [B, m]
         if self.training:

@@ -1,22 +1,25 @@
 """The TopK speed trick, kept apart from the model's meaning (as sparsify's
 fused_encoder.py): gradients touch only the k selected latents of each row.
 
-- `topk_encode`: dense pre-activations (one matmul, no autograd graph), top-k per
-  row, then the selected values re-attached to the graph by `gather_encode`, whose
-  backward is built from the k selected W_enc columns with `index_add_`.
+- `topk_encode`: dense pre-activations (one matmul, no autograd graph), an exact
+  top-k per row by group maxima (`select_topk`; `select_batch_topk` for BatchTopK),
+  then the selected values re-attached to the graph by `gather_encode`, whose
+  backward is built from the k selected W_enc columns (one embedding_bag over the
+  entries sorted by latent) and gives b_dec its gradient as one matrix-vector product.
 - `sparse_decode`: x̂ = Σⱼ top_actsⱼ · W_dec[top_indicesⱼ] with `embedding_bag`;
-  its backward writes into the selected W_dec rows only (`index_add_`), so an
-  unselected row gets exactly zero gradient.
+  its backward writes into the selected W_dec rows only, so an unselected row gets
+  exactly zero gradient.
 
 Each function has `dense=True`, the plain autograd reference; tests/sae/
-test_sparse_topk.py holds the two equal, values and gradients.
+test_sparse_topk.py holds the two equal, values and gradients, and tests/train/
+test_fast_step.py holds whole training steps equal to a dense reference step.
 
 Measured (CPU, 2 shared cores, float32, d=576, n=16384, B=4096, k=32; the encoder's
 forward matmul is common to both paths and not counted):
     backward of decode:    sparse 0.48 s   dense 1.89 s
     backward of encoder:   sparse 0.26 s   dense 2.10 s
 so the sparse backward is kept for both (`python -m monosemantic.sae.sparse_topk`
-reruns it).
+reruns it; those figures predate the embedding_bag sums and the grouped selection).
 """
 
 from __future__ import annotations
@@ -156,6 +159,26 @@ def select_topk(pre: Tensor, k: int) -> Tensor:
     pick = cand.reshape(B, g * k).topk(k, dim=-1, sorted=False).indices    # [B, k] into g·k
     cols = top_groups[:, None, :] + w * torch.arange(g, device=pre.device)[None, :, None]  # [B, g, k] latent ids
     return cols.reshape(B, g * k).gather(1, pick)
+
+
+@torch.no_grad()
+def select_batch_topk(pre: Tensor, K: int) -> Tensor:
+    """[B, n] -> [K] flat indices (row·n + latent) of the K largest values of the whole
+    batch (BatchTopK); exact as `select_topk`, by the same grouping: the K groups with
+    the largest maxima over all rows hold the K largest values. Measured at B=1024,
+    n=16384, K=32·B on a loaded core: 377 ms vs 1,368 ms for topk of the flattened
+    [B·n] (which heap-selects 32,768 of 16.8M)."""
+    g = GROUP
+    B, n = pre.shape
+    if n % g or B * (n // g) < 4 * K:
+        return pre.flatten().topk(K, sorted=False).indices
+    w = n // g
+    maxima = pre.view(B, g, w).amax(1).flatten()                           # [B·w] group maxima
+    top = maxima.topk(K, sorted=False).indices                             # [K] group ids: row·w + c
+    rows, first = top.div(w, rounding_mode="floor"), top % w               # [K], [K]
+    cols = first[:, None] + w * torch.arange(g, device=pre.device)[None, :]  # [K, g] latent ids
+    pick = pre[rows[:, None], cols].flatten().topk(K, sorted=False).indices  # [K] into K·g
+    return rows.repeat_interleave(g)[pick] * n + cols.flatten()[pick]
 
 
 def topk_encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor | None, k: int,
