@@ -78,7 +78,7 @@ def test_grouped_selection_is_the_exact_top_k():
     from monosemantic.sae.sparse_topk import select_topk
 
     torch.manual_seed(1)
-    for rows, n, k in [(33, 1024, 32), (8, 256, 4), (5, 96, 7), (3, 100, 5)]:   # grouped, and the plain fallbacks
+    for rows, n, k in [(4, 8192, 16), (33, 1024, 32), (8, 256, 4), (5, 96, 7), (3, 100, 5)]:   # two levels, one, plain
         pre = torch.randn(rows, n)
         idx = select_topk(pre, k)
         assert idx.shape == (rows, k) and (idx.sort(1).values.diff(1) > 0).all()   # k distinct latents

@@ -146,15 +146,17 @@ def select_topk(pre: Tensor, k: int) -> Tensor:
     groups of g latents (strided: group c = latents c, c + n/g, …, so their maxima are
     one vertical SIMD max over g slices), the k groups with the largest maxima are
     kept (a group holding one of the k largest values has a maximum that at most k−1
-    other groups exceed), and the k largest of their g·k values are taken. Measured at
-    B=4096, n=16384, k=32 on a loaded core: 303 ms vs 445 ms for torch.topk."""
+    other groups exceed), and the k largest of their g·k values are taken; the top-k
+    of the n/g maxima is found the same way while rows stay long. Measured at B=4096,
+    n=16384, k=32 on a loaded core: 228 ms vs 396 ms for torch.topk (float32), 140 vs
+    242 ms (bfloat16)."""
     g = GROUP
     if pre.dim() != 2 or pre.shape[1] % g or pre.shape[1] // g < 4 * k:  # short rows: plain topk
         return pre.topk(k, dim=-1, sorted=False).indices
     B, n = pre.shape
     w = n // g
     grouped = pre.view(B, g, w)                                            # grouped[b, r, c] = pre[b, r·w + c]
-    top_groups = grouped.amax(1).topk(k, dim=-1, sorted=False).indices     # [B, k] in 0..w-1
+    top_groups = select_topk(grouped.amax(1), k)                           # [B, k] in 0..w-1 (the same trick on the maxima)
     cand = grouped.gather(2, top_groups[:, None, :].expand(B, g, k))       # [B, g, k]
     pick = cand.reshape(B, g * k).topk(k, dim=-1, sorted=False).indices    # [B, k] into g·k
     cols = top_groups[:, None, :] + w * torch.arange(g, device=pre.device)[None, :, None]  # [B, g, k] latent ids
