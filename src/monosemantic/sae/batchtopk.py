@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .base import SAE
-from .sparse_topk import gather_encode, select_batch_topk
+from .sparse_topk import dense_pre_acts, gather_encode, select_batch_topk
 from .topk import TopKSAE
 
 THRESHOLD_EMA = 0.01
@@ -68,7 +68,7 @@ class BatchTopKSAE(TopKSAE):
     def _select(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         B, n = x.shape[0], self.cfg.n_latents
         with torch.no_grad():
-            pre = self.pre_acts(x)                                         # [B, n], no graph
+            pre = dense_pre_acts(self.as_input(x), self.W_enc, self.b_enc, self.b_dec)  # [B, n], no graph
             # the k·B largest pre-activations; ReLU after selection (an order-preserving
             # map): only entries that are ≤ 0 anyway can differ, and they add nothing
             flat = select_batch_topk(pre, min(self.cfg.k * B, B * n))       # [k*B]
