@@ -133,7 +133,6 @@ class MatryoshkaSAE(BatchTopKSAE):
     config_class = MatryoshkaConfig
     uses = (*BatchTopKSAE.uses, "matryoshka_widths")
     bf16_safe = False       # not measured in bfloat16 yet (batchtopk was): float32 under --train-dtype auto
-    LR_SCALE = 2.0          # as topk, unlike batchtopk: recovery up, dead latents 3.5 % (docs/training.md)
 
     @classmethod
     def config_problem(cls, cfg) -> str | None:
