@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=204_800)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--heldout", type=int, default=15_000)
+    parser.add_argument("--warmup", type=float, default=None, help="TrainConfig.lr_warmup_fraction (default: TrainConfig's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="ARCH.FIELD=VALUE", help="override an SAEConfig field of one architecture")
     args = parser.parse_args()
     store = open_store(args.store)
@@ -43,7 +44,8 @@ def main() -> None:
     runs = [(arch, lr) for arch in args.architectures for lr in args.lrs]
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": store.d, "n_latents": args.latents, "k": args.k,
                                  **overrides.get(arch, {})}),
-                     TrainConfig(n_tokens=args.tokens, batch_size=args.batch, lr=lr, log_every=50, checkpoint_every=0))
+                     TrainConfig(n_tokens=args.tokens, batch_size=args.batch, lr=lr, log_every=50, checkpoint_every=0,
+                                 **({} if args.warmup is None else {"lr_warmup_fraction": args.warmup})))
             for arch, lr in runs]
     start = time.perf_counter()
     results = train_many(lambda s: store.batches(args.batch, split="train", seed=0, start_batch=s), jobs, progress=True)

@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--n-true", type=int, default=SyntheticConfig.n_true, help="true directions")
     parser.add_argument("--dead-window", type=int, default=0, help="TrainConfig.dead_window_tokens (0: the default)")
     parser.add_argument("--lr", type=float, default=None, help="TrainConfig.lr for our SAEs (default: TrainConfig's)")
+    parser.add_argument("--warmup", type=float, default=None, help="TrainConfig.lr_warmup_fraction (default: TrainConfig's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dictionary")
     parser.add_argument("--json", default=None, help="also write the table here")
     args = parser.parse_args()
@@ -58,6 +59,8 @@ def main() -> None:
         arch, name = key.split(".", 1)
         overrides.setdefault(arch, {})[name] = json.loads(value)
     extra = {"lr": args.lr} if args.lr else {}
+    if args.warmup is not None:
+        extra["lr_warmup_fraction"] = args.warmup
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window, **extra)
     ours = [arch for arch in args.architectures if arch != "sparsify"]
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": c.d, "n_latents": args.latents, "k": args.k, **overrides.get(arch, {})}), cfg)

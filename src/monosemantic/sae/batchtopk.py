@@ -40,6 +40,11 @@ def pad_rows(rows: Tensor, cols: Tensor, B: int) -> tuple[Tensor, Tensor]:
 class BatchTopKSAE(TopKSAE):
     saelens_architecture = "jumprelu"
     saelens_imports = ()                  # a SAELens jumprelu folder loads as our jumprelu
+    # TopK's 2x lr left 19.9 % of batchtopk's latents dead on the synthetic case at the
+    # issue's size (2.9 % at 1x) and 5.0 % on the real store, matryoshka's 11.3 % on
+    # the real store (2.2 % at 1x): both keep the run's lr (docs/training.md,
+    # "Recovery of a known dictionary").
+    LR_SCALE = 1.0
 
     def saelens_cfg(self) -> dict:
         return SAE.saelens_cfg(self)      # read as a jumprelu: no k
