@@ -1,8 +1,9 @@
 """SAE training throughput against a straightforward dense PyTorch step, side by side.
 
 For `topk` and `relu` at d = 576, 16,384 latents, batch 4,096 (the issue's sizes):
-  ours   - `monosemantic.train.train_sae` on a stream of random batches (Adam, clipping,
-           schedules, dead tracking: the real loop);
+  ours   - the real loop (`monosemantic.train.many.train_many`, which train_sae runs) on a
+           stream of random batches (Adam, clipping, schedules, dead tracking), timed
+           from the second step to the end of the last;
   plain  - the same architecture and step written here in a dozen lines of dense
            PyTorch: encode, dense decode, loss, backward, clip, Adam.
 Rounds alternate A B A B so machine drift hits both; the median ratio is printed.
