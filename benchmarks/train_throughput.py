@@ -1,8 +1,9 @@
 """SAE training throughput against a straightforward dense PyTorch step, side by side.
 
 For `topk` and `relu` at d = 576, 16,384 latents, batch 4,096 (the issue's sizes):
-  ours   - `monosemantic.train.train_sae` on a stream of random batches (Adam, clipping,
-           schedules, dead tracking: the real loop);
+  ours   - the real loop (`monosemantic.train.many.train_many`, which train_sae runs) on a
+           stream of random batches (Adam, clipping, schedules, dead tracking), timed
+           from the second step to the end of the last;
   plain  - the same architecture and step written here in a dozen lines of dense
            PyTorch: encode, dense decode, loss, backward, clip, Adam.
 Rounds alternate A B A B so machine drift hits both; the median ratio is printed.
@@ -14,6 +15,7 @@ loss of ours in bfloat16 against float32 (the dtype choice must stay within 1 %)
 
     python benchmarks/train_throughput.py [--latents 16384] [--batch 4096] [--steps 3] [--rounds 2]
     python benchmarks/train_throughput.py --compare sparsify matryoshka   # train_peers.py, side by side
+    python benchmarks/train_throughput.py --compare share   # TopK step / matmul rate, float32 and `auto`
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import time
 import torch
 
 from monosemantic.sae import SAEConfig
-from monosemantic.train import TrainConfig, train_sae
+from monosemantic.train import TrainConfig
+from monosemantic.train.loop import TrainJob, resolve_dtype
+from monosemantic.train.many import train_many
 
 D = 576
 
@@ -69,6 +73,9 @@ def time_plain(arch, n, k, batches) -> float:
 
 
 def time_ours(arch, n, k, batches, dtype="float32") -> tuple[float, float]:
+    """Seconds of our training steps after a warm-up step (the real loop: train_many,
+    whose `on_done` stops the clock at the last step, before the SAE is converted to
+    raw units as train_sae then does), and the final loss."""
     B = batches[0].shape[0]
     # A dead window longer than the run: no latent is dead, so no AuxK pass, as in the
     # plain and sparsify steps it is compared with (a one-batch window would call most
@@ -77,26 +84,54 @@ def time_ours(arch, n, k, batches, dtype="float32") -> tuple[float, float]:
                       dtype=dtype, dead_window_tokens=10 * B * (len(batches) + 1))
     sae_cfg = SAEConfig(architecture=arch, d_in=D, n_latents=n, k=k)
     stream = [batches[0]] + batches  # the first step (init from data) is the warm-up
-    start = [0.0]
+    clock = [0.0, 0.0]
 
     def timed_stream():
         for i, x in enumerate(stream):
             if i == 1:
-                start[0] = time.perf_counter()
+                clock[0] = time.perf_counter()
             yield x
 
-    result = train_sae(timed_stream(), sae_cfg, cfg, progress=False)
-    return time.perf_counter() - start[0], result.last_metrics.get("loss", float("nan"))
+    def done(_i, _result):
+        clock[1] = time.perf_counter()
+
+    result = train_many(timed_stream(), [TrainJob(sae_cfg, cfg)], progress=False, on_done=done)[0]
+    return clock[1] - clock[0], result.last_metrics.get("loss", float("nan"))
 
 
-def matmul_rate(B: int, n: int) -> float:
-    a, b = torch.randn(B, D), torch.randn(D, n)
+def matmul_rate(B: int, n: int, dtype: str = "float32") -> float:
+    """FLOP/s of one [B, d] x [d, n] product, in `dtype` (bfloat16: the operands in
+    bfloat16, as autocast gives the encoder's matmul)."""
+    dt = getattr(torch, dtype)
+    a, b = torch.randn(B, D).to(dt), torch.randn(D, n).to(dt)
     a @ b
     reps, start = 0, time.perf_counter()
     while time.perf_counter() - start < 2.0:
         a @ b
         reps += 1
     return 2 * B * D * n * reps / (time.perf_counter() - start)
+
+
+def share_of_matmul_rate(n: int, k: int, batches, rounds: int) -> None:
+    """Our TopK step's dense-part FLOP/s over this machine's matmul rate, in float32
+    and in the dtype `auto` picks. Each round measures the rate just before and just
+    after the steps (a shared machine's load drifts) and divides by their mean; the
+    median over rounds is printed."""
+    B, steps = batches[0].shape[0], len(batches)
+    flops = dense_flops("topk", B, n, k) * steps
+    for dtype in dict.fromkeys(["float32", resolve_dtype("auto", "topk")]):
+        shares, times, rates = [], [], []
+        for _ in range(rounds):
+            before = matmul_rate(B, n, dtype)
+            t = time_ours("topk", n, k, batches, dtype)[0]
+            rate = (before + matmul_rate(B, n, dtype)) / 2
+            shares.append(flops / t / rate)
+            times.append(t)
+            rates.append(rate)
+        label = "auto = " + dtype if dtype != "float32" else "float32"
+        print(f"topk n={n} B={B} ({label}): step {statistics.median(times) / steps:.3f} s, matmul rate "
+              f"{statistics.median(rates) / 1e9:.1f} GFLOP/s -> dense-part FLOP/s {statistics.median(shares):.0%} of the matmul rate "
+              f"(rounds: {', '.join(f'{v:.0%}' for v in shares)})")
 
 
 def dense_flops(arch: str, B: int, n: int, k: int) -> float:
@@ -144,9 +179,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--compare", nargs="*", default=None, choices=["sparsify", "matryoshka"],
+    parser.add_argument("--compare", nargs="*", default=None, choices=["sparsify", "matryoshka", "share"],
                         help="only these side-by-side comparisons (benchmarks/train_peers.py): our topk vs sparsify's "
-                        "at 4,096 and --latents latents; matryoshka vs batchtopk at --latents")
+                        "at 4,096 and --latents latents; matryoshka vs batchtopk at --latents; share: our topk step's "
+                        "dense-part FLOP/s over the matmul rate, float32 and the dtype `auto` picks")
     args = parser.parse_args()
     n, B, k = args.latents, args.batch, args.k
     torch.manual_seed(0)
@@ -159,6 +195,8 @@ def main() -> None:
             compare_sparsify(time_ours, D, sorted({4096, n}), k, batches, args.rounds)
         if "matryoshka" in args.compare:
             compare_matryoshka(time_ours, n, k, batches, args.rounds)
+        if "share" in args.compare:
+            share_of_matmul_rate(n, k, batches, args.rounds)
         return
     rate = matmul_rate(B, n)
     print(f"dense matmul rate ([B,d]x[d,n], float32): {rate / 1e9:.1f} GFLOP/s")

@@ -48,7 +48,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("training")
     g.add_argument("--train-tokens", type=int, default=d.n_tokens, help=f"training tokens; epochs over the store as needed (default {d.n_tokens:,})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"rows per step (default {d.batch_size})")
-    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam peak learning rate (default {d.lr:g})")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam peak learning rate (default {d.lr:g}; " + ", ".join(f"{a} trains at {c.LR_SCALE:g}x it" for a, c in ARCHITECTURES.items() if getattr(c, "LR_SCALE", 1) != 1) + ": docs/training.md)")
     g.add_argument("--train-dtype", default=d.dtype, choices=["float32", "bfloat16", "auto"], help=f"matmul precision (default {d.dtype}: bfloat16 autocast for relu/topk/batchtopk on a CPU with native bf16, where it was measured faster at float32's loss; float32 for jumprelu and elsewhere)")
     g.add_argument("--train-seed", type=int, default=d.seed, help="initialisation and data-order seed (default 0)")
     g.add_argument("--dead-window", type=int, default=d.dead_window_tokens, help="tokens without firing before a latent counts as dead (default: min(10M, tokens/4))")

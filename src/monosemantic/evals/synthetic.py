@@ -24,7 +24,7 @@ RARE_DENSITY = 1e-4
 @dataclass(frozen=True)
 class SyntheticConfig:
     d: int = 256                  # width of the activations
-    n_true: int = 2048            # true directions ("a few thousand")
+    n_true: int = 4096            # true directions ("a few thousand")
     cluster_size: int = 4         # directions per correlated cluster
     cluster_cosine: float = 0.3   # typical cosine between two directions of a cluster
     mean_active: float = 16.0     # expected true directions active per row

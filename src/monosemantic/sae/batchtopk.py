@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .base import SAE
-from .sparse_topk import gather_encode
+from .sparse_topk import dense_pre_acts, gather_encode, select_batch_topk
 from .topk import TopKSAE
 
 THRESHOLD_EMA = 0.01
@@ -40,6 +40,11 @@ def pad_rows(rows: Tensor, cols: Tensor, B: int) -> tuple[Tensor, Tensor]:
 class BatchTopKSAE(TopKSAE):
     saelens_architecture = "jumprelu"
     saelens_imports = ()                  # a SAELens jumprelu folder loads as our jumprelu
+    # TopK's 2x lr left 19.9 % of batchtopk's latents dead on the synthetic case at the
+    # issue's size (2.9 % at 1x) and 5.0 % on the real store, matryoshka's 11.3 % on
+    # the real store (2.2 % at 1x): both keep the run's lr (docs/training.md,
+    # "Recovery of a known dictionary").
+    LR_SCALE = 1.0
 
     def saelens_cfg(self) -> dict:
         return SAE.saelens_cfg(self)      # read as a jumprelu: no k
@@ -68,8 +73,10 @@ class BatchTopKSAE(TopKSAE):
     def _select(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         B, n = x.shape[0], self.cfg.n_latents
         with torch.no_grad():
-            pre = self.pre_acts(x)                                         # [B, n], no graph
-            flat = pre.relu().flatten().topk(min(self.cfg.k * B, B * n), sorted=False).indices  # [k*B]
+            pre = dense_pre_acts(self.as_input(x), self.W_enc, self.b_enc, self.b_dec)  # [B, n], no graph
+            # the k·B largest pre-activations; ReLU after selection (an order-preserving
+            # map): only entries that are ≤ 0 anyway can differ, and they add nothing
+            flat = select_batch_topk(pre, min(self.cfg.k * B, B * n))       # [k*B]
             idx, valid = pad_rows(flat // n, flat % n, B)
         vals = gather_encode(x, self.W_enc, self.b_enc, self.b_dec, idx, pre).relu() * valid  # [B, m]
         if self.training:

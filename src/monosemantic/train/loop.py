@@ -21,6 +21,7 @@ from ..run import read_metrics
 from ..sae import ARCHITECTURES, SAE, SAEConfig
 from ..sae.io import to_raw_units
 from ..sae.registry import config_for
+from .adam import make_adam as _adam
 from .config import TrainConfig
 from .dead import DeadTracker
 from .distributed import Single
@@ -47,17 +48,6 @@ class TrainResult:
 # x0.65: an overloaded machine can invert it; pass --train-dtype float32 there.)
 # JumpReLU's thresholds were not measured in bfloat16: it stays float32. Each SAE
 # class says which it is (`SAE.bf16_safe`).
-
-
-def _adam(sae, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where torch has one for these parameters (the same
-    update): measured on CPU at 16,384 x 576, ~40 ms per optimiser step, and a whole
-    training step 3-4 % faster than with the per-tensor Adam."""
-    kwargs = dict(lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
-    try:
-        return torch.optim.Adam(sae.param_groups(), fused=True, **kwargs)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(sae.param_groups(), **kwargs)
 
 
 def resolve_dtype(name: str, architecture: str) -> str:
