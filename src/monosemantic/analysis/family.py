@@ -96,8 +96,8 @@ def family_root(path: str | Path) -> Path:
 
 
 def _store_identity(run: Run) -> dict:
-    m, store = run.manifest, run.store_path
-    has_store = (store / "activations").is_dir() if store.is_dir() else store.is_file()
+    m, store = run.manifest, run.store_dir
+    has_store = store.exists()
     return {"store": str(store.resolve()) if has_store else None, "model": m.get("model") or run.model_name, "layer": run.layer,
             "tokens": m.get("tokens_digest"), "d_in": run.sae_cfg.get("d_in") or m.get("d")}
 
