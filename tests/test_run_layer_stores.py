@@ -82,3 +82,14 @@ def test_eval_features_and_steering_read_the_sae_layer(layer_runs, name, layer, 
     assert ex.activation != pytest.approx(acts[other], rel=1e-1), acts
 
     assert open_run(target, dtype="float32").layer == layer
+
+
+def test_the_store_named_by_train_activations_wins_over_the_runs_own(tmp_path):
+    run = Run(tmp_path / "run")
+    (run.dir / "activations").mkdir(parents=True)           # a single-layer harvest of its own
+    (run.dir / "activations-layer6").mkdir()
+    run.record("train", {"activations": str(run.dir / "activations-layer6")})
+    assert run.store_dir == run.dir / "activations-layer6" and run.store_path == run.store_dir and run.data_root == run.dir
+    plain = Run(tmp_path / "plain")
+    (plain.dir / "activations").mkdir(parents=True)
+    assert plain.store_dir == plain.dir / "activations" and plain.store_path == plain.data_root == plain.dir
