@@ -9,7 +9,7 @@ import math
 import torch
 
 from monosemantic.train import TrainConfig
-from monosemantic.train.loop import train_sae
+from monosemantic.train.loop import resolve_dtype, train_sae
 
 from sparse_dictionary import sparse_rows
 
@@ -31,3 +31,8 @@ def test_matryoshka_in_bfloat16_matches_float32():
     assert abs(bf16["fve"] - f32["fve"]) < 0.01, (f32, bf16)
     assert abs(bf16["loss"] - f32["loss"]) <= 0.05 * f32["loss"], (f32, bf16)
     assert abs(bf16["l0"] - f32["l0"]) <= 0.05 * f32["l0"], (f32, bf16)
+
+
+def test_auto_trains_matryoshka_as_it_trains_topk():
+    """`auto` picks bfloat16 for matryoshka wherever it picks it for topk and relu."""
+    assert resolve_dtype("auto", "matryoshka") == resolve_dtype("auto", "topk") == resolve_dtype("auto", "relu")
