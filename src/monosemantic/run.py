@@ -22,7 +22,7 @@ import numpy as np
 
 from . import atomic
 from .activations import ActivationStore, Tokens, open_store
-from .activations.layout import MANIFEST
+from .activations.layout import MANIFEST, activations_dir
 from .data import load_tokens
 from .errors import ConfigError, StoreError
 from .models import load_model
@@ -61,6 +61,11 @@ def _read_json_or_empty(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def _is_store_name(name: str) -> bool:
+    """RUN/activations, or a per-layer store RUN/activations-layerL (`harvest --layers`)."""
+    return name == "activations" or name.startswith("activations-layer")
+
+
 class Run:
     def __init__(self, path: str | Path):
         self.dir = check_run_dir(path)
@@ -91,23 +96,30 @@ class Run:
         return Path(shared) if shared else None
 
     @property
+    def store_dir(self) -> Path:
+        """The store this run's SAE reads: the one `train --activations` named (another
+        run's, a per-layer store RUN/activations-layerL of `harvest --layers`, or a
+        plain .npy file), else RUN/activations."""
+        shared = self._shared
+        if shared is None:
+            return self.dir / "activations"
+        return shared if shared.suffix == ".npy" else activations_dir(shared)
+
+    @property
     def data_root(self) -> Path:
         """The run directory holding the store and tokens this run's SAE was trained
         on: this one, or the store's run (several SAEs can share one store)."""
-        if (self.dir / "activations").is_dir():
+        store = self.store_dir
+        if store.suffix == ".npy":
             return self.dir
-        shared = self._shared
-        if shared is None or shared.suffix == ".npy":
-            return self.dir
-        return shared.parent if shared.name == "activations" else shared
+        return store.parent if _is_store_name(store.name) else store
 
     @property
     def store_path(self) -> Path:
-        """What `open_store` is given: the data root, or the plain .npy of `train --activations`."""
-        shared = self._shared
-        if not (self.dir / "activations").is_dir() and shared is not None and shared.suffix == ".npy":
-            return shared
-        return self.data_root
+        """What `open_store` is given: the data root, or the store itself when it is not
+        RUN/activations (a per-layer store, or the plain .npy of `train --activations`)."""
+        store = self.store_dir
+        return self.data_root if store.name == "activations" else store
 
     def store(self) -> ActivationStore:
         return open_store(self.store_path)
@@ -115,7 +127,8 @@ class Run:
     @property
     def manifest(self) -> dict:
         """The finished store's manifest.json, or {} (no store yet, or a plain .npy)."""
-        return _read_json_or_empty(self.data_root / "activations" / MANIFEST)
+        store = self.store_dir
+        return {} if store.suffix == ".npy" else _read_json_or_empty(store / MANIFEST)
 
     @property
     def tokens_dir(self) -> Path:

@@ -80,12 +80,11 @@ def _drop_incomplete(directory: Path) -> None:
 
 @torch.inference_mode()
 def _harvest_shard(lm: LanguageModel, tokens: Tokens, cfg: HarvestConfig, layers: list[int], lo: int, hi: int,
-                   thresholds: dict[int, float], bar) -> dict[int, dict]:
+                   thresholds: dict[int, float], special: tuple[int, ...], bar) -> dict[int, dict]:
     """Contexts lo..hi at every layer of `layers`, one forward per batch."""
     acts = {layer: [] for layer in layers}
     rows = {layer: [] for layer in layers}
     excluded = dict.fromkeys(layers, 0)
-    special = excluded_ids(lm)
     for start in range(lo, hi, cfg.batch_contexts):
         stop = min(start + cfg.batch_contexts, hi)
         ids = torch.from_numpy(tokens.contexts[start:stop].astype(np.int64))  # [b, T]
@@ -183,6 +182,7 @@ def harvest_shards(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | 
     layer of `states`, one forward per batch for the layers a shard still lacks."""
     outs = {layer: Path(out_dirs[layer]) for layer in sorted(states)}
     thresholds = {layer: state["outlier_threshold"] for layer, state in states.items()}
+    special = excluded_ids(lm)   # once: the separator's lookup builds the tokenizer's whole vocabulary (~0.25 s)
     n_ctx, ctx_len = tokens.contexts.shape
     shard_ids = list(shard_ids)
     todo = sum(min((i + 1) * cfg.shard_contexts, n_ctx) - i * cfg.shard_contexts for i in shard_ids) * ctx_len
@@ -195,7 +195,7 @@ def harvest_shards(lm: LanguageModel, tokens: Tokens, out_dirs: dict[int, str | 
                 bar.update((hi - lo) * ctx_len)
                 continue
             start = time.perf_counter()
-            shards = _harvest_shard(lm, tokens, cfg, missing, lo, hi, thresholds, bar)
+            shards = _harvest_shard(lm, tokens, cfg, missing, lo, hi, thresholds, special, bar)
             seconds = (time.perf_counter() - start) / len(missing)   # each layer's share of the forward
             for layer in missing:
                 _write_shard(outs[layer], i, shards[layer], seconds)

@@ -111,17 +111,15 @@ def member_family(run_dir: str | Path) -> Path | None:
 
 def _owns_its_store(path: Path) -> bool:
     run = Run(path)
-    store = run.store_path.resolve()
-    return _has_store(run) and (store == path.resolve() or path.resolve() in store.parents)
+    return _has_store(run) and path.resolve() in run.store_dir.resolve().parents
 
 
 def _has_store(run: Run) -> bool:
-    store = run.store_path
-    return (store / "activations").is_dir() if store.is_dir() else store.is_file()
+    return run.store_dir.exists()
 
 
 def _store_identity(run: Run) -> dict:
-    m, store = run.manifest, run.store_path
+    m, store = run.manifest, run.store_dir
     return {"store": str(store.resolve()) if _has_store(run) else None, "model": m.get("model") or run.model_name, "layer": run.layer,
             "tokens": m.get("tokens_digest"), "d_in": run.sae_cfg.get("d_in") or m.get("d")}
 

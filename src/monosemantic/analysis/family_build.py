@@ -147,19 +147,28 @@ def build_family(family_dir: str | Path, plans: list[MemberPlan] | None = None, 
                    progress=progress)
     train_seconds = time.perf_counter() - start if todo else None
     family = open_family(family_dir)
-    rows = [evaluate_member(m, eval_tokens, eval_contexts, progress) for m in family.members]
+    rows = evaluate_members(family.members, eval_tokens, eval_contexts, progress)
     write_table(family_dir, rows, train_seconds)
     return rows
 
 
-def evaluate_member(run: Run, eval_tokens: int, eval_contexts: int, progress: bool) -> MemberRow:
-    from ..evals.run import evaluate_run
+def evaluate_members(members: list[Run], eval_tokens: int, eval_contexts: int, progress: bool) -> list[MemberRow]:
+    """Each member's row, evaluating (together: evals.run.evaluate_runs shares the
+    model's baseline forwards) the members with no eval.json of their current SAE."""
+    from ..evals.run import evaluate_runs
 
+    def stale(run: Run) -> bool:
+        path = run.dir / "eval.json"
+        return (run.eval_result().get("n_latents") != int(run.sae_cfg["d_sae"]) or not path.is_file()
+                or path.stat().st_mtime < (run.sae_dir / "sae_weights.safetensors").stat().st_mtime)
+
+    todo = [run for run in members if stale(run)]   # none yet, or of an SAE since retrained
+    fresh = dict(zip([r.dir for r in todo], evaluate_runs(todo, n_tokens=eval_tokens, n_contexts=eval_contexts, progress=progress)))
+    return [member_row(run, fresh.get(run.dir) or run.eval_result()) for run in members]
+
+
+def member_row(run: Run, ev: dict) -> MemberRow:
     n = int(run.sae_cfg["d_sae"])
-    ev, path = run.eval_result(), run.dir / "eval.json"
-    stale = not path.is_file() or path.stat().st_mtime < (run.sae_dir / "sae_weights.safetensors").stat().st_mtime
-    if ev.get("n_latents") != n or stale:   # none yet, or of an SAE since retrained
-        ev = evaluate_run(run, n_tokens=eval_tokens, n_contexts=eval_contexts, progress=progress)
     dead = ev.get("dead_fraction")
     return MemberRow(run.dir.name, n, (run.sae_cfg.get("metadata") or {}).get("training_tokens"), ev.get("fve"), ev.get("l0"),
                      ev.get("loss_recovered"), dead, None if dead is None else round(n * (1 - dead)),

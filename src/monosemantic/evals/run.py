@@ -15,7 +15,7 @@ from ..errors import StoreError
 from ..run import Run
 from .density import density_stats, firing_counts
 from .reconstruction import reconstruction_stats
-from .spliced import spliced_stats
+from .spliced import spliced_stats_many
 
 EVAL_FORMAT = "monosemantic-eval/1"
 
@@ -36,25 +36,64 @@ def heldout_contexts(run: Run, n: int) -> torch.Tensor:
 def evaluate_run(run: Run | str | Path, lm=None, sae=None, n_tokens: int = 50_000, n_contexts: int = 48, progress: bool = True) -> dict:
     """Reconstruction and density on up to `n_tokens` held-out activations; spliced
     loss on `n_contexts` held-out contexts (needs the run's model and tokens)."""
-    run = Run.of(run)
-    run_dir = run.dir
+    return evaluate_runs([run], lm=lm, saes=None if sae is None else [sae], n_tokens=n_tokens, n_contexts=n_contexts,
+                         progress=progress)[0]
+
+
+def evaluate_runs(runs: list, lm=None, saes: list | None = None, n_tokens: int = 50_000, n_contexts: int = 48,
+                  progress: bool = True) -> list[dict]:
+    """`evaluate_run` for several runs (a family, a sweep), each writing its eval.json.
+    Runs whose SAEs read one store at one layer share its held-out contexts, mean and
+    the model's clean, zero- and mean-ablated forwards (evals/spliced.py): N SAEs cost
+    3 + N forwards per context, not 4N. Each run's eval_seconds is its own part plus
+    an equal share of what they shared."""
+    runs = [Run.of(r) for r in runs]
+    saes = saes if saes is not None else [None] * len(runs)
+    parts = [_reconstruction(run, sae, n_tokens) for run, sae in zip(runs, saes)]
+    groups: dict[tuple, list[int]] = {}
+    for i, (run, (_, store, _)) in enumerate(zip(runs, parts)):
+        if store.model is not None and run.has_tokens:
+            groups.setdefault((str(Path(store.path).resolve()), run.layer, run.model_spec), []).append(i)
+    models: dict = {}
+    for (_, layer, spec), members in groups.items():
+        start = time.perf_counter()
+        run, store = runs[members[0]], parts[members[0]][1]
+        group_lm = lm if lm is not None else models.get(spec) or models.setdefault(spec, run.load_model())
+        contexts = heldout_contexts(run, n_contexts)
+        mean = torch.from_numpy(store.gather(store.split_indices("train")[:20_000]).mean(0))
+        reconstructs = [(lambda x, sae=parts[i][2]: sae.decode(sae.encode(x))) for i in members]
+        with torch.no_grad():
+            spliced = spliced_stats_many(group_lm, layer, contexts, reconstructs, mean,
+                                         outlier_threshold=store.manifest.get("outlier_threshold"), progress=progress)
+        share = (time.perf_counter() - start) / len(members)
+        for i, stats in zip(members, spliced):
+            result = parts[i][0]
+            result.update({f"spliced_{k}": v for k, v in asdict(stats).items()})
+            result["loss_recovered"] = stats.loss_recovered
+            result["eval_seconds"] += share
+    for run, (result, *_) in zip(runs, parts):
+        atomic.write_json(run.dir / "eval.json", result)
+    return [result for result, *_ in parts]
+
+
+def _reconstruction(run: Run, sae, n_tokens: int):
+    """-> (the run's eval result without the spliced loss, its store, its SAE)."""
     store = run.store()
     sae = sae if sae is not None else run.sae()  # raw units
     sae.eval()
     if sae.cfg.d_in != store.d:
-        raise StoreError(f"the SAE in {run_dir}/sae reads width {sae.cfg.d_in} but the store {store.path} holds width "
+        raise StoreError(f"the SAE in {run.dir}/sae reads width {sae.cfg.d_in} but the store {store.path} holds width "
                          f"{store.d} ({store.model}, layer {store.layer}): evaluate it on a store of its own model")
     start = time.perf_counter()
     x_raw = store.sample(n_tokens, split="heldout") / store.norm_scale  # [n, d]
     if x_raw.shape[0] == 0:
-        raise StoreError(f"{run_dir} has no held-out activations")
+        raise StoreError(f"{run.dir} has no held-out activations")
     with torch.no_grad():
         recon = reconstruction_stats(sae, _chunks(x_raw))
         counts, n = firing_counts(sae, _chunks(x_raw))
     density = density_stats(counts, n)
     # MSE in the normalised units (E‖x‖ = √d) so that runs on different models compare.
     mse_normalised = recon.mse * store.norm_scale**2
-
     result = {
         "format": EVAL_FORMAT,
         "fve": recon.fve,
@@ -67,21 +106,9 @@ def evaluate_run(run: Run | str | Path, lm=None, sae=None, n_tokens: int = 50_00
         "log10_density_edges": density.log10_density_edges,
         "eval_tokens": recon.tokens,
         "n_latents": int(counts.shape[0]),
+        "eval_seconds": time.perf_counter() - start,
     }
-    if store.model is not None and run.has_tokens:
-        lm = lm if lm is not None else run.load_model()
-        contexts = heldout_contexts(run, n_contexts)
-        mean = torch.from_numpy(store.gather(store.split_indices("train")[:20_000]).mean(0))
-        with torch.no_grad():
-            spliced = spliced_stats(
-                lm, run.layer, contexts, lambda x: sae.decode(sae.encode(x)), mean,
-                outlier_threshold=store.manifest.get("outlier_threshold"), progress=progress,
-            )
-        result.update({f"spliced_{k}": v for k, v in asdict(spliced).items()})
-        result["loss_recovered"] = spliced.loss_recovered
-    result["eval_seconds"] = time.perf_counter() - start
-    atomic.write_json(run_dir / "eval.json", result)
-    return result
+    return result, store, sae
 
 
 def format_table(result: dict) -> str:

@@ -31,7 +31,6 @@ class SplicedStats:
     tokens: int
 
 
-@torch.no_grad()
 def spliced_stats(
     lm,
     layer: int,
@@ -42,14 +41,33 @@ def spliced_stats(
     batch_size: int = 8,
     progress: bool = False,
 ) -> SplicedStats:
+    return spliced_stats_many(lm, layer, contexts, [reconstruct], mean_activation, outlier_threshold, batch_size, progress)[0]
+
+
+@torch.no_grad()
+def spliced_stats_many(
+    lm,
+    layer: int,
+    contexts: torch.Tensor,  # [n, T] token ids, each starting with the BOS-like token
+    reconstructs: list,  # one per SAE: raw residual [N, d] -> raw reconstruction [N, d]
+    mean_activation: torch.Tensor,  # [d], raw units
+    outlier_threshold: float | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> list[SplicedStats]:
+    """`spliced_stats` for several SAEs of one layer on the same contexts. The clean,
+    zero- and mean-ablated forwards do not depend on the SAE: they run once per batch
+    for all of them, so N SAEs cost 3 + N forwards per context instead of 4N (a
+    family's or sweep's evals share them)."""
     from ..progress import progress_bar
 
-    sums = {k: 0.0 for k in ("clean", "sae", "zero", "mean", "kl_sae", "kl_zero")}
+    names = [f"sae{i}" for i in range(len(reconstructs))]
+    sums = dict.fromkeys(("clean", "zero", "mean", "kl_zero", *names, *(f"kl_{x}" for x in names)), 0.0)
     n_tok = 0
     special = excluded_ids(lm)
-    # 4 forwards per context (clean, SAE, zero, mean): the bar counts forwards, so a
-    # single batch of contexts still moves it.
-    bar = progress_bar(total=4 * contexts.shape[0], unit="fwd", desc="eval spliced loss", enabled=progress)
+    # 3 + N forwards per context (clean, zero, mean, each SAE): the bar counts forwards,
+    # so a single batch of contexts still moves it.
+    bar = progress_bar(total=(3 + len(names)) * contexts.shape[0], unit="fwd", desc="eval spliced loss", enabled=progress)
     for start in range(0, contexts.shape[0], batch_size):
         ids = contexts[start : start + batch_size].long()
         targets = ids[:, 1:]
@@ -70,27 +88,28 @@ def spliced_stats(
         clean = lm.logits(ids)[:, :-1].float()  # [B, T-1, V]
         bar.update(ids.shape[0])
         variants = {
-            "sae": splice(reconstruct),
-            "zero": splice(torch.zeros_like),
-            "mean": splice(lambda x: mean_activation.to(x).expand_as(x)),
+            **{name: (lambda r=r: splice(r)) for name, r in zip(names, reconstructs)},
+            "zero": lambda: splice(torch.zeros_like),
+            "mean": lambda: splice(lambda x: mean_activation.to(x).expand_as(x)),
         }
         clean_logp = clean.log_softmax(-1)
         sums["clean"] += float(F.cross_entropy(clean.flatten(0, 1), targets.flatten(), reduction="sum"))
-        for name, logits in variants.items():
+        for name, run in variants.items():
+            logits = run()  # one [B, T-1, V] at a time: the vocabulary makes them large
             sums[name] += float(F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum"))
-            if name in ("sae", "zero"):
+            if name != "mean":
                 kl = F.kl_div(logits.log_softmax(-1), clean_logp, log_target=True, reduction="sum")
                 sums[f"kl_{name}"] += float(kl)
         n_tok += targets.numel()
     bar.close()
     ce = {k: v / n_tok for k, v in sums.items()}
 
-    def recovered(ablated: float) -> float:
+    def recovered(ablated: float, sae: float) -> float:
         gap = ablated - ce["clean"]
-        return (ablated - ce["sae"]) / gap if gap > 0 else float("nan")
+        return (ablated - sae) / gap if gap > 0 else float("nan")
 
-    return SplicedStats(
-        ce_clean=ce["clean"], ce_sae=ce["sae"], ce_zero=ce["zero"], ce_mean=ce["mean"],
-        loss_recovered=recovered(ce["zero"]), loss_recovered_mean_ablation=recovered(ce["mean"]),
-        kl_sae=ce["kl_sae"], kl_zero=ce["kl_zero"], tokens=n_tok,
-    )
+    return [SplicedStats(
+        ce_clean=ce["clean"], ce_sae=ce[name], ce_zero=ce["zero"], ce_mean=ce["mean"],
+        loss_recovered=recovered(ce["zero"], ce[name]), loss_recovered_mean_ablation=recovered(ce["mean"], ce[name]),
+        kl_sae=ce[f"kl_{name}"], kl_zero=ce["kl_zero"], tokens=n_tok,
+    ) for name in names]

@@ -132,7 +132,7 @@ def prefix_decode(vals: Tensor, idx: Tensor, W_dec: Tensor, widths: list[int], *
 class MatryoshkaSAE(BatchTopKSAE):
     config_class = MatryoshkaConfig
     uses = (*BatchTopKSAE.uses, "matryoshka_widths")
-    bf16_safe = False       # not measured in bfloat16 yet (batchtopk was): float32 under --train-dtype auto
+    bf16_safe = True        # bfloat16 at float32's loss, FVE and L0 (tests/train/test_matryoshka_bf16.py; docs/training.md)
 
     @classmethod
     def config_problem(cls, cfg) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import atomic
 from ..activations import open_store
 from ..errors import ConfigError
-from ..evals.run import evaluate_run
+from ..evals.run import evaluate_runs
 from ..train import train_runs
 from .fit import ScalingFit
 from .plan import Plan, plan
@@ -59,11 +59,13 @@ def train_family(sweep_dir: str | Path, fit: ScalingFit, budgets: list[float], e
     train_runs([(out / run.name, run.sae_cfg(), train_config(spec, run)) for _, _, run in planned],
                activations=spec.activations, resume=True, progress=progress)
     heldout = open_store(spec.activations).sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
+    # evaluated together: the members share the model's baseline forwards (evals.run.evaluate_runs)
+    todo = [out / run.name for _, _, run in planned if not (out / run.name / "eval.json").is_file()]
+    fresh = dict(zip(todo, evaluate_runs(todo, n_tokens=eval_tokens, progress=progress)))
     members = []
     for budget, p, run in planned:
         run_dir = out / run.name
-        ev_path = run_dir / "eval.json"
-        ev = atomic.read_json(ev_path) if ev_path.is_file() else evaluate_run(run_dir, n_tokens=eval_tokens, progress=progress)
+        ev = fresh.get(run_dir) or atomic.read_json(run_dir / "eval.json")
         m = last_metrics(run_dir)
         loss = evaluate_checkpoint(run_dir, heldout)["loss"]
         members.append(Member(run.name, budget, p.n_latents, p.n_tokens, p.predicted_loss, loss, ev.get("l0"), ev.get("fve"),
