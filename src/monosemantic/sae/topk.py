@@ -15,8 +15,8 @@ geometric median of a data sample. Decoder norm: the gradient component parallel
 each row is removed before the step and rows are renormalised after it.
 
 Learning rate: `LR_SCALE` x the run's lr (`param_groups`), so 2e-3 under the default
---lr 1e-3 (batchtopk and matryoshka keep 1x: they lost latents at 2x). At equal tokens and k, 2x recovered
-more of a known dictionary (docs/training.md, "Recovery of a known dictionary"; d 256,
+--lr 1e-3 (batchtopk and matryoshka keep 1x: they lost latents at 2x). At equal
+tokens and k, 2x recovered more of a known dictionary (docs/training.md, "Recovery of a known dictionary"; d 256,
 4,096 true directions, 8,192 latents, 307,200 tokens: mean max cosine 0.356 -> 0.546,
 held-out dead 0.0 -> 0.2 %) and explained more of the real store
 (benchmarks/store_defaults.py, 4,096 latents, k 32, 204,800 tokens: held-out FVE
