@@ -38,6 +38,9 @@ def check_splits(args: argparse.Namespace) -> None:
 
     if args.parallel == "data":
         check_batch_splits(args.batch_size, args.nproc)
+    elif resolve_backend(getattr(args, "backend", None)) == "nccl":  # train/sharded*.py compute on the CPU
+        raise DistributedError(f"--parallel {args.parallel} runs on CPU tensors (gloo) for now, not NCCL: "
+                               "add --backend gloo, or use --parallel data on GPUs")
 
 
 def strip_nproc(argv: list[str], flags: tuple[str, ...] = ()) -> list[str]:
