@@ -16,6 +16,7 @@ import atexit
 import datetime
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
 # (its exit takes down the store they read from).
 ACK_TIMEOUT = datetime.timedelta(minutes=2)
 BACKENDS = ("auto", "gloo", "nccl")
+# Set by `--nproc`'s launcher (cli/launch.py) to its pid for the ranks it starts.
+LAUNCHER_PID = "MONOSEMANTIC_LAUNCHER_PID"
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ def init_world(backend: str | None = None) -> World:
     single process. Every rank checks the world size it was launched with."""
     if not launched_by_torchrun():
         return World()
+    die_with_launcher()
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     backend = resolve_backend(backend)
@@ -175,6 +179,22 @@ def init_world(backend: str | None = None) -> World:
         # exits (a refusal) just after its peer could abort ("terminate called ...").
         atexit.register(_destroy_process_group)
     return World(rank, size, local_rank, backend)
+
+
+def die_with_launcher() -> None:
+    """A rank of `--nproc` is killed with its launcher: killed itself (kill -9, a
+    timeout), the launcher cannot stop its ranks, which would go on harvesting or
+    training with nobody to report to. Linux only (prctl); elsewhere nothing."""
+    launcher = os.environ.get(LAUNCHER_PID)
+    if not launcher or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(launcher):  # it died before the line above
+        os._exit(1)
 
 
 def _destroy_process_group() -> None:

@@ -36,6 +36,19 @@ def test_backend_is_chosen_by_cuda_and_can_be_overridden(monkeypatch):
         resolve_backend("mpi")
 
 
+def test_feature_sharding_is_refused_on_nccl_until_it_computes_on_gpus(monkeypatch):
+    from argparse import Namespace
+
+    from monosemantic.cli.launch import check_splits
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine: only the choice is checked
+    args = Namespace(parallel="feature", batch_size=64, nproc=2, backend=None)
+    with pytest.raises(DistributedError, match="--parallel feature runs on CPU tensors .gloo. for now, not NCCL"):
+        check_splits(args)
+    check_splits(Namespace(parallel="feature", batch_size=64, nproc=2, backend="gloo"))
+    check_splits(Namespace(parallel="data", batch_size=64, nproc=2, backend=None))
+
+
 @NO_GPU
 def test_nccl_without_a_gpu_is_refused_in_one_line_before_any_rank_starts(tmp_path):
     store = synthetic_store(tmp_path / "x.npy", rows=500)

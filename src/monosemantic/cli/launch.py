@@ -14,7 +14,7 @@ import uuid
 
 import torch
 
-from ..distributed import BACKENDS, launched_by_torchrun, resolve_backend
+from ..distributed import BACKENDS, LAUNCHER_PID, launched_by_torchrun, resolve_backend
 from ..errors import ConfigError, DistributedError
 
 
@@ -47,6 +47,9 @@ def check_splits(args: argparse.Namespace) -> None:
 
     if args.parallel == "data":
         check_batch_splits(args.batch_size, args.nproc)
+    elif resolve_backend(getattr(args, "backend", None)) == "nccl":  # train/sharded*.py compute on the CPU
+        raise DistributedError(f"--parallel {args.parallel} runs on CPU tensors (gloo) for now, not NCCL: "
+                               "add --backend gloo, or use --parallel data on GPUs")
 
 
 def strip_nproc(argv: list[str], flags: tuple[str, ...] = ()) -> list[str]:
@@ -86,6 +89,7 @@ def launch(nproc: int, argv: list[str], drop: tuple[str, ...] = (), resume_hint:
 
     threads = max(1, (os.cpu_count() or 1) // nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # torchrun's own default is 1 and a banner
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # each rank dies with this process (distributed.die_with_launcher)
     torchrun_args = get_args_parser().parse_args(
         ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0", "--rdzv-id", uuid.uuid4().hex, "--nnodes", "1", "--nproc-per-node", str(nproc), "--max-restarts", "0",
          "--monitor-interval", "0.5", "-m", "monosemantic", *strip_nproc(argv, drop)]
