@@ -44,6 +44,10 @@ class World:
     size: int = 1
     local_rank: int = 0
     backend: str = "gloo"
+    # The process group the collectives run over: None for every rank; one row or
+    # column of the data x feature mesh otherwise (train/mesh.py), rank and size
+    # then being within it.
+    group: Any = None
 
     @property
     def device(self) -> torch.device:
@@ -60,13 +64,13 @@ class World:
 
     def barrier(self) -> None:
         if self.distributed:
-            dist.barrier(**({"device_ids": [self.local_rank]} if self.backend == "nccl" else {}))
+            dist.barrier(group=self.group, **({"device_ids": [self.local_rank]} if self.backend == "nccl" else {}))
 
     def all_gather_object(self, obj: Any) -> list:
         if not self.distributed:
             return [obj]
         out: list = [None] * self.size
-        dist.all_gather_object(out, obj)
+        dist.all_gather_object(out, obj, group=self.group)
         return out
 
     def broadcast_object(self, obj: Any = None) -> Any:
@@ -74,7 +78,7 @@ class World:
         if not self.distributed:
             return obj
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, group=self.group, group_src=0)
         return box[0]
 
     def agree(self, what: str, value: Any) -> None:
@@ -93,7 +97,7 @@ class World:
         if self.distributed:
             reduce_op = dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM
             work = self._on_device(tensor)
-            dist.all_reduce(work, op=reduce_op)
+            dist.all_reduce(work, op=reduce_op, group=self.group)
             if op == "mean":
                 work.div_(self.size)
             if work is not tensor:
@@ -106,7 +110,7 @@ class World:
             return [tensor]
         work = self._on_device(tensor).contiguous()
         out = [torch.empty_like(work) for _ in range(self.size)]
-        dist.all_gather(out, work)
+        dist.all_gather(out, work, group=self.group)
         return [t.to(tensor.device) for t in out]
 
     def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,8 @@ reloadable on any (D, F) and by one process (sharded_checkpoint.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -31,50 +30,6 @@ from .dead import DeadTracker
 from .distributed import Single
 from .sharded import SHARDABLE, ShardedSAE
 from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_range
-
-
-@dataclass(frozen=True)
-class Group(World):
-    """One row or column of the mesh seen as a World: rank and size within the
-    process group, collectives over it only, on the World's device."""
-
-    group: Any = None
-
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier(group=self.group, **({"device_ids": [self.local_rank]} if self.backend == "nccl" else {}))
-
-    def all_gather_object(self, obj: Any) -> list:
-        if not self.distributed:
-            return [obj]
-        out: list = [None] * self.size
-        dist.all_gather_object(out, obj, group=self.group)
-        return out
-
-    def broadcast_object(self, obj: Any = None) -> Any:
-        if not self.distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, group=self.group, group_src=0)
-        return box[0]
-
-    def all_reduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-        if self.distributed:
-            work = self._on_device(tensor)
-            dist.all_reduce(work, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM, group=self.group)
-            if op == "mean":
-                work.div_(self.size)
-            if work is not tensor:
-                tensor.copy_(work)
-        return tensor
-
-    def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
-        if not self.distributed:
-            return [tensor]
-        work = self._on_device(tensor).contiguous()
-        out = [torch.empty_like(work) for _ in range(self.size)]
-        dist.all_gather(out, work, group=self.group)
-        return [t.to(tensor.device) for t in out]
 
 
 def mesh_groups(world: World, feature_ranks: int) -> tuple[World, World]:
@@ -93,8 +48,7 @@ def mesh_groups(world: World, feature_ranks: int) -> tuple[World, World]:
         for ranks in groups:
             group = dist.new_group(ranks)
             if world.rank in ranks:
-                mine[kind] = Group(rank=ranks.index(world.rank), size=len(ranks), local_rank=world.local_rank,
-                                   backend=world.backend, group=group)
+                mine[kind] = replace(world, rank=ranks.index(world.rank), size=len(ranks), group=group)
     return mine["feature"], mine["data"]
 
 

@@ -12,7 +12,7 @@ same x̂, so:
 - `global_topk_mask`: which of this rank's candidates are among the k largest over
   all ranks: local top-k, all-gather of the candidates' values, the global top-k.
 Each runs over `world`'s process group: all ranks, or one feature group of the
-data x feature mesh (mesh.py's `Group`)."""
+data x feature mesh (a `World` over one of mesh.py's groups)."""
 
 from __future__ import annotations
 
