@@ -132,9 +132,11 @@ def test_mesh_without_feature_ranks_is_one_line_error(store, tmp_path):
     assert "--feature-ranks F goes with --parallel mesh" in done.stderr
 
 
-@pytest.mark.slow
-def test_feature_ranks_that_do_not_divide_the_ranks_are_refused(store, tmp_path):
+def test_bad_mesh_splits_are_refused_by_the_launcher_before_any_rank(store, tmp_path):
     done = cli("train", tmp_path / "run", "--activations", store, *COMMON, *TOPK, "--nproc", 4, "--parallel", "mesh", "--feature-ranks", 3)
     assert done.returncode == 1
     assert "--feature-ranks 3 does not divide the 4 ranks" in done.stderr
+    assert "rank 0" not in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr   # the launcher's one line
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    done = cli("train", tmp_path / "run", "--activations", store, *COMMON[2:], "--batch-size", 63, *TOPK, *MESH)
+    assert done.returncode == 1 and "does not split evenly over 2 data groups" in done.stderr and "rank 0" not in done.stderr, done.stderr

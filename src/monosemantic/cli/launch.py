@@ -43,11 +43,15 @@ def add_parallel_argument(parser: argparse.ArgumentParser, mesh: bool = False) -
 
 def check_splits(args: argparse.Namespace) -> None:
     """What the launcher can refuse in one line before any rank starts."""
-    from ..train.distributed import check_batch_splits
+    from ..train.distributed import check_batch_splits, check_mesh_splits, check_scheme_flags
 
+    feature_ranks = getattr(args, "feature_ranks", None)
+    check_scheme_flags(args.parallel, feature_ranks)
     if args.parallel == "data":
         check_batch_splits(args.batch_size, args.nproc)
-    elif resolve_backend(getattr(args, "backend", None)) == "nccl":  # train/sharded*.py compute on the CPU
+    else:
+        check_mesh_splits(args.batch_size, args.nproc, feature_ranks)
+    if args.parallel != "data" and resolve_backend(getattr(args, "backend", None)) == "nccl":  # train/sharded*.py compute on the CPU
         raise DistributedError(f"--parallel {args.parallel} runs on CPU tensors (gloo) for now, not NCCL: "
                                "add --backend gloo, or use --parallel data on GPUs")
 

@@ -137,6 +137,23 @@ def check_batch_splits(batch_size: int, ranks: int) -> None:
         raise ConfigError(f"--batch-size {batch_size} does not split evenly over {ranks} ranks: use a multiple of {ranks}")
 
 
+def check_scheme_flags(scheme: str, feature_ranks: int | None) -> None:
+    if (scheme == "mesh") != (feature_ranks is not None):
+        raise ConfigError("--feature-ranks F goes with --parallel mesh (and mesh needs it)")
+
+
+def check_mesh_splits(batch_size: int, ranks: int, feature_ranks: int | None) -> int:
+    """A D x F mesh (`feature_ranks` F, None: all N ranks, plain feature sharding):
+    F must divide N and the batch split over the D = N/F data groups. -> D."""
+    F = feature_ranks or ranks
+    if F < 1 or ranks % F:
+        raise ConfigError(f"--feature-ranks {F} does not divide the {ranks} ranks: use a divisor of {ranks}")
+    D = ranks // F
+    if batch_size % D:
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {D} data groups: use a multiple of {D}")
+    return D
+
+
 class RankSlice(BatchLoader):
     """This rank's rows of every global batch of a BatchLoader (same seed, same order)."""
 
@@ -155,8 +172,7 @@ def make_parallel(scheme: str, world: World, batch_size: int, feature_ranks: int
     splits the dictionary over `feature_ranks` ranks (mesh.py)."""
     if scheme not in ("data", "feature", "mesh"):
         raise ConfigError(f"--parallel must be data, feature or mesh, got {scheme!r}")
-    if (scheme == "mesh") != (feature_ranks is not None):
-        raise ConfigError("--feature-ranks F goes with --parallel mesh (and mesh needs it)")
+    check_scheme_flags(scheme, feature_ranks)
     if not world.distributed:
         return Single(world)
     if scheme == "data":

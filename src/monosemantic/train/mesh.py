@@ -27,7 +27,7 @@ from ..distributed import World
 from ..errors import ConfigError
 from ..sae import SAE, SAEConfig, make_sae
 from .dead import DeadTracker
-from .distributed import Single
+from .distributed import Single, check_mesh_splits
 from .sharded import SHARDABLE, ShardedSAE
 from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_range
 
@@ -57,12 +57,8 @@ class FeatureSharded(Single):
 
     def __init__(self, world: World, batch_size: int, feature_ranks: int | None = None):
         super().__init__(world)
-        F = feature_ranks or world.size
-        if F < 1 or world.size % F:
-            raise ConfigError(f"--feature-ranks {F} does not divide the {world.size} ranks: use a divisor of {world.size}")
-        D = world.size // F
-        if batch_size % D:
-            raise ConfigError(f"--batch-size {batch_size} does not split evenly over {D} data groups: use a multiple of {D}")
+        D = check_mesh_splits(batch_size, world.size, feature_ranks)
+        F = world.size // D
         self.scheme = "feature" if F == world.size else "mesh"
         self.shards, self.replicas = mesh_groups(world, F)
         self.row_slice = (self.replicas.rank, D) if D > 1 else None    # this rank's rows of every global batch
