@@ -76,7 +76,7 @@ def discard_run(run_dir: str | Path) -> None:
 
 
 def run_distributed_stages(run_dir: str | Path, settings: PipelineSettings, world: World, parallel: str = "data", *,
-                           force: bool = False, progress: bool = True) -> None:
+                           feature_ranks: int | None = None, force: bool = False, progress: bool = True) -> None:
     """Harvest and train on this rank of `world`, as `harvest|train --nproc N` do
     (training always resumes its checkpoint, as in `run_pipeline`)."""
     s = settings
@@ -88,7 +88,7 @@ def run_distributed_stages(run_dir: str | Path, settings: PipelineSettings, worl
     harvest_run(run, model=s.model, layer=s.layer, n_tokens=s.n_tokens, ctx_len=s.ctx_len, inputs=s.inputs, dtype=s.dtype,
                 seed=s.seed, lm=lm, progress=progress, world=world)
     del lm  # training needs no language model
-    train_run(run, s.sae, s.train, resume=True, progress=progress, world=world, parallel=parallel)
+    train_run(run, s.sae, s.train, resume=True, progress=progress, world=world, parallel=parallel, feature_ranks=feature_ranks)
 
 
 def run_pipeline(run_dir: str | Path, settings: PipelineSettings | None = None, *, force: bool = False, progress: bool = True,

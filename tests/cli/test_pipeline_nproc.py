@@ -77,3 +77,23 @@ def test_pipeline_nproc_refuses_a_batch_that_does_not_split_before_any_work(tmp_
     assert done.returncode == 1
     assert done.stderr.strip() == "monosemantic: error: --batch-size 255 does not split evenly over 2 ranks: use a multiple of 2"
     assert not (tmp_path / "run").exists()
+
+
+def test_pipeline_nproc_refuses_a_mesh_that_does_not_split_before_any_work(tmp_path):
+    done = cli("pipeline", tmp_path / "run", "--nproc", 4, "--parallel", "mesh", "--feature-ranks", 3, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "monosemantic: error: --feature-ranks 3 does not divide the 4 ranks: use a divisor of 4"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_on_a_2x2_mesh_trains_what_the_mesh_trains_on_its_store(tmp_path, tiny_model_dirs, text):
+    run = tmp_path / "mesh"
+    done = subprocess.run(_pipeline(run, tiny_model_dirs["llama"], text, "--nproc", 4, "--parallel", "mesh", "--feature-ranks", 2,
+                                    "--architecture", "topk", "--k", 4),
+                          env=env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (run / "report" / "index.html").is_file() and (run / "eval.json").is_file()
+    ref = cli("train", tmp_path / "ref", "--activations", run / "activations", *TRAIN, "--architecture", "topk", "--k", 4)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    assert max_difference(sae_weights(run), sae_weights(tmp_path / "ref")) < TOLERANCE

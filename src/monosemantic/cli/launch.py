@@ -26,26 +26,21 @@ def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
                         "gloo (CPU); default auto: nccl when torch sees CUDA GPUs, else gloo")
 
 
-def add_parallel_argument(parser: argparse.ArgumentParser, mesh: bool = False) -> None:
-    """--parallel (and, with `mesh`, the data x feature mesh and its --feature-ranks)."""
-    if mesh:
-        parser.add_argument("--parallel", default="data", choices=["data", "feature", "mesh"],
-                            help="with several ranks: data (each rank a slice of every batch), feature (the dictionary split "
-                            "by latents, for relu/topk/batchtopk/jumprelu) or mesh (both: --feature-ranks F ranks per "
-                            "dictionary, N/F data groups; docs/distributed.md). Default data")
-        parser.add_argument("--feature-ranks", type=int, default=None, metavar="F",
-                            help="with --parallel mesh: how many ranks split each copy of the dictionary (a divisor of --nproc)")
-        return
-    parser.add_argument("--parallel", default="data", choices=["data", "feature"],
-                        help="with several ranks: data (each rank a slice of every batch) or feature (the dictionary split "
-                        "by latents, for relu/topk/batchtopk/jumprelu; docs/distributed.md). Default data")
+def add_parallel_argument(parser: argparse.ArgumentParser) -> None:
+    """--parallel, and --feature-ranks for the data x feature mesh."""
+    parser.add_argument("--parallel", default="data", choices=["data", "feature", "mesh"],
+                        help="with several ranks: data (each rank a slice of every batch), feature (the dictionary split "
+                        "by latents, for relu/topk/batchtopk/jumprelu) or mesh (both: --feature-ranks F ranks per "
+                        "dictionary, N/F data groups; docs/distributed.md). Default data")
+    parser.add_argument("--feature-ranks", type=int, default=None, metavar="F",
+                        help="with --parallel mesh: how many ranks split each copy of the dictionary (a divisor of --nproc)")
 
 
 def check_splits(args: argparse.Namespace) -> None:
     """What the launcher can refuse in one line before any rank starts."""
     from ..train.distributed import check_batch_splits, check_mesh_splits, check_scheme_flags
 
-    feature_ranks = getattr(args, "feature_ranks", None)
+    feature_ranks = args.feature_ranks
     check_scheme_flags(args.parallel, feature_ranks)
     if args.parallel == "data":
         check_batch_splits(args.batch_size, args.nproc)

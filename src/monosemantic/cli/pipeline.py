@@ -59,7 +59,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     else:
         world = init_world(args.backend)
         if world.distributed:  # a rank under torchrun: the stages that run on ranks, then back to the launcher
-            run_distributed_stages(args.run, settings, world, args.parallel, force=args.force)
+            run_distributed_stages(args.run, settings, world, args.parallel, feature_ranks=args.feature_ranks, force=args.force)
             if world.is_main and not os.environ.get(_LAUNCHED):
                 print(f"harvest and train done on {world.size} ranks; eval, features and report run in one process: "
                       f"monosemantic pipeline {args.run} (same flags, without torchrun)")

@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
-    add_parallel_argument(parser, mesh=True)
+    add_parallel_argument(parser)
     parser.set_defaults(func=_train)
 
 
