@@ -40,7 +40,7 @@ def check_splits(args: argparse.Namespace) -> None:
     """What the launcher can refuse in one line before any rank starts."""
     from ..train.distributed import check_batch_splits, check_mesh_splits, check_scheme_flags
 
-    feature_ranks = args.feature_ranks
+    feature_ranks = getattr(args, "feature_ranks", None)
     check_scheme_flags(args.parallel, feature_ranks)
     if args.parallel == "data":
         check_batch_splits(args.batch_size, args.nproc)
