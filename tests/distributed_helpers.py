@@ -5,9 +5,11 @@ rank, as on several nodes)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,19 @@ def sae_weights(run: Path) -> dict:
 def max_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def kill_rank_once_ready(command: list[str], ready: Path, rank: int = 1, timeout: float = 300) -> tuple[int, str]:
+    """Start `command` (a --nproc launch), SIGKILL rank `rank` as soon as `ready`
+    exists, and return the launcher's (exit code, stderr)."""
+    launcher = subprocess.Popen(command, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not ready.is_file():
+        assert launcher.poll() is None and time.time() < deadline, f"{ready.name} was not written"
+        time.sleep(0.02)
+    os.kill(rank_pid(launcher.pid, rank), signal.SIGKILL)
+    _, stderr = launcher.communicate(timeout=120)
+    return launcher.returncode, stderr
 
 
 def rank_pid(launcher: int, rank: int) -> int:

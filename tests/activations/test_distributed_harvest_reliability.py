@@ -4,17 +4,14 @@ than shards harvest the same store and say which ranks idle."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 
-from distributed_helpers import cli, env, rank_pid, ranks_by_hand
+from distributed_helpers import cli, env, kill_rank_once_ready, ranks_by_hand
 
 # 4,000 contexts of 16 tokens: 16 shards of 256, so a kill after the first lands half way
 FLAGS = ["--tokens", 60000, "--ctx-len", 16, "--dtype", "float32"]
@@ -48,15 +45,8 @@ def _same_store(a: Path, b: Path) -> None:
 def test_a_rank_killed_mid_harvest_is_named_and_the_rerun_writes_the_one_process_store(tmp_path, tiny_model_dirs, text):
     model = tiny_model_dirs["llama"]
     run = tmp_path / "two"
-    launcher = subprocess.Popen(_command(run, model, text, "--nproc", 2), env=env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (run / "activations" / "shard-00000.json").is_file():
-        assert launcher.poll() is None and time.time() < deadline, "no shard was written"
-        time.sleep(0.02)
-    os.kill(rank_pid(launcher.pid, 1), signal.SIGKILL)
-    _, stderr = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1
+    returncode, stderr = kill_rank_once_ready(_command(run, model, text, "--nproc", 2), run / "activations" / "shard-00000.json")
+    assert returncode == 1
     assert stderr.strip().splitlines()[-1] == (
         "monosemantic: error: rank 1 of 2 failed (killed by SIGKILL; its own message, if any, is above) and the job "
         "was stopped: run the same command again to continue from the shards already written")

@@ -4,16 +4,13 @@ killed mid-training it resumes across the stages; the result is one process's.""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from distributed_helpers import cli, env, max_difference, rank_pid, sae_weights
+from distributed_helpers import cli, env, kill_rank_once_ready, max_difference, sae_weights
 
 # 100 steps of 256 rows on a tiny Llama: long enough to kill a rank mid-training
 TRAIN = ["--latents", 32, "--train-tokens", 25600, "--batch-size", 256, "--checkpoint-every", 5, "--train-dtype", "float32"]
@@ -42,15 +39,8 @@ def test_pipeline_on_two_ranks_killed_mid_training_resumes_to_the_one_process_re
     assert one.returncode == 0, one.stderr[-3000:]
 
     run = tmp_path / "two"
-    launcher = subprocess.Popen(_pipeline(run, model, text, "--nproc", 2), env=env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (run / "checkpoints" / "latest.pt").is_file():
-        assert launcher.poll() is None and time.time() < deadline, "no checkpoint was written"
-        time.sleep(0.05)
-    os.kill(rank_pid(launcher.pid, 1), signal.SIGKILL)
-    _, stderr = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1
+    returncode, stderr = kill_rank_once_ready(_pipeline(run, model, text, "--nproc", 2), run / "checkpoints" / "latest.pt")
+    assert returncode == 1
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("monosemantic: error: rank 1 of 2 failed (killed by SIGKILL") and "run the same command again" in last
     assert not (run / "sae").exists() and not (run / "eval.json").exists()

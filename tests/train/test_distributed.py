@@ -5,18 +5,14 @@ before any work; a dead rank named."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from distributed_helpers import cli, env, max_difference, rank_pid, ranks_by_hand, sae_weights, synthetic_store
+from distributed_helpers import cli, kill_rank_once_ready, max_difference, ranks_by_hand, sae_weights, synthetic_store
 from monosemantic.sae import SAEConfig
 from monosemantic.train import TrainConfig, train_sae
 from monosemantic.train.checkpoint import load_checkpoint
@@ -196,16 +192,9 @@ def test_a_killed_rank_is_named_and_resume_finishes_the_same_training(store, one
     run = tmp_path / "run"
     flags = ["--activations", store, *COMMON, *TOPK, "--nproc", 2, "--parallel", "feature"]
     flags[flags.index("--checkpoint-every") + 1] = 10
-    launcher = subprocess.Popen([sys.executable, "-m", "monosemantic", "train", run, *map(str, flags)], env=env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (run / "checkpoints" / MARKER).is_file():
-        assert launcher.poll() is None and time.time() < deadline, "no checkpoint was written"
-        time.sleep(0.05)
-    victim = rank_pid(launcher.pid, 1)
-    os.kill(victim, signal.SIGKILL)
-    _, stderr = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1
+    returncode, stderr = kill_rank_once_ready([sys.executable, "-m", "monosemantic", "train", str(run), *map(str, flags)],
+                                              run / "checkpoints" / MARKER)
+    assert returncode == 1
     assert "rank 1 of 2 failed (killed by SIGKILL" in stderr and "--resume" in stderr
     assert not (run / "sae").exists()
     done = cli("train", run, *flags, "--resume")
