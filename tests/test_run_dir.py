@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from monosemantic.activations.run import harvest_run
+from text_store import harvest_text_store
 from monosemantic.cli.main import main
 from monosemantic.errors import ConfigError
 from monosemantic.evals.run import evaluate_run
@@ -25,12 +25,8 @@ SMALL = TrainConfig(n_tokens=512, batch_size=64, log_every=2, checkpoint_every=0
 @pytest.fixture(scope="module")
 def harvested(tiny_llama, tiny_model_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    (root / "in").mkdir()
-    for i, word in enumerate(["giraffe", "pelican", "octopus", "lantern"]):
-        (root / "in" / f"{word}.txt").write_text(f"The {word} number {i} walks to the market and buys bread. " * 20)
     run = root / "a"
-    harvest_run(run, model=str(tiny_model_dirs["llama"]), lm=tiny_llama, layer=LAYER, n_tokens=1200, ctx_len=32,
-                inputs=[str(root / "in")], progress=False)
+    harvest_text_store(run, root / "in", tiny_llama, tiny_model_dirs["llama"], layer=LAYER)
     return root, Run(run), str(tiny_model_dirs["llama"])
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.activations.run import harvest_run
+from text_store import harvest_text_store
 from monosemantic.evals.run import evaluate_run, evaluate_runs, heldout_contexts
 from monosemantic.evals.spliced import spliced_stats, spliced_stats_many
 from monosemantic.run import Run
@@ -24,11 +24,7 @@ SMALL = TrainConfig(n_tokens=512, batch_size=64, log_every=2, checkpoint_every=0
 @pytest.fixture(scope="module")
 def two_runs(tiny_llama, tiny_model_dirs, tmp_path_factory):
     root = tmp_path_factory.mktemp("shared-eval")
-    (root / "in").mkdir()
-    for i, word in enumerate(["giraffe", "pelican", "octopus", "lantern"]):
-        (root / "in" / f"{word}.txt").write_text(f"The {word} number {i} walks to the market and buys bread. " * 20)
-    harvest_run(root / "store", model=str(tiny_model_dirs["llama"]), lm=tiny_llama, layer=1, n_tokens=1200, ctx_len=32,
-                inputs=[str(root / "in")], progress=False)
+    harvest_text_store(root / "store", root / "in", tiny_llama, tiny_model_dirs["llama"])
     runs = []
     for name, arch in (("relu", {"architecture": "relu", "n_latents": 32}), ("topk", {"architecture": "topk", "n_latents": 48, "k": 4})):
         train_run(root / name, arch, SMALL, activations=root / "store" / "activations", progress=False)
