@@ -10,10 +10,11 @@ a store (train_many), then held-out FVE, L0 and dead/rare latents (never fired /
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
+
+from synthetic_recovery import parse_overrides
 
 from monosemantic.activations import open_store
 from monosemantic.evals.reconstruction import reconstruction_stats
@@ -36,11 +37,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="ARCH.FIELD=VALUE", help="override an SAEConfig field of one architecture")
     args = parser.parse_args()
     store = open_store(args.store)
-    overrides: dict[str, dict] = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        arch, name = key.split(".", 1)
-        overrides.setdefault(arch, {})[name] = json.loads(value)
+    overrides = parse_overrides(args.set)
     runs = [(arch, lr) for arch in args.architectures for lr in args.lrs]
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": store.d, "n_latents": args.latents, "k": args.k,
                                  **overrides.get(arch, {})}),

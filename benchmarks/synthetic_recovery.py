@@ -30,6 +30,16 @@ from monosemantic.sae.registry import config_for
 from monosemantic.train import TrainConfig, TrainJob, train_many
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict]:
+    """["relu.l1_coefficient=6", ...] (--set) -> {"relu": {"l1_coefficient": 6}, ...}; values are JSON."""
+    overrides: dict[str, dict] = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        arch, name = key.split(".", 1)
+        overrides.setdefault(arch, {})[name] = json.loads(value)
+    return overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--architectures", nargs="+", default=[*sorted(ARCHITECTURES), "sparsify"])
@@ -53,11 +63,7 @@ def main() -> None:
     print(f"truth: d {c.d}, {c.n_true} directions in clusters of {c.cluster_size} (cosine ~{c.cluster_cosine}), "
           f"{truth.feature_prob.sum():.1f} active per row, frequencies {truth.feature_prob.min():.1e}..{truth.feature_prob.max():.2f}, "
           f"noise {c.noise}")
-    overrides: dict[str, dict] = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        arch, name = key.split(".", 1)
-        overrides.setdefault(arch, {})[name] = json.loads(value)
+    overrides = parse_overrides(args.set)
     extra = {"lr": args.lr} if args.lr else {}
     if args.warmup is not None:
         extra["lr_warmup_fraction"] = args.warmup
