@@ -28,8 +28,7 @@ def auroc_columns(pos, neg) -> np.ndarray:
 
 def auroc(pos, neg) -> float:
     """pos [P], neg [N] -> one AUROC."""
-    return float(auroc_columns(np.asarray(_numpy(pos), float).reshape(-1, 1),
-                               np.asarray(_numpy(neg), float).reshape(-1, 1))[0])
+    return float(auroc_columns(_numpy(pos).reshape(-1, 1), _numpy(neg).reshape(-1, 1))[0])
 
 
 def _numpy(x) -> np.ndarray:

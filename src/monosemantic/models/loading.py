@@ -3,6 +3,8 @@ Hugging Face id) into a LanguageModel."""
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import logging
 import os
@@ -129,10 +131,11 @@ def _from_pretrained(source: Path | str, dtype: torch.dtype):
         return load()
 
 
+@functools.lru_cache(maxsize=64)
 def is_vision_model(spec: str | None) -> bool:
     """Whether `spec` names a vision-language model, read from its config alone (no
     weights, no network, no GGUF dequantisation): the embedded model and GGUF files
-    are text-only."""
+    are text-only. Cached: every page asks (base.html's Image inspector link)."""
     if not spec or spec.lower() in EMBEDDED_ALIASES or spec.lower() in GEMMA_ALIASES or spec.endswith(".gguf"):
         return False
     from transformers import AutoConfig

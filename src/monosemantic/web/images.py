@@ -35,9 +35,7 @@ def has_images(request: Request) -> bool:
     state = state_of(request)
     if state.lm is not None:
         return isinstance(state.lm, VisionLanguageModel)
-    if not hasattr(state, "_vision_run"):
-        state._vision_run = is_vision_model(state.run.model_spec)
-    return state._vision_run
+    return is_vision_model(state.run.model_spec)
 
 
 templates.env.globals["image_inspector_exists"] = has_images
