@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from sparse_dictionary import sparse_rows
@@ -9,6 +11,7 @@ from sparse_dictionary import sparse_rows
 from monosemantic.errors import ConfigError
 from monosemantic.sae import SAEConfig
 from monosemantic.sae.io import to_raw_units
+from monosemantic.sae.registry import config_for
 from monosemantic.train import TrainConfig, TrainJob, train_many, train_sae
 from monosemantic.train import loop
 
@@ -25,8 +28,10 @@ def jobs(tmp_path=None, resume=False) -> list[TrainJob]:
     specs = [(SAEConfig("relu", D, 64, l1_coefficient=1.0), TrainConfig(n_tokens=B * 30, batch_size=B, lr=3e-3, seed=0)),
              (SAEConfig("topk", D, 32, k=4), TrainConfig(n_tokens=B * 20, batch_size=B, lr=1e-3, seed=1)),
              (SAEConfig("jumprelu", D, 48), TrainConfig(n_tokens=B * 30, batch_size=B, lr=2e-3, seed=2)),
-             (SAEConfig("batchtopk", D, 32, k=4), TrainConfig(n_tokens=B * 25, batch_size=B, lr=1e-3, seed=3))]
-    every = [10, 8, 10, 6]   # checkpoints at different steps: a resumed pass restarts them at different steps
+             (SAEConfig("batchtopk", D, 32, k=4), TrainConfig(n_tokens=B * 25, batch_size=B, lr=1e-3, seed=3)),
+             (config_for({"architecture": "matryoshka", "d_in": D, "n_latents": 64, "k": 4}),
+              TrainConfig(n_tokens=B * 30, batch_size=B, lr=1e-3, seed=4))]
+    every = [10, 8, 10, 6, 7]   # checkpoints at different steps: a resumed pass restarts them at different steps
     return [TrainJob(s, TrainConfig(**{**c.to_dict(), "log_every": 5, "checkpoint_every": every[i]}),
                      tmp_path / str(i) if tmp_path is not None else None, resume) for i, (s, c) in enumerate(specs)]
 
@@ -36,11 +41,14 @@ def assert_same(a, b) -> None:
         torch.testing.assert_close(value, b.state_dict()[name], rtol=0, atol=0, msg=name)
 
 
-def test_each_sae_gets_the_weights_it_gets_alone():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_sae_gets_the_weights_it_gets_alone(workers):
+    # topk and batchtopk have the same [B, 32] pre-activations: stepped at once on two
+    # threads they must not share sparse_topk's scratch buffer
     data = stream(30)
     done = []
-    together = train_many(data, jobs(), progress=False, on_done=lambda i, r: done.append(i))
-    assert sorted(done) == [0, 1, 2, 3] and done[0] == 1, "a shorter job is reported when it finishes, before the others"
+    together = train_many(data, jobs(), progress=False, on_done=lambda i, r: done.append(i), workers=workers)
+    assert sorted(done) == [0, 1, 2, 3, 4] and done[0] == 1, "a shorter job is reported when it finishes, before the others"
     for job, result in zip(jobs(), together):
         alone = train_sae(data, job.sae_cfg, job.cfg, progress=False)
         assert result.steps == alone.steps == job.cfg.total_steps
@@ -65,9 +73,9 @@ def test_interrupted_pass_resumes_each_sae_from_its_own_checkpoint(tmp_path, mon
     with pytest.raises(Interrupted):
         train_many(data, jobs(tmp_path), progress=False)
     monkeypatch.setattr(loop, "lr_factor", real)
-    assert all((tmp_path / str(i) / "checkpoints" / "latest.pt").is_file() for i in range(4))
+    assert all((tmp_path / str(i) / "checkpoints" / "latest.pt").is_file() for i in range(5))
     resumed = train_many(data, jobs(tmp_path, resume=True), progress=False)
-    assert [r.resumed_from for r in resumed] == [10, 16, 10, 12]
+    assert [r.resumed_from for r in resumed] == [10, 16, 10, 12, 14]
     for a, b in zip(reference, resumed):
         assert_same(a.sae, b.sae)
 
@@ -77,3 +85,29 @@ def test_saes_of_different_batch_sizes_are_refused():
     b.cfg = TrainConfig(n_tokens=B * 20, batch_size=B * 2)
     with pytest.raises(ConfigError, match="batch size"):
         train_many(stream(2), [a, b], progress=False)
+
+
+def test_saes_step_at_once_on_worker_threads(monkeypatch):
+    threads = set()
+    real = loop.SAETrainer.step
+
+    def step(self, *args, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop.SAETrainer, "step", step)
+    train_many(stream(30), jobs(), progress=False, workers=2)
+    assert len({t for t in threads if t.startswith("sae-step")}) == 2
+
+
+def test_a_step_that_draws_random_numbers_is_refused_concurrently(monkeypatch):
+    real = loop.SAETrainer.step
+
+    def step(self, *args, **kwargs):
+        torch.rand(1)   # what a future architecture's resampling might do
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop.SAETrainer, "step", step)
+    with pytest.raises(RuntimeError, match="random numbers"):
+        train_many(stream(30), jobs(), progress=False, workers=2)
+    train_many(stream(30), jobs()[:2], progress=False, workers=1)   # one at a time, each on its own generator

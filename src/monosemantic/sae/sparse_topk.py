@@ -24,6 +24,7 @@ reruns it; those figures predate the embedding_bag sums and the grouped selectio
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from typing import NamedTuple
@@ -183,7 +184,9 @@ def select_batch_topk(pre: Tensor, K: int) -> Tensor:
     return rows.repeat_interleave(g)[pick] * n + cols.flatten()[pick]
 
 
-_workspace: dict[str, Tensor] = {}  # the last [B, n] buffer of dense_pre_acts (a cache; no meaning)
+# The last [B, n] buffer of dense_pre_acts, one per thread: train_many steps SAEs
+# concurrently on worker threads, and two of one shape must not share a buffer.
+_workspace = threading.local()
 
 
 @torch.no_grad()
@@ -201,10 +204,10 @@ def dense_pre_acts(x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor | None
         return torch.addmm(b_enc, xc, W_enc) if xc.dim() == 2 else xc @ W_enc + b_enc
     dt = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else W_enc.dtype
     shape = (xc.shape[0], W_enc.shape[1])
-    buf = _workspace.get("pre")
+    buf = getattr(_workspace, "pre", None)
     if (buf is None or buf.shape != shape or buf.dtype != dt or buf.device != x.device
             or buf.is_inference() != torch.is_inference_mode_enabled()):
-        buf = _workspace["pre"] = torch.empty(shape, dtype=dt, device=x.device)
+        buf = _workspace.pre = torch.empty(shape, dtype=dt, device=x.device)
     with torch.autocast("cpu", enabled=False):
         return torch.addmm(b_enc.to(dt), xc.to(dt), W_enc.to(dt), out=buf)
 

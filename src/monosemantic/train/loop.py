@@ -235,11 +235,13 @@ class SAETrainer:
             "elapsed": self.elapsed, "tokens": self.tokens,
         })
 
-    def step(self, step: int, x: torch.Tensor, shared_seconds: float = 0.0) -> None:
+    def step(self, step: int, x: torch.Tensor, shared_seconds: float = 0.0, own_rng: bool = True) -> None:
         """One optimiser step on batch `x` (already checked); `shared_seconds` is this
-        trainer's share of the time spent reading the batch."""
+        trainer's share of the time spent reading the batch. `own_rng=False` leaves the
+        global generator alone (concurrent steps on threads; train/concurrent.py)."""
         t0 = time.perf_counter()
-        torch.set_rng_state(self.rng)
+        if own_rng:
+            torch.set_rng_state(self.rng)
         x = x.to(self.parallel.device)  # itself on the CPU; cuda:LOCAL_RANK under NCCL
         cfg, sae, optimizer, dead, total, parallel = self.cfg, self.sae, self.optimizer, self.dead, self.total, self.parallel
         for group in optimizer.param_groups:
@@ -261,7 +263,8 @@ class SAETrainer:
         dead.update(parallel.fired(out.fired), rows)
         self.tokens += rows                     # what the stream gave, whatever its batch size
         self.window.add(x, out, loss)
-        self.rng = torch.get_rng_state()
+        if own_rng:
+            self.rng = torch.get_rng_state()
         self.elapsed += time.perf_counter() - t0 + shared_seconds
 
         done = step + 1

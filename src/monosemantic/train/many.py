@@ -15,12 +15,14 @@ from typing import Callable
 
 from ..errors import ConfigError, StoreError
 from ..progress import progress_bar
+from .concurrent import ConcurrentSteps, worker_count
 from .loop import Batches, SAETrainer, TrainJob, TrainResult, _check_batch, _stream
 
 OnDone = Callable[[int, TrainResult], None]
 
 
-def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True, on_done: OnDone | None = None) -> list[TrainResult]:
+def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True, on_done: OnDone | None = None,
+               workers: int | None = None) -> list[TrainResult]:
     """Train every job on one stream of [B, d] batches (an iterable, or a callable
     giving the stream from a step on). Jobs may differ in architecture, width, tokens,
     lr and schedule, but share the batch size and input width (they read the same
@@ -28,7 +30,8 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
     soon as job i has finished (save it there: a later kill then loses nothing of it).
     Returns the results in the order of `jobs`. Under torch.distributed every rank
     calls it with the same jobs, each with its own `parallel` hooks (TrainJob), and
-    its own batches."""
+    its own batches. In one process on the CPU the SAEs of a step run at once on
+    `workers` threads (default: one per intra-op thread; train/concurrent.py)."""
     if not jobs:
         raise ConfigError("train_many needs at least one SAE to train")
     sizes = {(j.cfg.batch_size, j.sae_cfg.d_in) for j in jobs}
@@ -48,6 +51,8 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
             finish(i)
     todo = [t for t in trainers if t.start < t.total]
     source = None  # the stream as given, closed at the end
+    n_workers = worker_count(todo, workers)
+    together = ConcurrentSteps(n_workers) if n_workers > 1 else None
     try:
         if todo:
             start, total = min(t.start for t in todo), max(t.total for t in todo)
@@ -70,8 +75,12 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
                                          f"(--train-tokens {max(j.cfg.n_tokens for j in jobs)})") from None
                     active = [i for i, t in enumerate(trainers) if t.start <= step < t.total]
                     share = (time.perf_counter() - t0) / len(active)
+                    if together is not None:
+                        together.step([trainers[i] for i in active], step, x, share)
+                    else:
+                        for i in active:
+                            trainers[i].step(step, x, share)
                     for i in active:
-                        trainers[i].step(step, x, share)
                         if step + 1 == trainers[i].total:
                             finish(i)
                     if len(jobs) == 1 and trainers[0].last_record:
@@ -81,6 +90,8 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
                         bar.set_postfix_str(f"{sum(r is not None for r in results)}/{len(jobs)} done", refresh=False)
                     bar.update(1)
     finally:
+        if together is not None:
+            together.close()
         for given in (source, batches):  # stop a loader's prefetch thread now, not at interpreter exit
             if hasattr(given, "close"):
                 given.close()
