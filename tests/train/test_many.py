@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -98,6 +99,20 @@ def test_saes_step_at_once_on_worker_threads(monkeypatch):
     monkeypatch.setattr(loop.SAETrainer, "step", step)
     train_many(stream(30), jobs(), progress=False, workers=2)
     assert len({t for t in threads if t.startswith("sae-step")}) == 2
+
+
+def test_the_clocks_of_overlapping_steps_add_up_to_the_wall_time(monkeypatch):
+    real = loop.lr_factor
+
+    def slow_lr_factor(*args):
+        time.sleep(0.03)   # inside the step's clock; releases the GIL, so five such steps overlap
+        return real(*args)
+
+    monkeypatch.setattr(loop, "lr_factor", slow_lr_factor)
+    start = time.perf_counter()
+    results = train_many(stream(30), jobs(), progress=False, workers=5)
+    wall = time.perf_counter() - start
+    assert sum(r.seconds for r in results) <= wall   # the sweep's FLOP/s pools these clocks
 
 
 def test_a_step_that_draws_random_numbers_is_refused_concurrently(monkeypatch):

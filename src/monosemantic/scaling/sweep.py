@@ -82,12 +82,13 @@ def train_config(spec: SweepSpec, run: RunSpec) -> TrainConfig:
     return TrainConfig(n_tokens=run.n_tokens, batch_size=spec.batch_size, lr=spec.lr, seed=spec.seed)
 
 
-def train_one_pass(sweep_dir: str | Path, spec: SweepSpec, runs: list[RunSpec], heldout: torch.Tensor | None = None) -> None:
+def train_one_pass(sweep_dir: str | Path, spec: SweepSpec, runs: list[RunSpec], heldout: torch.Tensor | None = None,
+                   workers: int | None = None) -> None:
     """Train `runs` together on one pass over the store (train.train_many), scoring
     each one as soon as it has finished."""
     by_dir = {run_dir(sweep_dir, r): r for r in runs}
     train_runs([(d, r.sae_cfg(), train_config(spec, r)) for d, r in by_dir.items()], activations=spec.activations,
-               resume=True, progress=False, on_done=lambda d, _result: score_run(sweep_dir, spec, by_dir[d], heldout))
+               resume=True, progress=False, on_done=lambda d, _result: score_run(sweep_dir, spec, by_dir[d], heldout), workers=workers)
     for r in runs:   # runs whose SAE was already saved, but not scored
         if not is_finished(sweep_dir, r):
             score_run(sweep_dir, spec, r, heldout)
@@ -156,10 +157,12 @@ class _Progress:
         self.bar.close()
 
 
-def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: bool = True, one_pass: bool = True) -> list[dict]:
+def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: bool = True, one_pass: bool = True,
+              workers: int | None = None) -> list[dict]:
     """Train and score every unfinished run of `spec` under SWEEP/runs; returns the
     scores of all runs. By default (jobs 1) every run trains in one pass over the
-    store (train.train_many: the data pipeline is paid once, not once per run);
+    store (train.train_many: the data pipeline is paid once, not once per run, and
+    `workers` SAEs step at once, by default one per thread);
     `one_pass=False` trains them one after the other; jobs > 1 trains that many runs
     at once in worker processes, each with cpu_count // jobs threads."""
     sweep_dir = Path(sweep_dir)
@@ -176,7 +179,7 @@ def run_sweep(sweep_dir: str | Path, spec: SweepSpec, jobs: int = 1, progress: b
     with _Progress(sweep_dir, spec.runs, spec.batch_size, progress):
         if jobs == 1 and one_pass and todo:
             heldout = store.sample(spec.eval_tokens, split="heldout", seed=spec.eval_seed)
-            train_one_pass(sweep_dir, spec, todo, heldout)
+            train_one_pass(sweep_dir, spec, todo, heldout, workers)
         elif jobs == 1:
             for r in todo:
                 train_and_score(sweep_dir, spec, r)

@@ -11,6 +11,7 @@ sparse_topk's, is per thread)."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -49,12 +50,22 @@ class ConcurrentSteps:
         # restored for safety when stepping alone), so the global generator must be
         # untouched; a step that drew would make the result depend on thread timing.
         before = torch.get_rng_state()
+        clocks = [t.elapsed for t in trainers]
+        t0 = time.perf_counter()
         futures = [self.pool.submit(t.step, step, x, share, own_rng=False) for t in trainers]
         for f in futures:
             f.result()
+        wall = time.perf_counter() - t0
         if not torch.equal(before, torch.get_rng_state()):
             raise RuntimeError("an SAE's training step drew random numbers, so SAEs cannot step concurrently: "
                                "train_many(..., workers=1)")
+        # Each clock counted its own step's duration, though the steps overlapped; split
+        # the step's wall time in proportion instead, so that the clocks of a pass add up
+        # to its wall time (the sweep's FLOP/s estimate, scaling/sweep.py, pools them).
+        own = [t.elapsed - c - share for t, c in zip(trainers, clocks)]
+        total = sum(own)
+        for t, c, o in zip(trainers, clocks, own):
+            t.elapsed = c + share + (wall * o / total if total > 0 else wall / len(trainers))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

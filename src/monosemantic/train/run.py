@@ -61,12 +61,14 @@ def train_runs(
     world: World | None = None,
     parallel: str = "data",
     feature_ranks: int | None = None,
+    workers: int | None = None,
 ) -> list[TrainResult | None]:
     """`train_run` for several (run_dir, sae_cfg, cfg) at once, in one pass over the
     store (`activations`, or the first run's own): the runs share batch size and seed
     (hence the data order) and may differ in everything else. Each run's SAE is saved
     as soon as it has finished; `on_done(run_dir, result)` is called after that (on
-    rank 0 only, under torch.distributed; `world` and `parallel` as in `train_run`)."""
+    rank 0 only, under torch.distributed; `world` and `parallel` as in `train_run`).
+    `workers`: how many SAEs step at once (train_many's; default one per thread)."""
     if not runs:
         return []
     world = world or World()
@@ -111,7 +113,7 @@ def train_runs(
         if on_done is not None:
             on_done(run_dir, result)
 
-    trained = train_many(batches, jobs, progress=progress, on_done=save)
+    trained = train_many(batches, jobs, progress=progress, on_done=save, workers=workers)
     index = {d: r for d, r in zip(dirs, trained)}
     return [index.get(run_dir) for run_dir in all_dirs]
 
