@@ -93,3 +93,10 @@ def test_the_store_named_by_train_activations_wins_over_the_runs_own(tmp_path):
     plain = Run(tmp_path / "plain")
     (plain.dir / "activations").mkdir(parents=True)
     assert plain.store_dir == plain.dir / "activations" and plain.store_path == plain.data_root == plain.dir
+
+
+def test_training_a_run_of_per_layer_stores_without_activations_names_them(layer_runs, tmp_path, capsys):
+    _, run, _ = layer_runs
+    assert main(["--quiet", "train", str(run), "--latents", "32", "--train-tokens", "1280", "--batch-size", "128"]) != 0
+    err = capsys.readouterr().err
+    assert "per-layer stores" in err and "activations-layer1" in err and "activations-layer3" in err and "Traceback" not in err

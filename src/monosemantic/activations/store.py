@@ -147,6 +147,10 @@ def open_store(path: str | Path) -> ActivationStore:
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         hint = "the harvest did not finish: run `monosemantic harvest` again to resume" if directory.is_dir() else "no such store"
+        layers = sorted(path.glob("activations-layer*/" + MANIFEST))
+        if layers:   # `harvest --layers` wrote one store per layer and no RUN/activations
+            names = ", ".join(str(m.parent) for m in layers)
+            hint = f"this run has per-layer stores, pick one with --activations: {names}"
         raise StoreError(f"{directory} is not a complete activation store ({hint})")
     try:
         manifest = atomic.read_json(manifest_path)
