@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..activations import open_store
 from ..distributed import World, check_shared_dir
 from ..errors import ConfigError, StoreError
@@ -82,6 +84,11 @@ def train_runs(
             dirs.append(run_dir)
     if not jobs:
         return [None] * len(runs)
+    if len(jobs) > 1:   # every SAE of the pass is held at once, and up to `workers` step at once
+        held = [training_memory(j.sae_cfg, j.cfg.batch_size) for j in jobs]
+        at_once = min(len(jobs), workers or torch.get_num_threads())
+        need = sum(h for h, _ in held) + sum(sorted((s for _, s in held), reverse=True)[:at_once])
+        check_memory(need, f"{len(jobs)} SAEs trained in one pass", "the number of runs, their --latents or --batch-size")
     streams = {(j.cfg.batch_size, j.cfg.seed) for j in jobs}
     if len(streams) > 1:
         raise ConfigError(f"runs trained in one pass read the same batches: their (batch size, seed) differ: {sorted(streams)}")
@@ -150,13 +157,18 @@ def _prepare(run: Run | str | Path, sae_cfg: dict | None, cfg: TrainConfig, stor
     return TrainJob(full_cfg, cfg, run_dir, resume=resume and has_ckpt, parallel=hooks)
 
 
+def training_memory(sae_cfg: SAEConfig, batch_size: int) -> tuple[int, int]:
+    """Bytes an SAE holds while it trains (float32 weights, gradients and two Adam
+    moments) and bytes its step adds (a few [batch, n] activations)."""
+    params = 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
+    return 16 * params, 4 * 4 * batch_size * sae_cfg.n_latents
+
+
 def preflight(sae_cfg: SAEConfig, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a training run that cannot fit in memory or on disk, or cannot finish."""
     params = 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
-    # float32 weights, gradients and two Adam moments, plus a few [batch, n] activations
-    memory = 16 * params + 4 * 4 * cfg.batch_size * sae_cfg.n_latents
     what = f"an SAE of {sae_cfg.n_latents:,} latents on d={sae_cfg.d_in}"
-    check_memory(memory, what, "--latents or --batch-size")
+    check_memory(sum(training_memory(sae_cfg, cfg.batch_size)), what, "--latents or --batch-size")
     check_disk(run_dir, 4 * params * 5, what + " (the SAE, its checkpoint and the previous one)", "--latents")
     steps = cfg.total_steps
     step_flops = ARCHITECTURES[sae_cfg.architecture].step_flops(sae_cfg, cfg.batch_size, 0).total
