@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Finished runs are skipped, interrupted ones resumed: rerun the same command to continue.")
     p.add_argument("spec", help="sweep spec (JSON)")
     p.add_argument("--out", default=None, help="sweep directory (default: SPEC without .json)")
-    p.add_argument("--jobs", type=int, default=1, help="runs trained at once, in worker processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once in worker processes (default 1: every run in one pass over the store, "
+                   "the SAEs of a step stepped at once, one per thread; OMP_NUM_THREADS sets the threads)")
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("scaling", help="fit scaling laws to a sweep, plan a budget, train a family")
