@@ -5,7 +5,7 @@ varies per token and averages k.
 At inference there is no batch: `encode` uses a learnt threshold θ,
 f = ReLU(pre)·[pre > θ], θ being an exponential moving average (rate 0.1) of the
 smallest selected activation of each training batch (the first batch sets it).
-That minimum falls as training goes on (3.0 -> 1.3 over the synthetic case's 300
+That minimum falls as training goes on (3.3 -> 1.3 over the synthetic case's 300
 steps), so θ must follow the final weights: SAELens's rate 0.01 (dictionary_learning:
 0.001) lags ~100 steps, longer than a short run's lr decay, and left θ 14-23 % too high
 (held-out L0 11.5 at k 16, 19 at k 32 on the real store, and many rare latents); at
