@@ -3,9 +3,14 @@ pre-activations are kept across the whole batch, so the number of active latents
 varies per token and averages k.
 
 At inference there is no batch: `encode` uses a learnt threshold θ,
-f = ReLU(pre)·[pre > θ], θ being an exponential moving average (rate 0.01, as SAELens)
-of the smallest selected activation of each training batch (the first batch sets it).
-Everything else (AuxK, init, decoder norm) is TopK's. Saved for SAELens as
+f = ReLU(pre)·[pre > θ], θ being an exponential moving average (rate 0.1) of the
+smallest selected activation of each training batch (the first batch sets it).
+That minimum falls as training goes on (3.3 -> 1.3 over the synthetic case's 300
+steps), so θ must follow the final weights: SAELens's rate 0.01 (dictionary_learning:
+0.001) lags ~100 steps, longer than a short run's lr decay, and left θ 14-23 % too high
+(held-out L0 11.5 at k 16, 19 at k 32 on the real store, and many rare latents); at
+0.1 the lag is ~10 steps and held-out L0 was 16.1 and 32.0 (docs/training.md,
+"BatchTopK's threshold"). Everything else (AuxK, init, decoder norm) is TopK's. Saved for SAELens as
 "jumprelu" with threshold θ for every latent, which is how SAELens stores it too."""
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from .base import SAE
 from .sparse_topk import dense_pre_acts, gather_encode, select_batch_topk
 from .topk import TopKSAE
 
-THRESHOLD_EMA = 0.01
+THRESHOLD_EMA = 0.1   # the EMA's rate: a lag of ~10 steps, shorter than the lr decay of a 300-step run (docstring)
 
 
 @torch.no_grad()
@@ -40,10 +45,11 @@ def pad_rows(rows: Tensor, cols: Tensor, B: int) -> tuple[Tensor, Tensor]:
 class BatchTopKSAE(TopKSAE):
     saelens_architecture = "jumprelu"
     saelens_imports = ()                  # a SAELens jumprelu folder loads as our jumprelu
-    # TopK's 2x lr left 19.9 % of batchtopk's latents dead on the synthetic case at the
-    # issue's size (2.9 % at 1x) and 5.0 % on the real store, matryoshka's 11.3 % on
-    # the real store (2.2 % at 1x): both keep the run's lr (docs/training.md,
-    # "Recovery of a known dictionary").
+    # TopK's 2x lr left 6.1 % of batchtopk's latents dead on 50k held-out rows of the
+    # synthetic case at the issue's size (0.1 % at 1x), and matryoshka 3.9 % on the real
+    # store at the main job's length (0.7 % at 1x; 2.1 % at a sixth of it, so rising
+    # with length): both keep the run's lr (docs/training.md, "BatchTopK's threshold";
+    # measured with θ's rate 0.1 — with 0.01, 19.9 % and 11.3 %, mostly θ's doing).
     LR_SCALE = 1.0
 
     def saelens_cfg(self) -> dict:
