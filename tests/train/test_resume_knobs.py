@@ -9,6 +9,7 @@ from sparse_dictionary import sparse_rows
 
 from monosemantic.errors import ConfigError, StoreError
 from monosemantic.sae import SAEConfig
+from monosemantic.sae import batchtopk
 from monosemantic.sae.batchtopk import BatchTopKSAE
 from monosemantic.sae.topk import TopKSAE
 from monosemantic.state_file import load_state
@@ -60,6 +61,7 @@ def set_lr_scale(monkeypatch, value):
 
 
 def set_threshold_ema(monkeypatch, value):
+    monkeypatch.setattr(batchtopk, "THRESHOLD_EMA", value)    # the module's default, as an edit of it would
     monkeypatch.setattr(BatchTopKSAE, "threshold_ema", value)
 
 
