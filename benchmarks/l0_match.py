@@ -27,7 +27,8 @@ from monosemantic.train import TrainConfig, TrainJob, train_many
 class MatchPlan:
     target: float          # held-out L0 wanted
     tokens: int            # training tokens of each short run
-    grid: int = 3          # coefficients in the first round (each 3x the last)
+    grid: int = 3          # coefficients in the first round (each `ratio` x the last)
+    ratio: float = 3.0
     rounds: int = 2        # passes: the grid, then the fitted value (refitted each round)
     heldout: int = 10_000  # rows the short runs' L0 is measured on
 
@@ -76,7 +77,7 @@ def match_l0(truth: SyntheticDictionary, archs: list[str], base: dict[str, dict]
     for round_ in range(plan.rounds):
         if round_ == 0:
             half = (plan.grid - 1) / 2
-            trial = [(a, start[a] * 3.0 ** (i - half)) for a in todo for i in range(plan.grid)]
+            trial = [(a, start[a] * plan.ratio ** (i - half)) for a in todo for i in range(plan.grid)]
         else:
             trial = [(a, solve(points[a], plan.target)) for a in todo]
         jobs = [TrainJob(config_for({"architecture": a, "d_in": c.d, "n_latents": latents, "k": k,

@@ -63,7 +63,8 @@ def main() -> None:
     parser.add_argument("--match-l0", type=float, default=0, metavar="L",
                         help="first find relu's λ and jumprelu's λ₀ giving held-out L0 ≈ L on short runs (l0_match.py)")
     parser.add_argument("--match-tokens", type=int, default=61_440, help="training tokens of each --match-l0 short run")
-    parser.add_argument("--match-grid", type=int, default=3, help="--match-l0: coefficients in the first round (3x apart)")
+    parser.add_argument("--match-grid", type=int, default=3, help="--match-l0: coefficients in the first round, centred on --set's or the default")
+    parser.add_argument("--match-ratio", type=float, default=3.0, help="--match-l0: ratio of neighbouring coefficients in the grid")
     parser.add_argument("--match-rounds", type=int, default=2, help="--match-l0: rounds (the grid, then fitted values)")
     parser.add_argument("--json", default=None, help="also write the table here")
     args = parser.parse_args()
@@ -79,7 +80,7 @@ def main() -> None:
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window, **extra)
     ours = [arch for arch in args.architectures if arch != "sparsify"]
     if args.match_l0:
-        plan = MatchPlan(args.match_l0, args.match_tokens, args.match_grid, args.match_rounds)
+        plan = MatchPlan(args.match_l0, args.match_tokens, args.match_grid, args.match_rounds, ratio=args.match_ratio)
         for arch, value in match_l0(truth, ours, overrides, plan, args.latents, args.k, args.batch, extra).items():
             overrides.setdefault(arch, {})[coefficient_knob(arch)] = value
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": c.d, "n_latents": args.latents, "k": args.k, **overrides.get(arch, {})}), cfg)

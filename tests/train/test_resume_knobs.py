@@ -65,6 +65,10 @@ def set_threshold_ema(monkeypatch, value):
     monkeypatch.setattr(BatchTopKSAE, "threshold_ema", value)
 
 
+def set_dead_window(monkeypatch, value):
+    monkeypatch.setattr(TrainConfig, "dead_window", property(lambda self: value))
+
+
 def set_auto_dtype(monkeypatch, value):
     monkeypatch.setattr(loop, "resolve_dtype", lambda name, arch: value)
 
@@ -72,6 +76,7 @@ def set_auto_dtype(monkeypatch, value):
 @pytest.mark.parametrize("arch, knob, change, old, new", [
     ("topk", "lr_scales", set_lr_scale, 2.0, 3.0),
     ("batchtopk", "threshold_ema", set_threshold_ema, 0.01, 0.3),
+    ("topk", "dead_window", set_dead_window, 600, 128),        # the window's formula (AuxK trains the latents it calls dead)
     ("relu", "dtype", set_auto_dtype, "bfloat16", "float32"),  # --train-dtype auto, resumed on a machine that picks otherwise
 ])
 def test_a_changed_default_resumes_with_the_checkpoints_value(arch, knob, change, old, new, data, tmp_path, monkeypatch, capsys):

@@ -40,8 +40,10 @@ def resume_with_knobs(trainer, recorded: dict | None, where) -> list[str]:
     if recorded is None:
         return [f"the checkpoint in {where} predates recorded training knobs: resumed with its own lr scales "
                 f"{now[LR_SCALES]} and this version's other defaults"]
-    # the optimiser's groups were just loaded from the checkpoint: this version's scales are the SAE's own
+    # the optimiser's groups and the dead tracker were just loaded from the checkpoint:
+    # this version's values are the SAE's own scales and the run's configured window
     now[LR_SCALES] = [float(g.get("lr_scale", 1.0)) for g in trainer.sae.param_groups()]
+    now["dead_window"] = int(trainer.cfg.dead_window)
     unknown = sorted(set(recorded) - set(now))
     if unknown:
         raise ConfigError(f"the checkpoint in {where} was trained with knob(s) {unknown} that this version does not have: "
