@@ -9,13 +9,14 @@ L0 is matched by the knob each architecture has: k for topk, batchtopk, matryosh
 and sparsify (--k), and the sparsity coefficient for relu (`--set
 relu.l1_coefficient=...`) and jumprelu (`--set jumprelu.l0_coefficient=...`), tuned by
 hand until their held-out L0 is within ~20 % of k (the values used are in
-docs/training.md), or found on short runs with --match-l0 L (l0_match.py: a grid of
-the coefficient, then a fitted value, each round one pass). The L0 column shows how
-close each row came.
+docs/training.md), or found with --match-l0 L (l0_match.py: a grid of the coefficient
+around --set's value, then fitted values, each round one pass of --match-tokens; short
+runs mispredict the full run's L0, so runs as long as the final one match best). The
+L0 column shows how close each row came.
 
     python benchmarks/synthetic_recovery.py [--d 256 --n-true 4096 --latents 8192 --k 16]
         [--tokens 307200] [--heldout 50000] [--architectures relu topk batchtopk jumprelu matryoshka sparsify]
-        [--set ARCH.FIELD=VALUE ...] [--match-l0 16 [--match-tokens 61440]] [--json out.json]
+        [--set ARCH.FIELD=VALUE ...] [--match-l0 16 [--match-tokens 61440 --match-grid 3 --match-ratio 3 --match-rounds 2]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main() -> None:
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window, **extra)
     ours = [arch for arch in args.architectures if arch != "sparsify"]
     if args.match_l0:
-        plan = MatchPlan(args.match_l0, args.match_tokens, args.match_grid, args.match_rounds, ratio=args.match_ratio)
+        plan = MatchPlan(args.match_l0, args.match_tokens, grid=args.match_grid, ratio=args.match_ratio, rounds=args.match_rounds)
         for arch, value in match_l0(truth, ours, overrides, plan, args.latents, args.k, args.batch, extra).items():
             overrides.setdefault(arch, {})[coefficient_knob(arch)] = value
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": c.d, "n_latents": args.latents, "k": args.k, **overrides.get(arch, {})}), cfg)
