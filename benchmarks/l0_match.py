@@ -86,8 +86,9 @@ def match_l0(truth: SyntheticDictionary, archs: list[str], base: dict[str, dict]
         for (a, value), result in zip(trial, results):
             l0 = recovery(result.sae, truth, heldout).l0
             points[a].append((value, l0))
-            print(f"match-l0 round {round_ + 1}: {a} {todo[a]}={value:.4g} -> held-out L0 {l0:.1f} "
-                  f"after {plan.tokens:,} tokens (target {plan.target:g})", flush=True)
+            print(f"match-l0 round {round_ + 1}: {a} {todo[a]}={value:.4g} -> held-out L0 {l0:.1f}, "
+                  f"train FVE {result.last_metrics.get('fve', float('nan')):.3f} after {plan.tokens:,} tokens "
+                  f"(target {plan.target:g})", flush=True)
     chosen = {a: solve(points[a], plan.target) for a in todo}
     for a, value in chosen.items():
         print(f"match-l0: {a} {todo[a]}={value:.4g}", flush=True)
