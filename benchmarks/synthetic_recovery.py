@@ -9,11 +9,14 @@ L0 is matched by the knob each architecture has: k for topk, batchtopk, matryosh
 and sparsify (--k), and the sparsity coefficient for relu (`--set
 relu.l1_coefficient=...`) and jumprelu (`--set jumprelu.l0_coefficient=...`), tuned by
 hand until their held-out L0 is within ~20 % of k (the values used are in
-docs/training.md). The L0 column shows how close each row came.
+docs/training.md), or found with --match-l0 L (l0_match.py: a grid of the coefficient
+around --set's value, then fitted values, each round one pass of --match-tokens; short
+runs mispredict the full run's L0, so runs as long as the final one match best). The
+L0 column shows how close each row came.
 
     python benchmarks/synthetic_recovery.py [--d 256 --n-true 4096 --latents 8192 --k 16]
         [--tokens 307200] [--heldout 50000] [--architectures relu topk batchtopk jumprelu matryoshka sparsify]
-        [--set ARCH.FIELD=VALUE ...] [--json out.json]
+        [--set ARCH.FIELD=VALUE ...] [--match-l0 16 [--match-tokens 61440 --match-grid 3 --match-ratio 3 --match-rounds 2]] [--json out.json]
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import json
 import time
 
 import torch
+
+from l0_match import MatchPlan, coefficient_knob, match_l0
 
 from monosemantic.evals.synthetic import SyntheticConfig, SyntheticDictionary, recovery
 from monosemantic.sae import ARCHITECTURES
@@ -56,6 +61,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None, help="TrainConfig.lr for our SAEs (default: TrainConfig's)")
     parser.add_argument("--warmup", type=float, default=None, help="TrainConfig.lr_warmup_fraction (default: TrainConfig's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic dictionary")
+    parser.add_argument("--match-l0", type=float, default=0, metavar="L",
+                        help="first find relu's λ and jumprelu's λ₀ giving held-out L0 ≈ L on short runs (l0_match.py)")
+    parser.add_argument("--match-tokens", type=int, default=61_440, help="training tokens of each --match-l0 short run")
+    parser.add_argument("--match-grid", type=int, default=3, help="--match-l0: coefficients in the first round, centred on --set's or the default")
+    parser.add_argument("--match-ratio", type=float, default=3.0, help="--match-l0: ratio of neighbouring coefficients in the grid")
+    parser.add_argument("--match-rounds", type=int, default=2, help="--match-l0: rounds (the grid, then fitted values)")
     parser.add_argument("--json", default=None, help="also write the table here")
     args = parser.parse_args()
     truth = SyntheticDictionary(SyntheticConfig(d=args.d, n_true=args.n_true, seed=args.seed))
@@ -69,6 +80,10 @@ def main() -> None:
         extra["lr_warmup_fraction"] = args.warmup
     cfg = TrainConfig(n_tokens=args.tokens, batch_size=args.batch, log_every=50, checkpoint_every=0, dead_window_tokens=args.dead_window, **extra)
     ours = [arch for arch in args.architectures if arch != "sparsify"]
+    if args.match_l0:
+        plan = MatchPlan(args.match_l0, args.match_tokens, grid=args.match_grid, ratio=args.match_ratio, rounds=args.match_rounds)
+        for arch, value in match_l0(truth, ours, overrides, plan, args.latents, args.k, args.batch, extra).items():
+            overrides.setdefault(arch, {})[coefficient_knob(arch)] = value
     jobs = [TrainJob(config_for({"architecture": arch, "d_in": c.d, "n_latents": args.latents, "k": args.k, **overrides.get(arch, {})}), cfg)
             for arch in ours]
     trained = []   # (name, sae, train FVE)

@@ -121,6 +121,11 @@ class SAE(nn.Module):
     knob_label: ClassVar[str] = "k"               # run-name prefix of the knob: k32, l1_3
     penalty_term: ClassVar[str | None] = None     # the loss term the knob weighs (scaling loss = mse + knob·term)
     bf16_safe: ClassVar[bool] = False             # bfloat16 autocast measured at float32's loss (train --train-dtype auto)
+    # Attributes outside the config that shape a training step (a class default such as
+    # BatchTopK's threshold EMA): checkpoints record them and a resumed run keeps the
+    # checkpoint's values (train/knobs.py), so changing a default never changes a run
+    # half-way. Optimiser lr scales (`param_groups`) are recorded by the trainer.
+    knobs: ClassVar[tuple[str, ...]] = ()
 
     # How SAELens reads the saved weights (io.py writes these into cfg.json).
     saelens_architecture: ClassVar[str] = "standard"
@@ -218,6 +223,17 @@ class SAE(nn.Module):
         if self.b_dec_at_median:
             self.b_dec.copy_(geometric_median(sample.to(self.b_dec.device)).to(self.b_dec.dtype))
 
+    def training_knobs(self) -> dict:
+        """{name: value} of the `knobs` attributes, as JSON-like values."""
+        return {name: _plain(getattr(self, name)) for name in self.knobs}
+
+    def adopt_knobs(self, values: dict) -> None:
+        """Set `knobs` attributes on this instance (a checkpoint's values over the class's)."""
+        for name, value in values.items():
+            if name not in self.knobs:
+                raise KeyError(name)
+            setattr(self, name, value)
+
     def param_groups(self) -> list[dict]:
         """The optimiser's parameter groups; `lr_scale` multiplies the scheduled lr."""
         return [{"params": list(self.parameters()), "lr_scale": 1.0}]
@@ -250,6 +266,10 @@ class SAE(nn.Module):
     def _stats(acts: Tensor) -> tuple[Tensor, Tensor]:
         nz = acts.detach() > 0
         return nz.sum(-1), nz.any(0)                        # n_active [B], fired [n]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 @torch.no_grad()

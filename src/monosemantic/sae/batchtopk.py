@@ -51,6 +51,8 @@ class BatchTopKSAE(TopKSAE):
     # with length): both keep the run's lr (docs/training.md, "BatchTopK's threshold";
     # measured with θ's rate 0.1 — with 0.01, 19.9 % and 11.3 %, mostly θ's doing).
     LR_SCALE = 1.0
+    threshold_ema = THRESHOLD_EMA         # per-instance: a resumed run keeps its checkpoint's (train/knobs.py)
+    knobs = ("threshold_ema",)
 
     def saelens_cfg(self) -> dict:
         return SAE.saelens_cfg(self)      # read as a jumprelu: no k
@@ -98,5 +100,5 @@ class BatchTopKSAE(TopKSAE):
         if int(self.threshold_updates) == 0:
             self.threshold.copy_(lo)
         else:
-            self.threshold.mul_(1 - THRESHOLD_EMA).add_(THRESHOLD_EMA * lo)
+            self.threshold.mul_(1 - self.threshold_ema).add_(self.threshold_ema * lo)
         self.threshold_updates += 1

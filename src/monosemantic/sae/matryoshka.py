@@ -133,6 +133,7 @@ class MatryoshkaSAE(BatchTopKSAE):
     config_class = MatryoshkaConfig
     uses = (*BatchTopKSAE.uses, "matryoshka_widths")
     bf16_safe = True        # bfloat16 at float32's loss, FVE and L0 (tests/train/test_matryoshka_bf16.py; docs/training.md)
+    knobs = (*BatchTopKSAE.knobs, "widths")   # the resolved prefix widths (default_widths may change)
 
     @classmethod
     def config_problem(cls, cfg) -> str | None:

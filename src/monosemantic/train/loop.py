@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..sae.registry import config_for
 from .adam import make_adam as _adam
 from .config import TrainConfig
 from .dead import DeadTracker
+from .knobs import current_knobs, resume_with_knobs
 from .distributed import Single
 from .schedules import lr_factor, sparsity_factor
 
@@ -201,6 +203,9 @@ class SAETrainer:
             self.start = self.resumed_from = int(state["step"])
             self.elapsed = float(state.get("elapsed", 0.0))
             self.tokens = int(state.get("tokens", self.start * cfg.batch_size))
+            for note in resume_with_knobs(self, state.get("knobs"), self.ckpt_dir):  # the checkpoint's lr scales, dtype, ...
+                if parallel.is_main:
+                    print(f"monosemantic: note: {note}", file=sys.stderr)
         elif job.resume and self.ckpt_dir is not None:
             raise ConfigError(f"no checkpoint in {self.ckpt_dir} to resume from: run without --resume")
         # Each trainer keeps its own random state, so that training beside others
@@ -232,7 +237,7 @@ class SAETrainer:
         return self.parallel.save_checkpoint(self.ckpt_dir, {
             "step": step, "sae_config": asdict(self.sae_cfg), "train_config": self.cfg.to_dict(), "sae": self.sae.state_dict(),
             "optimizer": self.optimizer.state_dict(), "dead": self.dead.state_dict(), "rng": self.rng,
-            "elapsed": self.elapsed, "tokens": self.tokens,
+            "elapsed": self.elapsed, "tokens": self.tokens, "knobs": current_knobs(self),
         })
 
     def step(self, step: int, x: torch.Tensor, shared_seconds: float = 0.0, own_rng: bool = True) -> None:

@@ -96,6 +96,12 @@ class ShardedSAE(nn.Module):
     def param_groups(self) -> list[dict]:
         return self.local.param_groups()
 
+    def training_knobs(self) -> dict:
+        return self.local.training_knobs()
+
+    def adopt_knobs(self, values: dict) -> None:
+        self.local.adopt_knobs(values)
+
     def init_from_data(self, sample: Tensor) -> None:
         if self.cfg.architecture == "jumprelu":
             self.local.init_from_data(sample, all_latents=self._all_latents)
