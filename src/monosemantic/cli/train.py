@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("run", help="run directory (holds activations/ unless --activations is given)")
     parser.add_argument("--activations", default=None, metavar="PATH", help="a store directory or an [N, d] .npy instead of RUN/activations")
     add_train_arguments(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints with the same data order and the checkpoint's own training knobs (lr scales, auto dtype, ...; docs/training.md)")
     parser.add_argument("--force", action="store_true", help="discard this run's SAE, checkpoints and metrics and train again")
     add_nproc_argument(parser, "train")
     add_parallel_argument(parser)
