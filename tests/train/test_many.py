@@ -126,3 +126,23 @@ def test_a_step_that_draws_random_numbers_is_refused_concurrently(monkeypatch):
     with pytest.raises(RuntimeError, match="random numbers"):
         train_many(stream(30), jobs(), progress=False, workers=2)
     train_many(stream(30), jobs()[:2], progress=False, workers=1)   # one at a time, each on its own generator
+
+
+def test_concurrent_steps_start_the_costliest_sae_first():
+    from monosemantic.train.concurrent import ConcurrentSteps
+
+    order = []
+
+    class Fake:   # pure scheduling logic: a trainer reduced to its cost and clock
+        def __init__(self, cost):
+            self.step_cost, self.elapsed = cost, 0.0
+
+        def step(self, step, x, share, own_rng=True):
+            order.append(self.step_cost)
+
+    steps = ConcurrentSteps(1)   # one worker: it runs them in the order handed over
+    try:
+        steps.step([Fake(c) for c in (1, 8, 2, 4)], 0, torch.zeros(1), 0.0)
+    finally:
+        steps.close()
+    assert order == [8, 4, 2, 1]

@@ -52,7 +52,11 @@ class ConcurrentSteps:
         before = torch.get_rng_state()
         clocks = [t.elapsed for t in trainers]
         t0 = time.perf_counter()
-        futures = [self.pool.submit(t.step, step, x, share, own_rng=False) for t in trainers]
+        # Largest first: the pool hands each SAE to the worker that frees up first, so the
+        # small ones fill the gaps (a sweep of 512 ... 4,096 latents smallest first left one
+        # worker with the two largest).
+        by_cost = sorted(trainers, key=lambda t: t.step_cost, reverse=True)
+        futures = [self.pool.submit(t.step, step, x, share, own_rng=False) for t in by_cost]
         for f in futures:
             f.result()
         wall = time.perf_counter() - t0
