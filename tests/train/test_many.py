@@ -93,12 +93,21 @@ def test_saes_step_at_once_on_worker_threads(monkeypatch):
     real = loop.SAETrainer.step
 
     def step(self, *args, **kwargs):
-        threads.add(threading.current_thread().name)
+        threads.add((threading.current_thread().name, torch.get_num_threads()))
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(loop.SAETrainer, "step", step)
-    train_many(stream(30), jobs(), progress=False, workers=2)
-    assert len({t for t in threads if t.startswith("sae-step")}) == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        between = []   # on_done runs on the calling thread, which keeps its two threads
+        train_many(stream(30), jobs(), progress=False, workers=2, on_done=lambda i, r: between.append(torch.get_num_threads()))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    workers = {name: n for name, n in threads if name.startswith("sae-step")}
+    assert len(workers) == 2 and set(workers.values()) == {1}   # two SAEs at once, one intra-op thread each
+    assert set(between) == {2} and after == 2
 
 
 def test_the_clocks_of_overlapping_steps_add_up_to_the_wall_time(monkeypatch):
