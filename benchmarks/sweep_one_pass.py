@@ -56,9 +56,10 @@ def main() -> None:
     stream.close()
     print(f"{len(spec.runs)} {args.architecture} runs: latents {args.latents} x tokens {args.tokens}, batch {args.batch}, "
           f"torch threads {torch.get_num_threads()}")
-    warm = TrainJob(config_for({"architecture": args.architecture, "n_latents": 64, "d_in": store.d}),
-                    TrainConfig(n_tokens=2 * args.batch, batch_size=args.batch))
-    train_many(batches, [warm], progress=False)
+    warm = [TrainJob(config_for({"architecture": args.architecture, "n_latents": 64, "d_in": store.d}),
+                     TrainConfig(n_tokens=2 * args.batch, batch_size=args.batch)) for _ in range(2)]
+    train_many(batches, warm[:1], progress=False)   # one SAE alone, and two stepped at once
+    train_many(batches, warm, progress=False)
 
     def timed(fn) -> float:
         start = time.perf_counter()

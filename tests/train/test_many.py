@@ -93,12 +93,21 @@ def test_saes_step_at_once_on_worker_threads(monkeypatch):
     real = loop.SAETrainer.step
 
     def step(self, *args, **kwargs):
-        threads.add(threading.current_thread().name)
+        threads.add((threading.current_thread().name, torch.get_num_threads()))
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(loop.SAETrainer, "step", step)
-    train_many(stream(30), jobs(), progress=False, workers=2)
-    assert len({t for t in threads if t.startswith("sae-step")}) == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        between = []   # on_done runs on the calling thread, which keeps its two threads
+        train_many(stream(30), jobs(), progress=False, workers=2, on_done=lambda i, r: between.append(torch.get_num_threads()))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    workers = {name: n for name, n in threads if name.startswith("sae-step")}
+    assert len(workers) == 2 and set(workers.values()) == {1}   # two SAEs at once, one intra-op thread each
+    assert set(between) == {2} and after == 2
 
 
 def test_the_clocks_of_overlapping_steps_add_up_to_the_wall_time(monkeypatch):
@@ -126,3 +135,23 @@ def test_a_step_that_draws_random_numbers_is_refused_concurrently(monkeypatch):
     with pytest.raises(RuntimeError, match="random numbers"):
         train_many(stream(30), jobs(), progress=False, workers=2)
     train_many(stream(30), jobs()[:2], progress=False, workers=1)   # one at a time, each on its own generator
+
+
+def test_concurrent_steps_start_the_costliest_sae_first():
+    from monosemantic.train.concurrent import ConcurrentSteps
+
+    order = []
+
+    class Fake:   # pure scheduling logic: a trainer reduced to its cost and clock
+        def __init__(self, cost):
+            self.step_cost, self.elapsed = cost, 0.0
+
+        def step(self, step, x, share, own_rng=True):
+            order.append(self.step_cost)
+
+    steps = ConcurrentSteps(1)   # one worker: it runs them in the order handed over
+    try:
+        steps.step([Fake(c) for c in (1, 8, 2, 4)], 0, torch.zeros(1), 0.0)
+    finally:
+        steps.close()
+    assert order == [8, 4, 2, 1]

@@ -31,7 +31,10 @@ def worker_count(trainers: list, workers: int | None) -> int:
 
 
 class ConcurrentSteps:
-    """A pool of worker threads that steps several trainers on one batch."""
+    """A pool of worker threads that steps several trainers on one batch. The intra-op
+    thread count is per thread (OpenMP's and MKL's): the workers set theirs, and the
+    calling thread keeps all of its own for what runs between steps (saving and
+    scoring a finished SAE, a last SAE stepping alone)."""
 
     def __init__(self, workers: int):
         self.threads = torch.get_num_threads()
@@ -42,17 +45,19 @@ class ConcurrentSteps:
 
     def step(self, trainers: list, step: int, x: torch.Tensor, share: float) -> None:
         if len(trainers) == 1:   # the others have finished: the last one gets every thread
-            torch.set_num_threads(self.threads)
             trainers[0].step(step, x, share)
             return
-        torch.set_num_threads(self.per_worker)
         # A step never draws random numbers (its trainer's generator state is only
         # restored for safety when stepping alone), so the global generator must be
         # untouched; a step that drew would make the result depend on thread timing.
         before = torch.get_rng_state()
         clocks = [t.elapsed for t in trainers]
         t0 = time.perf_counter()
-        futures = [self.pool.submit(t.step, step, x, share, own_rng=False) for t in trainers]
+        # Largest first: the pool hands each SAE to the worker that frees up first, so the
+        # small ones fill the gaps (a sweep of 512 ... 4,096 latents smallest first left one
+        # worker with the two largest).
+        by_cost = sorted(trainers, key=lambda t: t.step_cost, reverse=True)
+        futures = [self.pool.submit(t.step, step, x, share, own_rng=False) for t in by_cost]
         for f in futures:
             f.result()
         wall = time.perf_counter() - t0
@@ -69,4 +74,4 @@ class ConcurrentSteps:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads)   # the workers' setting became the default of new threads

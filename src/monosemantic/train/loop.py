@@ -218,6 +218,11 @@ class SAETrainer:
         self.last_good = None if self.resumed_from is None else self.ckpt_dir / "latest.pt"
         self.last_record: dict = {}
 
+    @property
+    def step_cost(self) -> int:
+        """FLOPs of one step at the configured batch (for ordering concurrent steps)."""
+        return self._step_flops(self.cfg.batch_size, 0)
+
     def _step_flops(self, batch: int, n_dead: int) -> int:
         # from the architecture's class: a feature-sharded `sae` is a wrapper of its slice
         return ARCHITECTURES[self.sae_cfg.architecture].step_flops(self.sae_cfg, batch, n_dead).total
