@@ -89,7 +89,7 @@ def test_a_changed_default_resumes_with_the_checkpoints_value(arch, knob, change
     assert resumed.resumed_from == AT
     assert_same(resumed.sae, reference)
     note = capsys.readouterr().err
-    assert f"checkpoint's own training knobs" in note and knob in note, note
+    assert "checkpoint's own training knobs" in note and knob in note, note
 
 
 def test_a_knob_this_version_cannot_set_is_refused_in_one_line(data, tmp_path):
