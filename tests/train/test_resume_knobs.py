@@ -53,7 +53,7 @@ def test_checkpoints_record_the_knobs_outside_the_configs(data, tmp_path):
     knobs = {arch: load_state(tmp_path / arch / "checkpoints" / "latest.pt")["knobs"] for arch in ("topk", "jumprelu", "matryoshka")}
     assert knobs["topk"] == {"lr_scales": [2.0], "dtype": loop.resolve_dtype("auto", "topk"), "dead_window": B * STEPS // 4, "aux_k": D // 2}
     assert knobs["jumprelu"]["lr_scales"] == [1.0, 3.0] and "aux_k" not in knobs["jumprelu"]
-    assert knobs["matryoshka"]["threshold_ema"] == 0.01 and knobs["matryoshka"]["widths"] == [1, 4, 16, 64]
+    assert knobs["matryoshka"]["threshold_ema"] == batchtopk.THRESHOLD_EMA and knobs["matryoshka"]["widths"] == [1, 4, 16, 64]
 
 
 def set_lr_scale(monkeypatch, value):
