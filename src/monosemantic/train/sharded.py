@@ -27,7 +27,6 @@ weights on any number of ranks."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 import torch.nn as nn
