@@ -83,13 +83,37 @@ class Single:
         return save_checkpoint(directory, state)
 
 
-class DataParallel(Single):
+class SplitRows:
+    """The hooks of a scheme whose `replicas` ranks each step on other rows of one
+    global batch: data parallel (the whole world) and the mesh's data groups
+    (mesh.FeatureSharded, whose feature groups' ranks hold the same rows)."""
+
+    replicas: World
+
+    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.replicas.all_gather(x))                     # [B, d] in global row order
+
+    def global_rows(self, rows: int) -> int:
+        return rows * self.replicas.size
+
+    def fired(self, fired: torch.Tensor) -> torch.Tensor:
+        return self.replicas.all_reduce_(fired.to(torch.uint8), "max").bool()
+
+    def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
+        return self.replicas.all_reduce_(values, "sum")
+
+
+class DataParallel(SplitRows, Single):
     scheme = "data"
 
     def __init__(self, world: World, batch_size: int):
         super().__init__(world)
         check_batch_splits(batch_size, world.size)
         self.local_rows = batch_size // world.size
+
+    @property
+    def replicas(self) -> World:
+        return self.world
 
     @property
     def device(self) -> torch.device:
@@ -102,15 +126,6 @@ class DataParallel(Single):
                 torch.distributed.broadcast(tensor.data, src=0)
         return sae
 
-    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.world.all_gather(x))                        # [B, d] in global row order
-
-    def global_rows(self, rows: int) -> int:
-        return rows * self.world.size
-
-    def fired(self, fired: torch.Tensor) -> torch.Tensor:
-        return self.world.all_reduce_(fired.to(torch.uint8), "max").bool()
-
     def sync_and_clip(self, sae: SAE, max_norm: float) -> None:
         grads = [p.grad for p in sae.parameters() if p.grad is not None]
         if self.world.distributed and grads:
@@ -121,9 +136,6 @@ class DataParallel(Single):
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
         torch.nn.utils.clip_grad_norm_(sae.parameters(), max_norm)
-
-    def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
-        return self.world.all_reduce_(values, "sum")
 
     def save_checkpoint(self, directory: Path, state: dict) -> Path:
         path = save_checkpoint(directory, state) if self.is_main else directory / "latest.pt"

@@ -27,7 +27,7 @@ from ..distributed import World
 from ..errors import ConfigError
 from ..sae import SAE, SAEConfig, make_sae
 from .dead import DeadTracker
-from .distributed import Single, check_mesh_splits
+from .distributed import Single, SplitRows, check_mesh_splits
 from .sharded import SHARDABLE, ShardedSAE
 from .sharded_checkpoint import SHARD_AXIS, load_sharded, save_sharded, shard_range
 
@@ -52,7 +52,7 @@ def mesh_groups(world: World, feature_ranks: int) -> tuple[World, World]:
     return mine["feature"], mine["data"]
 
 
-class FeatureSharded(Single):
+class FeatureSharded(SplitRows, Single):
     """The training-loop hooks for a feature-sharded SAE on a D x F mesh."""
 
     def __init__(self, world: World, batch_size: int, feature_ranks: int | None = None):
@@ -79,18 +79,6 @@ class FeatureSharded(Single):
     def local_latents(self, cfg: SAEConfig) -> int:
         lo, hi = shard_range(cfg.n_latents, self.shards.rank, self.shards.size)
         return hi - lo
-
-    def global_batch(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(self.replicas.all_gather(x))                     # [B, d] in global row order
-
-    def global_rows(self, rows: int) -> int:
-        return rows * self.replicas.size
-
-    def fired(self, fired: torch.Tensor) -> torch.Tensor:
-        return self.replicas.all_reduce_(fired.to(torch.uint8), "max").bool()
-
-    def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
-        return self.replicas.all_reduce_(values, "sum")                  # a feature group's ranks hold the same values
 
     def sync_and_clip(self, sae: ShardedSAE, max_norm: float) -> None:
         params = [(name, p) for name, p in sae.local.named_parameters() if p.grad is not None]
