@@ -38,7 +38,6 @@ class ConcurrentSteps:
 
     def __init__(self, workers: int):
         self.threads = torch.get_num_threads()
-        self.workers = workers
         self.per_worker = max(1, self.threads // workers)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="sae-step", initializer=torch.set_num_threads,
                                        initargs=(self.per_worker,))

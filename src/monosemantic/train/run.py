@@ -157,16 +157,19 @@ def _prepare(run: Run | str | Path, sae_cfg: dict | None, cfg: TrainConfig, stor
     return TrainJob(full_cfg, cfg, run_dir, resume=resume and has_ckpt, parallel=hooks)
 
 
+def _param_count(sae_cfg: SAEConfig) -> int:
+    return 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
+
+
 def training_memory(sae_cfg: SAEConfig, batch_size: int) -> tuple[int, int]:
     """Bytes an SAE holds while it trains (float32 weights, gradients and two Adam
     moments) and bytes its step adds (a few [batch, n] activations)."""
-    params = 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
-    return 16 * params, 4 * 4 * batch_size * sae_cfg.n_latents
+    return 16 * _param_count(sae_cfg), 4 * 4 * batch_size * sae_cfg.n_latents
 
 
 def preflight(sae_cfg: SAEConfig, cfg: TrainConfig, run_dir: Path) -> None:
     """Refuse a training run that cannot fit in memory or on disk, or cannot finish."""
-    params = 2 * sae_cfg.d_in * sae_cfg.n_latents + sae_cfg.n_latents + sae_cfg.d_in
+    params = _param_count(sae_cfg)
     what = f"an SAE of {sae_cfg.n_latents:,} latents on d={sae_cfg.d_in}"
     check_memory(sum(training_memory(sae_cfg, cfg.batch_size)), what, "--latents or --batch-size")
     check_disk(run_dir, 4 * params * 5, what + " (the SAE, its checkpoint and the previous one)", "--latents")
