@@ -31,6 +31,13 @@ def cli(*args, timeout: float = 600, **popen) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, **popen)
 
 
+def assert_refused_before_work(done: subprocess.CompletedProcess, message: str, run: Path) -> None:
+    """The launcher refused in exactly one line, before any rank started or wrote."""
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"monosemantic: error: {message}"
+    assert not run.exists()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from distributed_helpers import cli, env, kill_rank_once_ready, max_difference, sae_weights
+from distributed_helpers import assert_refused_before_work, cli, env, kill_rank_once_ready, max_difference, sae_weights
 
 # 100 steps of 256 rows on a tiny Llama: long enough to kill a rank mid-training
 TRAIN = ["--latents", 32, "--train-tokens", 25600, "--batch-size", 256, "--checkpoint-every", 5, "--train-dtype", "float32"]
@@ -64,16 +64,12 @@ def test_pipeline_on_two_ranks_killed_mid_training_resumes_to_the_one_process_re
 
 def test_pipeline_nproc_refuses_a_batch_that_does_not_split_before_any_work(tmp_path):
     done = cli("pipeline", tmp_path / "run", "--nproc", 2, "--batch-size", 255, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.strip() == "monosemantic: error: --batch-size 255 does not split evenly over 2 ranks: use a multiple of 2"
-    assert not (tmp_path / "run").exists()
+    assert_refused_before_work(done, "--batch-size 255 does not split evenly over 2 ranks: use a multiple of 2", tmp_path / "run")
 
 
 def test_pipeline_nproc_refuses_a_mesh_that_does_not_split_before_any_work(tmp_path):
     done = cli("pipeline", tmp_path / "run", "--nproc", 4, "--parallel", "mesh", "--feature-ranks", 3, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.strip() == "monosemantic: error: --feature-ranks 3 does not divide the 4 ranks: use a divisor of 4"
-    assert not (tmp_path / "run").exists()
+    assert_refused_before_work(done, "--feature-ranks 3 does not divide the 4 ranks: use a divisor of 4", tmp_path / "run")
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distributed_helpers import cli, kill_rank_once_ready, max_difference, ranks_by_hand, sae_weights, synthetic_store
+from distributed_helpers import assert_refused_before_work, cli, kill_rank_once_ready, max_difference, ranks_by_hand, sae_weights, synthetic_store
 from monosemantic.sae import SAEConfig
 from monosemantic.train import TrainConfig, train_sae
 from monosemantic.train.checkpoint import load_checkpoint
@@ -181,10 +181,7 @@ def test_batch_that_does_not_split_over_the_ranks_is_refused(store, tmp_path):
     flags = [*COMMON, *RELU]
     flags[flags.index("--batch-size") + 1] = 63
     done = cli("train", tmp_path / "run", "--activations", store, *flags, "--nproc", 2)
-    assert done.returncode == 1
-    # refused by the launcher in one line, before any rank starts
-    assert done.stderr.strip() == "monosemantic: error: --batch-size 63 does not split evenly over 2 ranks: use a multiple of 2"
-    assert not (tmp_path / "run").exists()
+    assert_refused_before_work(done, "--batch-size 63 does not split evenly over 2 ranks: use a multiple of 2", tmp_path / "run")
 
 
 @pytest.mark.slow
