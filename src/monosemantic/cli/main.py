@@ -17,6 +17,7 @@ import os
 import sys
 
 from .. import __version__
+from ..allocator import keep_freed_memory
 from ..errors import ConfigError, MonosemanticError
 from .interop import add_sae_option, use_sae_option
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:  # progress.py reads TQDM_DISABLE; restored below for in-process callers
         os.environ["TQDM_DISABLE"] = "1"
         logging.getLogger().setLevel(logging.ERROR)
+    keep_freed_memory()   # every command's repeated passes reuse freed pages (allocator.py)
     try:
         check_utf8(args)
         use_sae_option(args)
