@@ -26,6 +26,7 @@ import time
 
 import torch
 
+from monosemantic.allocator import keep_freed_memory
 from monosemantic.sae import SAEConfig
 from monosemantic.train import TrainConfig
 from monosemantic.train.loop import TrainJob, resolve_dtype
@@ -184,6 +185,7 @@ def main() -> None:
                         "at 4,096 and --latents latents; matryoshka vs batchtopk at --latents; share: our topk step's "
                         "dense-part FLOP/s over the matmul rate, float32 and the dtype `auto` picks")
     args = parser.parse_args()
+    keep_freed_memory()   # as train_many and the CLI do; from the start, so every step compared runs under it
     n, B, k = args.latents, args.batch, args.k
     torch.manual_seed(0)
     batches = [torch.randn(B, D) for _ in range(args.steps)]

@@ -74,6 +74,20 @@ def test_nan_in_batches_names_the_step(tmp_path):
         train_sae(list(data), SAEConfig(architecture="relu", d_in=D, n_latents=N), small_cfg(n_tokens=256 * 8), progress=False)
 
 
+def test_infinities_are_refused_and_a_sum_that_overflows_is_not():
+    # the batch check reads one sum: +inf and -inf together sum to NaN, and finite
+    # values whose float32 sum overflows must still pass (checked then in full)
+    from monosemantic.train.loop import _check_batch
+
+    x = torch.randn(64, D)
+    x[1, 2], x[5, 7] = float("inf"), float("-inf")
+    with pytest.raises(StoreError, match="step 4 contains NaN or infinite"):
+        _check_batch(x, D, 4)
+    huge = torch.full((64, D), 3e37)
+    assert not torch.isfinite(huge.sum())
+    assert _check_batch(huge, D, 0) is not None
+
+
 def test_divergence_stops_with_the_last_good_checkpoint(tmp_path):
     data = [torch.randn(256, D) for _ in range(6)] + [torch.full((256, D), 1e25)] * 2
     with pytest.raises(TrainingDiverged, match=r"step 6.*checkpoints/latest.pt"):

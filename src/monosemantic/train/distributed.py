@@ -27,6 +27,19 @@ from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .dead import DeadTracker
 
 
+def clip_gradients(params, max_norm: float) -> None:
+    """torch's clip_grad_norm_ (the same formula and result), without its multiply by
+    1 when the norm is already under max_norm: on the CPU reading the norm costs
+    nothing, and that multiply rewrote every gradient (~3 ms of a 16,384-latent step).
+    On an accelerator it always multiplies, as torch does, to stay free of syncs."""
+    params = [p for p in params if p.grad is not None]
+    if not params:
+        return
+    total = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if params[0].device.type != "cpu" or max_norm / (float(total) + 1e-6) < 1.0:
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+
+
 class Single:
     """One process: what `train_sae` does without torch.distributed."""
 
@@ -61,7 +74,7 @@ class Single:
         return fired
 
     def sync_and_clip(self, sae: SAE, max_norm: float) -> None:
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), max_norm)
+        clip_gradients(sae.parameters(), max_norm)
 
     def sum_metrics_(self, values: torch.Tensor) -> torch.Tensor:
         """Per-window metric sums [k] float64, summed over the ranks that saw different rows."""
@@ -135,7 +148,7 @@ class DataParallel(SplitRows, Single):
             for g in grads:
                 g.copy_(flat[offset : offset + g.numel()].view_as(g))
                 offset += g.numel()
-        torch.nn.utils.clip_grad_norm_(sae.parameters(), max_norm)
+        clip_gradients(sae.parameters(), max_norm)
 
     def save_checkpoint(self, directory: Path, state: dict) -> Path:
         path = save_checkpoint(directory, state) if self.is_main else directory / "latest.pt"
