@@ -32,3 +32,31 @@ def test_a_freed_20_mib_tensor_stays_in_the_heap_for_the_next_step():
     assert _mib("default")[0] >= 20
     mapped, free_in_heap = _mib("kept")
     assert mapped == 0 and free_in_heap >= 20, (mapped, free_in_heap)
+
+
+PASS_SCRIPT = SCRIPT.split("if sys.argv[1]")[0] + """
+import os
+from monosemantic.allocator import reused_memory
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+with reused_memory():
+    before = mallinfo2()
+    t = torch.empty(16 << 20)                            # 64 MiB: above any mmap threshold
+    t.fill_(1.0)
+    inside = mallinfo2().hblkhd - before.hblkhd
+    peak = rss_mib()
+    del t
+after = mallinfo2()
+released = peak - rss_mib()
+u = torch.empty(16 << 20)
+outside = mallinfo2().hblkhd - after.hblkhd
+print(inside >> 20, outside >> 20, released)
+"""
+
+
+def test_a_training_pass_maps_nothing_afresh_and_gives_its_free_memory_back():
+    out = subprocess.run([sys.executable, "-c", PASS_SCRIPT], capture_output=True, text=True, check=True)
+    inside, outside, released = map(int, out.stdout.split())
+    assert inside == 0, "a 64 MiB tensor inside reused_memory() was mapped afresh"
+    assert released >= 60, f"only {released} MiB went back to the OS after the pass (malloc_trim)"
+    assert outside >= 64, "mappings stayed off after the pass"

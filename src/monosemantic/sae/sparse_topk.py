@@ -219,8 +219,11 @@ def dense_pre_acts(x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor | None
     if (buf is None or buf.shape != shape or buf.dtype != dt or buf.device != x.device
             or buf.is_inference() != torch.is_inference_mode_enabled()):
         buf = _workspace.pre = torch.empty(shape, dtype=dt, device=x.device)
+    # W_enc is column-major (W_decᵀ's layout): cast it as its contiguous transpose,
+    # 1.4 ms at [576, 16384] where the strided copy took 4.4
+    W = W_enc.t().to(dt).t() if W_enc.dtype != dt and W_enc.t().is_contiguous() else W_enc.to(dt)
     with torch.autocast("cpu", enabled=False):
-        return torch.addmm(b_enc.to(dt), xc.to(dt), W_enc.to(dt), out=buf)
+        return torch.addmm(b_enc.to(dt), xc.to(dt), W, out=buf)
 
 
 def topk_encode(x: Tensor, W_enc: Tensor, b_enc: Tensor, b_dec: Tensor | None, k: int,

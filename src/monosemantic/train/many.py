@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import Callable
 
-from ..allocator import keep_freed_memory
+from ..allocator import reused_memory
 from ..errors import ConfigError, StoreError
 from ..progress import progress_bar
 from .concurrent import ConcurrentSteps, worker_count
@@ -38,7 +38,11 @@ def train_many(batches: Batches, jobs: list[TrainJob], *, progress: bool = True,
     sizes = {(j.cfg.batch_size, j.sae_cfg.d_in) for j in jobs}
     if len(sizes) > 1:
         raise ConfigError(f"SAEs trained in one pass share the batches: their (batch size, d_in) differ: {sorted(sizes)}")
-    keep_freed_memory()   # each step's tensors reuse the last step's pages (allocator.py)
+    with reused_memory():   # each step's tensors reuse the last step's pages (allocator.py)
+        return _train_many(batches, jobs, progress, on_done, workers)
+
+
+def _train_many(batches: Batches, jobs: list[TrainJob], progress: bool, on_done: OnDone | None, workers: int | None) -> list[TrainResult]:
     trainers = [SAETrainer(j) for j in jobs]
     d = jobs[0].sae_cfg.d_in
     results: list[TrainResult | None] = [None] * len(jobs)
