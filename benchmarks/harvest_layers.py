@@ -1,6 +1,7 @@
 """Three layers from one harvest (`harvest --layers 6,15,24`: one forward per batch,
 stopping after the deepest) vs three single-layer harvests, side by side in one run
-on the same contexts. Rounds alternate the order so machine drift hits both.
+on the same contexts, after an untimed warm-up pass. Rounds alternate the order so
+machine drift hits both.
 
 Printed, each measured in the same rounds:
 - the honest ratio (the issue's target): one pass vs three harvests that each stop
@@ -105,6 +106,10 @@ def main() -> None:
     cases = {"one pass": one_pass, f"{len(layers)} harvests": separately,
              "model only, one forward": model_one, f"model only, {len(layers)} forwards": model_each,
              f"{len(layers)} whole-model harvests": separately_whole_model}
+    # A warm-up first pays the process's one-time costs (the first forwards' kernel
+    # set-up), which would otherwise land on round 0's first case, the one pass: it
+    # read 9.7 s there and 7.8 s in round 1 (2026-12-02).
+    one_pass()
     times: dict[str, list[float]] = {name: [] for name in cases}
     for r in range(args.rounds):
         for name in (list(cases) if r % 2 == 0 else list(cases)[::-1]):
