@@ -103,3 +103,22 @@ def test_damaged_store_is_reported(tmp_path, embedded_lm):
         open_store(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["count"] > 0
+
+
+def test_store_casts_through_torch_give_numpys_bits():
+    # harvest.py casts with torch (20x faster than numpy's float16 conversion here);
+    # the stored bits and the norm sums must stay those numpy's astype gives,
+    # overflow, subnormals and infinities included
+    import numpy as np
+    import torch
+
+    from monosemantic.activations.harvest import _float32
+
+    g = np.random.default_rng(0)
+    x = np.concatenate([g.standard_normal((500, 64)).astype(np.float32) * s for s in (1.0, 300.0, 1e-5)])
+    x[0, :8] = [65504, 65520, 1e6, -1e6, 6e-8, 3e-8, np.inf, -np.inf]
+    with np.errstate(over="ignore"):
+        half = x.astype(np.float16)
+    assert np.array_equal(torch.from_numpy(x).to(torch.float16).numpy().view(np.uint16), half.view(np.uint16))
+    assert np.array_equal(_float32(half).view(np.uint32), half.astype(np.float32).view(np.uint32))
+    assert np.array_equal(_float32(x[:, ::2]), x[:, ::2])   # a strided float32 view passes through
