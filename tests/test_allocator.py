@@ -4,13 +4,16 @@ mapping fresh pages (which then fault in one by one)."""
 import subprocess
 import sys
 
-SCRIPT = """
+MALLINFO = """
 import ctypes, sys, torch
-from monosemantic.allocator import keep_freed_memory
 class Info(ctypes.Structure):   # glibc's struct mallinfo2
     _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = Info
+"""
+
+SCRIPT = MALLINFO + """
+from monosemantic.allocator import keep_freed_memory
 if sys.argv[1] == "kept":
     assert keep_freed_memory() and keep_freed_memory()   # idempotent
 before = mallinfo2()
@@ -34,7 +37,7 @@ def test_a_freed_20_mib_tensor_stays_in_the_heap_for_the_next_step():
     assert mapped == 0 and free_in_heap >= 20, (mapped, free_in_heap)
 
 
-PASS_SCRIPT = SCRIPT.split("if sys.argv[1]")[0] + """
+PASS_SCRIPT = MALLINFO + """
 import os
 from monosemantic.allocator import reused_memory
 def rss_mib():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 import threading
 
@@ -35,6 +36,7 @@ _lock = threading.Lock()
 _passes = 0   # reused_memory() blocks open (train_many can run inside another's on_done)
 
 
+@functools.cache
 def _libc():
     if not sys.platform.startswith("linux"):
         return None
